@@ -1,0 +1,165 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "glmproxy/error.hpp"
+#include "glmproxy/log.hpp"
+
+namespace glmproxy {
+
+using Milliseconds = std::chrono::milliseconds;
+
+/// Starting points from the tuning guide's profiles; `GLMPROXY_PRESET` selects one in from_env().
+enum class Preset { Default, LowLatency, HighThroughput, Development, Edge };
+
+/// "default", "low-latency", "high-throughput", "development", "edge".
+std::string_view to_string(Preset preset) noexcept;
+/// Accepts the names above case-insensitively, with '-' or '_' (e.g. "LOW_LATENCY").
+std::optional<Preset> parse_preset(std::string_view name) noexcept;
+
+/// Where requests go and who they are sent as.
+struct UpstreamConfig {
+  std::string api_key;                                                ///< ZAI_API_KEY
+  std::string openai_base_url = "https://api.z.ai/api/paas/v4";       ///< ZAI_API_BASE
+  std::string anthropic_base_url = "https://api.z.ai/api/anthropic";  ///< ANTHROPIC_API_BASE
+  std::string default_model = "glm-4.7";                              ///< DEFAULT_MODEL
+  std::string anthropic_version = "2023-06-01";  ///< GLMPROXY_ANTHROPIC_VERSION
+};
+
+/// Deadlines. A request that passes one fails with ErrorCode::Timeout naming which.
+struct TimeoutConfig {
+  Milliseconds connect{10'000};       ///< GLMPROXY_CONNECT_TIMEOUT_MS: TCP + TLS handshake
+  Milliseconds first_byte{300'000};   ///< GLMPROXY_FIRST_BYTE_TIMEOUT_MS: request sent -> first
+                                      ///< response byte (thinking models can take minutes)
+  Milliseconds stream_idle{120'000};  ///< GLMPROXY_STREAM_IDLE_TIMEOUT_MS: silence between chunks
+  Milliseconds total{600'000};        ///< GLMPROXY_TOTAL_TIMEOUT_MS: one deadline across all
+                                      ///< attempts of a request, retries and backoff included
+};
+
+/// Retries of transient failures (408, 409, 429, 5xx, connection failures), full-jitter
+/// exponential backoff, never after the first response byte reached the caller.
+struct RetryConfig {
+  int max_attempts = 3;                  ///< GLMPROXY_MAX_ATTEMPTS: 1 = no retries
+  Milliseconds base_delay{500};          ///< GLMPROXY_RETRY_BASE_DELAY_MS
+  Milliseconds max_delay{8'000};         ///< GLMPROXY_RETRY_MAX_DELAY_MS: backoff cap
+  Milliseconds retry_after_cap{60'000};  ///< GLMPROXY_RETRY_AFTER_MAX_MS: longest Retry-After
+                                         ///< honoured; a longer one fails with retry_after set
+};
+
+/// The connection pool (libcurl multi) and its admission control.
+struct PoolConfig {
+  int min_connections = 2;              ///< POOL_MIN_CONNECTIONS: kept open when idle
+  int max_connections = 10;             ///< POOL_MAX_CONNECTIONS: requests on the wire at once
+  bool warm = false;                    ///< POOL_WARM: open min_connections in create()
+  Milliseconds acquire_timeout{5'000};  ///< POOL_ACQUIRE_TIMEOUT: longest wait for a free slot
+  bool disabled = false;                ///< DISABLE_CONNECTION_POOL: fresh connection per request
+  Milliseconds max_idle{30'000};        ///< GLMPROXY_POOL_MAX_IDLE_MS: connections idle longer
+                                        ///< are not reused
+};
+
+/// The response cache.
+struct CacheConfig {
+  bool enabled = false;               ///< CACHE_ENABLED
+  Milliseconds ttl{300'000};          ///< CACHE_TTL_MS: absolute, from insertion
+  std::size_t max_entries = 1000;     ///< CACHE_MAX_SIZE
+  std::size_t max_bytes = 64u << 20;  ///< GLMPROXY_CACHE_MAX_BYTES: byte budget of all entries
+};
+
+/// The batching queue.
+struct BatchConfig {
+  bool enabled = false;               ///< BATCHING_ENABLED
+  Milliseconds window{50};            ///< BATCH_WINDOW_MS: opens at a batch's first request
+  std::size_t max_size = 10;          ///< BATCH_MAX_SIZE: flush at this many requests
+  std::size_t max_queue_size = 1000;  ///< BATCH_MAX_QUEUE_SIZE: beyond it, QueueFull
+};
+
+/// Request upload and response streaming.
+struct StreamConfig {
+  std::size_t request_chunk_size = 32'768;   ///< STREAM_REQUEST_CHUNK_SIZE: larger request
+                                             ///< bodies are uploaded in chunks of this size
+  std::size_t response_chunk_size = 32'768;  ///< STREAM_RESPONSE_CHUNK_SIZE: receive buffer
+  bool buffer_pool_enabled = true;           ///< STREAM_BUFFER_POOL_ENABLED
+  std::size_t max_line_bytes = 1u << 20;     ///< GLMPROXY_SSE_MAX_LINE_BYTES
+  std::size_t max_event_bytes = 8u << 20;    ///< GLMPROXY_SSE_MAX_EVENT_BYTES
+};
+
+/// Tenant keys (a registry file is optional; without one, requests use UpstreamConfig::api_key).
+struct KeysConfig {
+  std::string file;                 ///< APIKEYS_FILE: empty = no tenant registry
+  std::size_t cache_size = 1000;    ///< APIKEY_CACHE_SIZE
+  Milliseconds cache_ttl{300'000};  ///< APIKEY_CACHE_TTL_MS: absolute, from load
+};
+
+/// Batched persistence of token usage to the key file.
+struct RateLimitConfig {
+  Milliseconds batch_interval{5'000};  ///< RATE_LIMIT_BATCH_INTERVAL_MS
+  std::size_t max_batch_size = 100;    ///< RATE_LIMIT_MAX_BATCH_SIZE
+};
+
+struct MetricsConfig {
+  bool enabled = true;                       ///< METRICS_ENABLED
+  Milliseconds retention{60'000};            ///< METRICS_RETENTION_MS
+  Milliseconds aggregation_interval{1'000};  ///< METRICS_AGGREGATION_INTERVAL_MS
+};
+
+struct ProfilingConfig {
+  bool enabled = false;          ///< PROFILING_ENABLED
+  std::size_t ring_size = 1000;  ///< GLMPROXY_PROFILING_RING_SIZE: requests kept
+};
+
+/// Everything that tunes a ProxyClient: a plain value, one sub-struct per subsystem.
+/// Defaults are the tuning guide's; docs/configuration.md lists every variable.
+///
+/// Thread safety: thread-compatible (a plain value; copy it freely).
+/// Example:
+///   auto config = glmproxy::Config::from_env();   // reads POOL_MAX_CONNECTIONS, ...
+///   if (!config) { log(config.error().message); return; }
+///   config->cache.enabled = true;                  // code may adjust after loading
+struct Config {
+  UpstreamConfig upstream;
+  TimeoutConfig timeouts;
+  RetryConfig retry;
+  PoolConfig pool;
+  CacheConfig cache;
+  BatchConfig batch;
+  StreamConfig stream;
+  KeysConfig keys;
+  RateLimitConfig rate_limit;
+  MetricsConfig metrics;
+  ProfilingConfig profiling;
+  /// Where the library's log lines go; empty = nowhere. Not read from the environment.
+  LogCallback logger;
+  LogLevel log_level = LogLevel::Warn;  ///< GLMPROXY_LOG_LEVEL: lowest level passed to logger
+
+  /// Reads the process environment: Config::from_env(lookup) with getenv.
+  static Result<Config> from_env();
+
+  /// Starts from `GLMPROXY_PRESET` (or the defaults), then applies every variable that `lookup`
+  /// returns a non-empty value for. Values are trimmed of surrounding blanks. Booleans accept
+  /// 1/0/true/false/yes/no/on/off in any case; integers are range-checked. All bad values are
+  /// reported together in one InvalidConfig error, then validate() runs on the result.
+  static Result<Config> from_env(
+      const std::function<std::optional<std::string>(std::string_view)>& lookup);
+
+  /// The tuning guide's profile `p`, defaults elsewhere.
+  static Config preset(Preset p);
+
+  /// Checks ranges and contradictions (e.g. POOL_MIN_CONNECTIONS > POOL_MAX_CONNECTIONS);
+  /// reports every problem in one InvalidConfig error, naming the variables involved.
+  Result<void> validate() const;
+
+  /// The effective settings as `NAME=value` lines, the API key redacted to 4 characters + "…".
+  std::string describe() const;
+};
+
+/// Redacts a secret for messages: its first 4 characters and "…" ("" stays ""). A key of 4
+/// characters or fewer becomes "…" alone, so a short key is never shown whole.
+std::string redact_key(std::string_view key);
+
+}  // namespace glmproxy

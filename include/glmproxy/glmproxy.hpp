@@ -1,0 +1,8 @@
+#pragma once
+
+/// Umbrella header: everything a glmproxy user needs.
+
+#include "glmproxy/config.hpp"
+#include "glmproxy/error.hpp"
+#include "glmproxy/log.hpp"
+#include "glmproxy/version.hpp"

@@ -1,0 +1,121 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace glmproxy::mock {
+
+using Milliseconds = std::chrono::milliseconds;
+
+/// One scripted deviation from the normal answer, applied to the next `times` requests whose
+/// path contains `path_contains`. Scripts are matched in the order they were added.
+///
+/// Example (429 with Retry-After twice, then normal answers):
+///   Fault f;
+///   f.status = 429;
+///   f.headers = {{"Retry-After", "1"}};
+///   f.body = R"({"error":{"code":"1302","message":"concurrency"}})";
+///   f.times = 2;
+///   server.add_fault(f);
+struct Fault {
+  std::string path_contains;        ///< "" matches every API request
+  int times = 1;                    ///< requests it applies to; <= 0 means every request
+  int status = 0;                   ///< 0: the normal status (200)
+  std::optional<std::string> body;  ///< replaces the normal body, sent verbatim
+  std::vector<std::pair<std::string, std::string>> headers;  ///< added to the response
+  Milliseconds delay_before_headers{0};   ///< wait before the first response byte
+  Milliseconds delay_between_chunks{0};   ///< wait before each SSE event (or piece, below)
+  std::vector<std::size_t> split_pieces;  ///< send the body in pieces of these sizes (cycled)
+  std::optional<std::size_t> close_after_body_bytes;  ///< send this much body, then close
+  bool malformed_json = false;                        ///< cut the normal JSON body in half
+  std::optional<int> stream_error_after_events;       ///< SSE: after this many events send an
+                                                      ///< error event and end the stream
+  std::string stream_error_json;      ///< that event's data; "" = a protocol-typical error
+  bool close_after_response = false;  ///< close the socket after the response, without saying
+                                      ///< "Connection: close" (a server dropping keep-alive)
+  std::optional<std::int64_t> prompt_tokens;      ///< usage override
+  std::optional<std::int64_t> completion_tokens;  ///< usage override
+};
+
+/// A request as the mock received it (recorded when MockOptions::record_limit > 0).
+struct RecordedRequest {
+  std::string method;
+  std::string path;                                          ///< the request target, query included
+  std::vector<std::pair<std::string, std::string>> headers;  ///< names lower-cased
+  std::string body;
+  std::uint64_t connection_id = 0;  ///< which accepted connection carried it (1-based)
+
+  /// The first header named `name` (lower-case), or nullopt.
+  std::optional<std::string> header(const std::string& name) const;
+};
+
+struct MockStats {
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_open = 0;
+  std::uint64_t requests = 0;           ///< API requests (control requests not counted)
+  std::uint64_t chat_requests = 0;      ///< POST .../chat/completions
+  std::uint64_t messages_requests = 0;  ///< POST .../v1/messages
+  std::uint64_t embeddings_requests = 0;
+  std::uint64_t models_requests = 0;
+  std::uint64_t stream_requests = 0;  ///< requests with "stream": true
+  std::uint64_t faults_applied = 0;
+};
+
+struct MockOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;  ///< 0: any free port; see MockUpstream::port()
+  std::string reply_text = "Hello from the glmproxy mock upstream.";
+  std::string reasoning_text;              ///< non-empty: sent as reasoning_content / thinking
+  std::size_t stream_chunks = 4;           ///< how many deltas a streamed reply is cut into
+  std::size_t record_limit = 1000;         ///< requests kept for recorded(); 0 records none
+  std::size_t max_body_bytes = 64u << 20;  ///< larger request bodies get 413
+};
+
+/// A real HTTP/1.1 keep-alive server that speaks enough of the OpenAI and Anthropic APIs to
+/// test and benchmark clients: POST .../chat/completions, POST .../v1/messages,
+/// POST .../embeddings and GET .../models, JSON or SSE (`"stream": true`), on any base path.
+/// One epoll thread serves every connection; delays never block other connections.
+///
+/// Control endpoints (for out-of-process use; not counted as requests):
+///   GET  /__mock/stats   -> MockStats as JSON
+///   POST /__mock/reset   -> zero the counters, drop faults and recordings
+///   POST /__mock/faults  -> add faults: a JSON array of objects with Fault's field names
+///                           (delays in ms, e.g.
+///                           {"status":429,"times":2,"headers":{"Retry-After":"1"}})
+///
+/// Thread safety: thread-safe. Every method may be called from any thread while it serves.
+class MockUpstream {
+ public:
+  /// Binds and starts serving on a background thread. Returns nullptr and sets `error` when
+  /// the address cannot be bound.
+  static std::unique_ptr<MockUpstream> start(const MockOptions& options = {},
+                                             std::string* error = nullptr);
+  ~MockUpstream();  ///< stops the thread and closes every connection
+  MockUpstream(const MockUpstream&) = delete;
+  MockUpstream& operator=(const MockUpstream&) = delete;
+
+  std::uint16_t port() const noexcept;
+  /// "http://127.0.0.1:<port>" — append a base path such as "/api/paas/v4".
+  std::string base_url() const;
+
+  void add_fault(Fault fault);
+  void clear_faults();
+  MockStats stats() const;
+  void reset();  ///< counters to zero, faults and recordings dropped (open connections stay)
+  std::vector<RecordedRequest> recorded() const;
+  /// Closes every open connection now, as a server restart would (counters stay).
+  void drop_connections();
+
+ private:
+  class Impl;
+  explicit MockUpstream(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace glmproxy::mock

@@ -1,0 +1,597 @@
+#include "responses.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+namespace glmproxy::mock::detail {
+
+namespace {
+
+using simdjson::ondemand::json_type;
+
+std::int64_t count_text(simdjson::ondemand::value value) {
+  // A message's content is a string or an array of blocks with "text".
+  json_type type;
+  if (value.type().get(type)) return 0;
+  if (type == json_type::string) {
+    std::string_view s;
+    return value.get_string().get(s) ? 0 : static_cast<std::int64_t>(s.size());
+  }
+  std::int64_t total = 0;
+  if (type == json_type::array) {
+    for (auto element : value.get_array()) {
+      simdjson::ondemand::object block;
+      if (element.get_object().get(block)) continue;
+      std::string_view text;
+      if (!block.find_field_unordered("text").get_string().get(text)) {
+        total += static_cast<std::int64_t>(text.size());
+      }
+    }
+  }
+  return total;
+}
+
+std::int64_t words(std::string_view s) {
+  std::int64_t n = 0;
+  bool in_word = false;
+  for (char c : s) {
+    bool space = c == ' ' || c == '\n' || c == '\t';
+    if (!space && !in_word) ++n;
+    in_word = !space;
+  }
+  return std::max<std::int64_t>(n, 1);
+}
+
+// Cuts `text` into `n` pieces of about equal size, never inside a UTF-8 sequence.
+std::vector<std::string_view> cut(std::string_view text, std::size_t n) {
+  std::vector<std::string_view> out;
+  if (text.empty()) return out;
+  n = std::clamp<std::size_t>(n, 1, text.size());
+  std::size_t start = 0;
+  for (std::size_t i = 1; i <= n && start < text.size(); ++i) {
+    std::size_t end = i == n ? text.size() : text.size() * i / n;
+    while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) ++end;
+    if (end > start) out.push_back(text.substr(start, end - start));
+    start = end;
+  }
+  return out;
+}
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string sse(std::string_view data) {
+  std::string e;
+  e.reserve(data.size() + 8);
+  e += "data: ";
+  e += data;
+  e += "\n\n";
+  return e;
+}
+
+std::string sse(std::string_view event, std::string_view data) {
+  std::string e;
+  e.reserve(event.size() + data.size() + 16);
+  e += "event: ";
+  e += event;
+  e += "\ndata: ";
+  e += data;
+  e += "\n\n";
+  return e;
+}
+
+struct Usage {
+  std::int64_t prompt;
+  std::int64_t completion;
+};
+
+Usage usage_for(const RequestInfo& info, const MockOptions& options, const Fault* fault) {
+  Usage u{std::max<std::int64_t>(1, (info.prompt_chars + 3) / 4), words(options.reply_text)};
+  if (fault != nullptr && fault->prompt_tokens) u.prompt = *fault->prompt_tokens;
+  if (fault != nullptr && fault->completion_tokens) u.completion = *fault->completion_tokens;
+  return u;
+}
+
+void append_int(std::string& out, std::int64_t v) { out += std::to_string(v); }
+
+void append_openai_usage(std::string& out, Usage u) {
+  out += R"("usage":{"prompt_tokens":)";
+  append_int(out, u.prompt);
+  out += R"(,"completion_tokens":)";
+  append_int(out, u.completion);
+  out += R"(,"total_tokens":)";
+  append_int(out, u.prompt + u.completion);
+  out += '}';
+}
+
+Planned plan_chat(const RequestInfo& info, const MockOptions& options, const Fault* fault,
+                  std::uint64_t counter) {
+  Planned p;
+  const Usage usage = usage_for(info, options, fault);
+  const bool think = !options.reasoning_text.empty() && !info.thinking_disabled;
+  std::string head = R"({"id":"chatcmpl-mock-)" + std::to_string(counter) + R"(","object":)";
+  std::string tail = R"(,"created":)" + std::to_string(unix_now()) + R"(,"model":)";
+  append_json_string(tail, info.model);
+  if (!info.stream) {
+    p.headers.emplace_back("Content-Type", "application/json");
+    std::string& b = p.body;
+    b.reserve(256 + options.reply_text.size() + options.reasoning_text.size());
+    b += head;
+    b += R"("chat.completion")";
+    b += tail;
+    b += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
+    append_json_string(b, options.reply_text);
+    if (think) {
+      b += R"(,"reasoning_content":)";
+      append_json_string(b, options.reasoning_text);
+    }
+    b += R"(},"finish_reason":"stop"}],)";
+    append_openai_usage(b, usage);
+    b += '}';
+    return p;
+  }
+  p.sse = true;
+  p.headers.emplace_back("Content-Type", "text/event-stream");
+  p.headers.emplace_back("Cache-Control", "no-cache");
+  const std::string prefix = head + R"("chat.completion.chunk")" + tail + R"(,"choices":[)";
+  auto delta = [&](std::string_view field, std::string_view text) {
+    std::string d = prefix + R"({"index":0,"delta":{")";
+    d += field;
+    d += R"(":)";
+    append_json_string(d, text);
+    d += R"(},"finish_reason":null}]})";
+    p.events.push_back(sse(d));
+  };
+  p.events.push_back(sse(
+      prefix + R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})"));
+  if (think) {
+    for (std::string_view piece : cut(options.reasoning_text, options.stream_chunks)) {
+      delta("reasoning_content", piece);
+    }
+  }
+  for (std::string_view piece : cut(options.reply_text, options.stream_chunks)) {
+    delta("content", piece);
+  }
+  p.events.push_back(sse(prefix + R"({"index":0,"delta":{},"finish_reason":"stop"}]})"));
+  if (info.include_usage) {
+    std::string u = prefix + "],";
+    append_openai_usage(u, usage);
+    u += '}';
+    p.events.push_back(sse(u));
+  }
+  p.events.push_back(sse("[DONE]"));
+  return p;
+}
+
+Planned plan_messages(const RequestInfo& info, const MockOptions& options, const Fault* fault,
+                      std::uint64_t counter) {
+  Planned p;
+  const Usage usage = usage_for(info, options, fault);
+  const bool think = !options.reasoning_text.empty() && !info.thinking_disabled;
+  const std::string id = "msg_mock_" + std::to_string(counter);
+  std::string model;
+  append_json_string(model, info.model);
+  if (!info.stream) {
+    p.headers.emplace_back("Content-Type", "application/json");
+    std::string& b = p.body;
+    b += R"({"id":")" + id + R"(","type":"message","role":"assistant","model":)" + model;
+    b += R"(,"content":[)";
+    if (think) {
+      b += R"({"type":"thinking","thinking":)";
+      append_json_string(b, options.reasoning_text);
+      b += R"(,"signature":"mock"},)";
+    }
+    b += R"({"type":"text","text":)";
+    append_json_string(b, options.reply_text);
+    b += R"(}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":)";
+    append_int(b, usage.prompt);
+    b += R"(,"output_tokens":)";
+    append_int(b, usage.completion);
+    b += "}}";
+    return p;
+  }
+  p.sse = true;
+  p.headers.emplace_back("Content-Type", "text/event-stream");
+  p.headers.emplace_back("Cache-Control", "no-cache");
+  p.events.push_back(
+      sse("message_start", R"({"type":"message_start","message":{"id":")" + id +
+                               R"(","type":"message","role":"assistant","model":)" + model +
+                               R"(,"content":[],"stop_reason":null,"stop_sequence":null,)"
+                               R"("usage":{"input_tokens":)" +
+                               std::to_string(usage.prompt) + R"(,"output_tokens":1}}})"));
+  int index = 0;
+  auto block = [&](std::string_view type, std::string_view delta_type, std::string_view field,
+                   std::string_view text) {
+    const std::string idx = std::to_string(index);
+    std::string start = R"({"type":"content_block_start","index":)" + idx +
+                        R"(,"content_block":{"type":")" + std::string(type) + R"(",")" +
+                        std::string(field) + R"(":""}})";
+    p.events.push_back(sse("content_block_start", start));
+    if (index == 0) p.events.push_back(sse("ping", R"({"type": "ping"})"));
+    for (std::string_view piece : cut(text, options.stream_chunks)) {
+      std::string d = R"({"type":"content_block_delta","index":)" + idx + R"(,"delta":{"type":")" +
+                      std::string(delta_type) + R"(",")" + std::string(field) + R"(":)";
+      append_json_string(d, piece);
+      d += "}}";
+      p.events.push_back(sse("content_block_delta", d));
+    }
+    p.events.push_back(
+        sse("content_block_stop", R"({"type":"content_block_stop","index":)" + idx + "}"));
+    ++index;
+  };
+  if (think) block("thinking", "thinking_delta", "thinking", options.reasoning_text);
+  block("text", "text_delta", "text", options.reply_text);
+  p.events.push_back(
+      sse("message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn",)"
+                           R"("stop_sequence":null},"usage":{"output_tokens":)" +
+                               std::to_string(usage.completion) + "}}"));
+  p.events.push_back(sse("message_stop", R"({"type":"message_stop"})"));
+  return p;
+}
+
+Planned plan_embeddings(const RequestInfo& info, const Fault* fault) {
+  Planned p;
+  p.headers.emplace_back("Content-Type", "application/json");
+  std::string& b = p.body;
+  b += R"({"object":"list","data":[)";
+  std::int64_t tokens = 0;
+  for (std::size_t i = 0; i < info.embedding_inputs.size(); ++i) {
+    const std::string& input = info.embedding_inputs[i];
+    tokens += std::max<std::int64_t>(1, static_cast<std::int64_t>(input.size() + 3) / 4);
+    // Deterministic vectors (FNV-1a of the input), so callers can check order.
+    std::uint64_t h = 1469598103934665603ull;
+    for (char c : input) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    if (i != 0) b += ',';
+    b += R"({"object":"embedding","index":)" + std::to_string(i) + R"(,"embedding":[)";
+    for (int k = 0; k < 8; ++k) {
+      if (k != 0) b += ',';
+      char num[32];
+      std::snprintf(num, sizeof num, "%.6f", static_cast<double>((h >> (k * 8)) & 0xFF) / 255.0);
+      b += num;
+    }
+    b += "]}";
+  }
+  if (fault != nullptr && fault->prompt_tokens) tokens = *fault->prompt_tokens;
+  b += R"(],"model":)";
+  append_json_string(b, info.model);
+  b += R"(,"usage":{"prompt_tokens":)" + std::to_string(tokens) + R"(,"total_tokens":)" +
+       std::to_string(tokens) + "}}";
+  return p;
+}
+
+Planned plan_models() {
+  Planned p;
+  p.headers.emplace_back("Content-Type", "application/json");
+  p.body = R"({"object":"list","data":[)"
+           R"({"id":"glm-4.7","object":"model","created":1766000000,"owned_by":"z-ai"},)"
+           R"({"id":"glm-4.6","object":"model","created":1759000000,"owned_by":"z-ai"},)"
+           R"({"id":"glm-4.5-air","object":"model","created":1753000000,"owned_by":"z-ai"},)"
+           R"({"id":"embedding-3","object":"model","created":1740000000,"owned_by":"z-ai"}]})";
+  return p;
+}
+
+const char* anthropic_error_type(int status) {
+  switch (status) {
+    case 400:
+      return "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 413:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 529:
+      return "overloaded_error";
+    default:
+      return "api_error";
+  }
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (u < 0x20) {
+          out += "\\u00";
+          out += kHex[u >> 4];
+          out += kHex[u & 0xF];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+std::string parse_request(std::string& body, RequestInfo& info) {
+  if (info.api == Api::Models || info.api == Api::Unknown) return {};
+  // The body string carries simdjson's padding in its spare capacity.
+  body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+  thread_local simdjson::ondemand::parser parser;
+  simdjson::ondemand::document doc;
+  if (auto err =
+          parser.iterate(simdjson::padded_string_view(body.data(), body.size(), body.capacity()))
+              .get(doc)) {
+    return std::string("request body is not JSON: ") + simdjson::error_message(err);
+  }
+  simdjson::ondemand::object root;
+  if (doc.get_object().get(root)) return "request body is not a JSON object";
+  for (auto field : root) {
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return "request body is not valid JSON";
+    simdjson::ondemand::value value;
+    if (field.value().get(value)) return "request body is not valid JSON";
+    if (key == "model") {
+      std::string_view s;
+      if (value.get_string().get(s)) return "\"model\" must be a string";
+      info.model = s;
+    } else if (key == "stream") {
+      bool b = false;
+      if (value.get_bool().get(b)) return "\"stream\" must be a boolean";
+      info.stream = b;
+    } else if (key == "stream_options") {
+      bool b = false;
+      if (!value.find_field_unordered("include_usage").get_bool().get(b)) info.include_usage = b;
+    } else if (key == "thinking") {
+      std::string_view type;
+      if (!value.find_field_unordered("type").get_string().get(type)) {
+        info.thinking_disabled = type == "disabled";
+      }
+    } else if (key == "messages") {
+      simdjson::ondemand::array messages;
+      if (value.get_array().get(messages)) return "\"messages\" must be an array";
+      for (auto m : messages) {
+        simdjson::ondemand::object message;
+        if (m.get_object().get(message)) return "each message must be an object";
+        simdjson::ondemand::value content;
+        if (!message.find_field_unordered("content").get(content)) {
+          info.prompt_chars += count_text(content);
+        }
+      }
+    } else if (key == "system") {
+      info.prompt_chars += count_text(value);
+    } else if (key == "input") {
+      json_type type;
+      if (value.type().get(type)) return "\"input\" is not valid JSON";
+      if (type == json_type::string) {
+        std::string_view s;
+        if (value.get_string().get(s)) return "\"input\" is not valid JSON";
+        info.embedding_inputs.emplace_back(s);
+      } else if (type == json_type::array) {
+        for (auto element : value.get_array()) {
+          std::string_view s;
+          if (element.get_string().get(s)) return "\"input\" must hold strings";
+          info.embedding_inputs.emplace_back(s);
+        }
+      } else {
+        return "\"input\" must be a string or an array of strings";
+      }
+    }
+  }
+  if (info.model.empty()) return "\"model\" is required";
+  if (info.api == Api::Embeddings && info.embedding_inputs.empty()) return "\"input\" is required";
+  return {};
+}
+
+Planned plan_response(const RequestInfo& info, const MockOptions& options, const Fault* fault,
+                      std::uint64_t counter) {
+  switch (info.api) {
+    case Api::Chat:
+      return plan_chat(info, options, fault, counter);
+    case Api::Messages:
+      return plan_messages(info, options, fault, counter);
+    case Api::Embeddings:
+      return plan_embeddings(info, fault);
+    case Api::Models:
+      return plan_models();
+    case Api::Unknown:
+      break;
+  }
+  Planned p;
+  p.status = 404;
+  p.headers.emplace_back("Content-Type", "application/json");
+  p.body = error_body(Api::Unknown, 404, "no such endpoint on the mock upstream");
+  return p;
+}
+
+std::string error_body(Api api, int status, std::string_view message) {
+  std::string b;
+  if (api == Api::Messages) {
+    b = R"({"type":"error","error":{"type":")";
+    b += anthropic_error_type(status);
+    b += R"(","message":)";
+    append_json_string(b, message);
+    b += "}}";
+  } else {
+    b = R"({"error":{"message":)";
+    append_json_string(b, message);
+    b += R"(,"type":")";
+    b += status == 429   ? "rate_limit_error"
+         : status >= 500 ? "server_error"
+                         : "invalid_request_error";
+    b += R"(","code":")" + std::to_string(status) + R"("}})";
+  }
+  return b;
+}
+
+std::string stream_error_event(Api api, const std::string& custom_json) {
+  if (api == Api::Messages) {
+    return sse(
+        "error",
+        custom_json.empty()
+            ? R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})"
+            : custom_json);
+  }
+  return sse(
+      custom_json.empty()
+          ? R"({"error":{"code":"1305","message":"The service may be temporarily overloaded, please try again later","type":"server_error"}})"
+          : custom_json);
+}
+
+std::string_view reason_phrase(int status) noexcept {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 529:
+      return "Site Overloaded";
+    default:
+      return "Status";
+  }
+}
+
+std::string parse_faults(std::string& body, std::vector<Fault>& out) {
+  body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (auto err = parser.parse(body.data(), body.size(), false).get(root)) {
+    return std::string("faults body is not JSON: ") + simdjson::error_message(err);
+  }
+  std::vector<simdjson::dom::element> items;
+  if (root.is_object()) {
+    items.push_back(root);  // a single object is a one-element list
+  } else if (simdjson::dom::array array; !root.get_array().get(array)) {
+    for (simdjson::dom::element item : array) items.push_back(item);
+  } else {
+    return "faults body must be a JSON array of objects";
+  }
+  for (simdjson::dom::element item : items) {
+    simdjson::dom::object obj;
+    if (item.get_object().get(obj)) return "each fault must be a JSON object";
+    Fault f;
+    for (auto [key, value] : obj) {
+      auto as_int = [&](std::int64_t& v) { return value.get_int64().get(v) == simdjson::SUCCESS; };
+      std::int64_t n = 0;
+      bool flag = false;
+      std::string_view s;
+      if (key == "path_contains" && !value.get_string().get(s)) {
+        f.path_contains = s;
+      } else if (key == "times" && as_int(n)) {
+        f.times = static_cast<int>(n);
+      } else if (key == "status" && as_int(n)) {
+        f.status = static_cast<int>(n);
+      } else if (key == "body" && !value.get_string().get(s)) {
+        f.body = std::string(s);
+      } else if (simdjson::dom::object hobj; key == "headers" && !value.get_object().get(hobj)) {
+        for (auto [hk, hv] : hobj) {
+          std::string_view hs;
+          if (hv.get_string().get(hs)) return "fault header values must be strings";
+          f.headers.emplace_back(std::string(hk), std::string(hs));
+        }
+      } else if (key == "delay_before_headers" && as_int(n)) {
+        f.delay_before_headers = Milliseconds(n);
+      } else if (key == "delay_between_chunks" && as_int(n)) {
+        f.delay_between_chunks = Milliseconds(n);
+      } else if (simdjson::dom::array arr; key == "split_pieces" && !value.get_array().get(arr)) {
+        for (auto piece : arr) {
+          std::int64_t size = 0;
+          if (piece.get_int64().get(size) || size <= 0) return "split_pieces must be > 0";
+          f.split_pieces.push_back(static_cast<std::size_t>(size));
+        }
+      } else if (key == "close_after_body_bytes" && as_int(n) && n >= 0) {
+        f.close_after_body_bytes = static_cast<std::size_t>(n);
+      } else if (key == "malformed_json" && !value.get_bool().get(flag)) {
+        f.malformed_json = flag;
+      } else if (key == "stream_error_after_events" && as_int(n)) {
+        f.stream_error_after_events = static_cast<int>(n);
+      } else if (key == "stream_error_json" && !value.get_string().get(s)) {
+        f.stream_error_json = s;
+      } else if (key == "close_after_response" && !value.get_bool().get(flag)) {
+        f.close_after_response = flag;
+      } else if (key == "prompt_tokens" && as_int(n)) {
+        f.prompt_tokens = n;
+      } else if (key == "completion_tokens" && as_int(n)) {
+        f.completion_tokens = n;
+      } else {
+        return "unknown or mistyped fault field \"" + std::string(key) + "\"";
+      }
+    }
+    out.push_back(std::move(f));
+  }
+  return {};
+}
+
+std::string stats_json(const MockStats& s) {
+  std::string b = "{";
+  auto field = [&](const char* name, std::uint64_t v, bool last = false) {
+    b += '"';
+    b += name;
+    b += "\":";
+    b += std::to_string(v);
+    if (!last) b += ',';
+  };
+  field("connections_accepted", s.connections_accepted);
+  field("connections_open", s.connections_open);
+  field("requests", s.requests);
+  field("chat_requests", s.chat_requests);
+  field("messages_requests", s.messages_requests);
+  field("embeddings_requests", s.embeddings_requests);
+  field("models_requests", s.models_requests);
+  field("stream_requests", s.stream_requests);
+  field("faults_applied", s.faults_applied, true);
+  b += '}';
+  return b;
+}
+
+}  // namespace glmproxy::mock::detail

@@ -1,0 +1,57 @@
+#pragma once
+
+// What the mock answers, before faults and framing: the bodies of the normal OpenAI and
+// Anthropic responses, as one JSON document or a list of SSE events.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "glmproxy/mock/mock_upstream.hpp"
+
+namespace glmproxy::mock::detail {
+
+enum class Api { Chat, Messages, Embeddings, Models, Unknown };
+
+/// What the mock needs to know of a request body.
+struct RequestInfo {
+  Api api = Api::Unknown;
+  std::string model;
+  bool stream = false;
+  bool include_usage = false;  ///< OpenAI stream_options.include_usage
+  bool thinking_disabled = false;
+  std::int64_t prompt_chars = 0;
+  std::vector<std::string> embedding_inputs;
+};
+
+/// A response before framing. `events` holds the SSE events when `sse` is set, else the body.
+struct Planned {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool sse = false;
+  std::vector<std::string> events;  // SSE: one complete event each ("data: ...\n\n")
+  std::string body;                 // JSON or other single body
+};
+
+/// Parses the request JSON into `info`; returns an error text, or "" on success.
+std::string parse_request(std::string& body, RequestInfo& info);
+
+/// The normal answer for `info`; `counter` makes ids unique.
+Planned plan_response(const RequestInfo& info, const MockOptions& options, const Fault* fault,
+                      std::uint64_t counter);
+
+/// An error body in the style of the API (`Api::Messages`: Anthropic, else OpenAI).
+std::string error_body(Api api, int status, std::string_view message);
+/// The error event sent inside a 200 stream when no custom one is scripted.
+std::string stream_error_event(Api api, const std::string& custom_json);
+
+std::string_view reason_phrase(int status) noexcept;
+void append_json_string(std::string& out, std::string_view s);
+
+/// Parses the control endpoint's JSON array of faults; returns an error text, or "".
+std::string parse_faults(std::string& body, std::vector<Fault>& out);
+std::string stats_json(const MockStats& stats);
+
+}  // namespace glmproxy::mock::detail

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package glmproxy needs to build, test and benchmark.
+#   scripts/install-deps.sh          what the build and the test suite need
+#   scripts/install-deps.sh --bench  also what the measurement scripts compare against (nginx)
+# Idempotent: when everything is present it only asks dpkg and returns.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config binutils
+  libcurl4-openssl-dev   # transport
+  libsimdjson-dev        # JSON parsing
+  libfmt-dev             # formatting
+  libhttp-parser-dev     # the mock upstream's HTTP/1.1 request parser
+  catch2                 # tests (2.13, single header)
+  libbenchmark-dev       # Google Benchmark
+  curl wrk               # tests and measurements of the mock upstream
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(nginx-light)  # the reference HTTP server in scripts/measure-mock.sh
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
