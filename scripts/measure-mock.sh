@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Measures the mock upstream's keep-alive throughput with wrk, next to nginx serving the same
-# JSON body from a file, and writes docs/generated/mock-upstream-throughput.md.
+# Measures the mock upstream's keep-alive throughput with wrk, next to nginx answering with the
+# same JSON body (a fixed `return 200`), and writes docs/generated/mock-upstream-throughput.md.
 #   ./scripts/measure-mock.sh [seconds]      (default 10 s per run)
 # The server and wrk are pinned to different cores when there are two or more.
 set -euo pipefail
@@ -27,14 +27,15 @@ fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-run_wrk() {  # url conns -> "req/s p50 p99"
+run_wrk() {  # url conns -> "req/s p50 p99 non2xx"
   $client_cpu wrk -t1 -c"$2" -d"${seconds}s" --latency -s "$root/scripts/wrk-chat.lua" "$1" \
     > "$tmp/wrk.txt"
-  local rps p50 p99
+  local rps p50 p99 bad
   rps=$(awk '/^Requests\/sec/ {print $2}' "$tmp/wrk.txt")
+  bad=$(awk '/Non-2xx/ {print $NF}' "$tmp/wrk.txt"); bad="${bad:-0}"
   p50=$(awk '$1=="50%" {print $2}' "$tmp/wrk.txt")
   p99=$(awk '$1=="99%" {print $2}' "$tmp/wrk.txt")
-  echo "$rps $p50 $p99"
+  echo "$rps $p50 $p99 $bad"
 }
 
 port=$(free_port)
@@ -46,15 +47,14 @@ curl -s -d "$body" "http://127.0.0.1:$port/v1/chat/completions" > "$tmp/reply.js
 
 rows=()
 for c in 1 32; do
-  read -r rps p50 p99 < <(run_wrk "http://127.0.0.1:$port/v1/chat/completions" "$c")
-  rows+=("| glmproxy-mock-upstream | $c | $rps | $p50 | $p99 |")
+  read -r rps p50 p99 bad < <(run_wrk "http://127.0.0.1:$port/v1/chat/completions" "$c")
+  rows+=("| glmproxy-mock-upstream | $c | $rps | $p50 | $p99 | $bad |")
 done
 
 nginx_bin="$(command -v nginx || true)"
 if [[ -n "$nginx_bin" ]]; then
   nport=$(free_port)
-  mkdir -p "$tmp/www/v1/chat" "$tmp/logs"
-  cp "$tmp/reply.json" "$tmp/www/v1/chat/completions"
+  mkdir -p "$tmp/logs"
   cat > "$tmp/nginx.conf" <<CONF
 worker_processes 1;
 daemon off;
@@ -68,9 +68,8 @@ http {
   default_type application/json;
   server {
     listen 127.0.0.1:$nport;
-    root $tmp/www;
-    # Answer POST with the static file, as the mock answers POST with JSON.
-    error_page 405 =200 \$uri;
+    # The same JSON the mock sent, as a fixed answer to any request (POST included).
+    location / { return 200 '$(cat "$tmp/reply.json")'; }
   }
 }
 CONF
@@ -78,8 +77,8 @@ CONF
   pids+=($!)
   sleep 0.5
   for c in 1 32; do
-    read -r rps p50 p99 < <(run_wrk "http://127.0.0.1:$nport/v1/chat/completions" "$c")
-    rows+=("| nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') (static file, 1 worker) | $c | $rps | $p50 | $p99 |")
+    read -r rps p50 p99 bad < <(run_wrk "http://127.0.0.1:$nport/v1/chat/completions" "$c")
+    rows+=("| nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///') (fixed reply, 1 worker) | $c | $rps | $p50 | $p99 | $bad |")
   done
 fi
 
@@ -93,9 +92,9 @@ mkdir -p "$(dirname "$out")"
   echo "Each run: \`wrk -t1 -cN -d${seconds}s --latency -s scripts/wrk-chat.lua URL\`, keep-alive,"
   echo "POST of a small chat request; the reply is a $(wc -c < "$tmp/reply.json")-byte chat.completion JSON."
   echo
-  echo "| server | connections | requests/s | p50 | p99 |"
-  echo "|---|---:|---:|---:|---:|"
+  echo "| server | connections | requests/s | p50 | p99 | non-2xx |"
+  echo "|---|---:|---:|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
-  [[ -z "$nginx_bin" ]] && echo && echo "nginx not installed: no comparison row."
+  if [[ -z "$nginx_bin" ]]; then echo; echo "nginx not installed: no comparison row."; fi
 } > "$out"
 cat "$out"
