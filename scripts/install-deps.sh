@@ -17,6 +17,7 @@ packages=(
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(nginx-light)  # the reference HTTP server in scripts/measure-mock.sh
+  packages+=(python3)      # turns benchmark JSON into docs (scripts/bench-complete.sh)
 fi
 
 missing=()

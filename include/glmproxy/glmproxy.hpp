@@ -5,4 +5,7 @@
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
 #include "glmproxy/log.hpp"
+#include "glmproxy/proxy_client.hpp"
+#include "glmproxy/request.hpp"
+#include "glmproxy/response.hpp"
 #include "glmproxy/version.hpp"

@@ -542,6 +542,12 @@ class MockUpstream::Impl {
 
     // The body as a list of pieces: SSE events, or the whole body.
     std::vector<std::string> pieces;
+    if (c.method == "HEAD") {
+      // A HEAD answer has the GET headers and no body.
+      head += "Content-Length: " + std::to_string(plan.body.size()) + "\r\n\r\n";
+      c.out.push_back(Segment{std::move(head), Milliseconds(0), close_after});
+      return;
+    }
     if (plan.sse) {
       head += "Transfer-Encoding: chunked\r\n\r\n";
       pieces = std::move(plan.events);

@@ -1,0 +1,225 @@
+// OpenAI chat/completions (Z.AI /api/paas/v4): the request writer and the response parser.
+
+#include <simdjson.h>
+
+#include <fmt/format.h>
+
+#include <string>
+#include <string_view>
+
+#include "protocol/internal.hpp"
+#include "protocol/protocol.hpp"
+
+namespace glmproxy::detail {
+
+namespace {
+
+// {"role":"...","content":"..."} and the per-role extras. Returns the field that was not UTF-8.
+Result<void> append_message(std::string& out, const Message& message, std::size_t index,
+                            simdjson::dom::parser& parser) {
+  const auto field = [index](std::string_view name) {
+    return fmt::format("messages[{}].{}", index, name);
+  };
+  out += "{\"role\":";
+  append_json_string(out, message.role);  // one of the four names (validated)
+  const bool is_assistant = message.role == "assistant";
+  const bool has_tool_calls = is_assistant && !message.tool_calls_json.empty();
+  if (message.role == "tool") {
+    out += ",\"tool_call_id\":";
+    if (!append_json_string(out, message.tool_call_id)) return invalid_utf8(field("tool_call_id"));
+  }
+  out += ",\"content\":";
+  if (has_tool_calls && message.content.empty()) {
+    out += "null";  // OpenAI: an assistant turn that only calls tools has no content
+  } else if (!append_json_string(out, message.content)) {
+    return invalid_utf8(field("content"));
+  }
+  if (has_tool_calls) {
+    simdjson::dom::element root;
+    if (auto error =
+            parser.parse(message.tool_calls_json.data(), message.tool_calls_json.size(), true)
+                .get(root)) {
+      return invalid_argument(fmt::format("{} must be a JSON array, but it is not valid JSON ({})",
+                                          field("tool_calls_json"),
+                                          simdjson::error_message(error)));
+    }
+    if (!root.is_array()) {
+      return invalid_argument(fmt::format("{} must be a JSON array", field("tool_calls_json")));
+    }
+    out += ",\"tool_calls\":";
+    out += simdjson::minify(root);
+  }
+  out += '}';
+  return {};
+}
+
+}  // namespace
+
+Result<std::string> write_openai_request(const ChatRequest& request, std::string_view model,
+                                         bool stream) {
+  if (auto valid = validate_request(request, model); !valid) return std::move(valid).error();
+  auto extra = parse_extra_json(request.extra_json);
+  if (!extra) return std::move(extra).error();
+
+  std::size_t estimate = 256 + request.extra_json.size();
+  if (request.system) estimate += request.system->size();
+  for (const Message& m : request.messages) {
+    estimate += 64 + m.content.size() + m.tool_calls_json.size();
+  }
+  std::string out;
+  out.reserve(estimate);
+
+  TopLevelWriter top(out, *extra);
+  if (top.key("model")) append_json_string(out, model);  // UTF-8 checked by validate_request
+  if (top.key("messages")) {
+    out += '[';
+    bool first = true;
+    if (request.system && !request.system->empty()) {
+      out += "{\"role\":\"system\",\"content\":";
+      if (!append_json_string(out, *request.system)) return invalid_utf8("system");
+      out += '}';
+      first = false;
+    }
+    ScratchParser scratch;
+    for (std::size_t i = 0; i < request.messages.size(); ++i) {
+      if (!first) out += ',';
+      first = false;
+      if (auto ok = append_message(out, request.messages[i], i, scratch.get()); !ok) {
+        return std::move(ok).error();
+      }
+    }
+    out += ']';
+  }
+  if (request.temperature && top.key("temperature")) append_double(out, *request.temperature);
+  if (request.top_p && top.key("top_p")) append_double(out, *request.top_p);
+  if (request.max_tokens && top.key("max_tokens")) append_int(out, *request.max_tokens);
+  if (!request.stop.empty() && top.key("stop")) {
+    std::size_t bad = 0;
+    if (!append_string_array(out, request.stop, bad)) {
+      return invalid_utf8(fmt::format("stop[{}]", bad));
+    }
+  }
+  if (request.seed && top.key("seed")) append_int(out, *request.seed);
+  if (request.thinking && top.key("thinking")) {
+    out += *request.thinking ? R"({"type":"enabled"})" : R"({"type":"disabled"})";
+  }
+  // An extra_json "stream" decides alone: stream_options is only valid next to stream:true.
+  if (stream && top.key("stream")) {
+    out += "true";
+    if (top.key("stream_options")) out += R"({"include_usage":true})";
+  }
+  top.finish();
+  return out;
+}
+
+Result<ChatResponse> parse_openai_response(std::string& body) {
+  ScratchParser scratch;
+  simdjson::dom::element root;
+  if (auto error = scratch.parse(body, root)) return unparsable(error);
+  simdjson::dom::object object;
+  if (root.get_object().get(object)) return bad_response("response body is not a JSON object");
+  if (auto error = error_in_body(Protocol::OpenAI, object, 200)) return std::move(*error);
+
+  ChatResponse response;
+  auto id = optional_string(object, "id", "id");
+  if (!id) return std::move(id).error();
+  auto model = optional_string(object, "model", "model");
+  if (!model) return std::move(model).error();
+  response.id = *id;
+  response.model = *model;
+
+  simdjson::dom::array choices;
+  const auto choices_value = member(object, "choices");
+  if (!choices_value || choices_value->get_array().get(choices)) {
+    return bad_response("response has no \"choices\" array");
+  }
+  simdjson::dom::element first_choice;
+  simdjson::dom::object choice;
+  if (choices.at(0).get(first_choice))
+    return bad_response("response has an empty \"choices\" array");
+  if (first_choice.get_object().get(choice)) return bad_response("choices[0] is not an object");
+
+  auto finish = optional_string(choice, "finish_reason", "choices[0].finish_reason");
+  if (!finish) return std::move(finish).error();
+  response.finish_reason = *finish;
+
+  simdjson::dom::object message;
+  const auto message_value = member(choice, "message");
+  if (!message_value || message_value->get_object().get(message)) {
+    return bad_response("choices[0] has no \"message\" object");
+  }
+  if (const auto content = member(message, "content")) {
+    std::string_view text;
+    simdjson::dom::array parts;
+    if (!content->get_string().get(text)) {
+      response.content = text;
+    } else if (!content->get_array().get(parts)) {
+      // Content parts ([{"type":"text","text":...}]), as some compatible servers answer.
+      for (simdjson::dom::element part : parts) {
+        std::string_view part_text;
+        if (!part["text"].get_string().get(part_text)) response.content += part_text;
+      }
+    } else {
+      return bad_response("choices[0].message.content is neither a string nor null");
+    }
+  }
+  auto reasoning =
+      optional_string(message, "reasoning_content", "choices[0].message.reasoning_content");
+  if (!reasoning) return std::move(reasoning).error();
+  response.reasoning_content = *reasoning;
+
+  if (const auto calls_value = member(message, "tool_calls")) {
+    simdjson::dom::array calls;
+    if (calls_value->get_array().get(calls)) {
+      return bad_response("choices[0].message.tool_calls is not an array");
+    }
+    std::size_t index = 0;
+    for (simdjson::dom::element call_value : calls) {
+      const std::string path = fmt::format("choices[0].message.tool_calls[{}]", index++);
+      simdjson::dom::object call;
+      simdjson::dom::object function;
+      if (call_value.get_object().get(call)) return bad_response(path + " is not an object");
+      const auto function_value = member(call, "function");
+      if (!function_value || function_value->get_object().get(function)) {
+        return bad_response(path + " has no \"function\" object");
+      }
+      ToolCall tool_call;
+      auto call_id = optional_string(call, "id", path + ".id");
+      if (!call_id) return std::move(call_id).error();
+      tool_call.id = *call_id;
+      std::string_view name;
+      if (function["name"].get_string().get(name)) {
+        return bad_response(path + ".function.name is missing or not a string");
+      }
+      tool_call.name = name;
+      if (const auto arguments = member(function, "arguments")) {
+        std::string_view text;
+        if (!arguments->get_string().get(text)) {
+          tool_call.arguments_json = text;
+        } else {
+          tool_call.arguments_json = simdjson::minify(*arguments);  // an object, not a string
+        }
+      }
+      response.tool_calls.push_back(std::move(tool_call));
+    }
+  }
+
+  if (const auto usage_value = member(object, "usage")) {
+    simdjson::dom::object usage;
+    if (usage_value->get_object().get(usage)) return bad_response("usage is not an object");
+    auto prompt = optional_int(usage, "prompt_tokens", "usage.prompt_tokens");
+    if (!prompt) return std::move(prompt).error();
+    auto completion = optional_int(usage, "completion_tokens", "usage.completion_tokens");
+    if (!completion) return std::move(completion).error();
+    auto total = optional_int(usage, "total_tokens", "usage.total_tokens");
+    if (!total) return std::move(total).error();
+    response.usage.prompt_tokens = prompt->value_or(0);
+    response.usage.completion_tokens = completion->value_or(0);
+    response.usage.total_tokens =
+        total->value_or(response.usage.prompt_tokens + response.usage.completion_tokens);
+  }
+  response.raw_json = body;
+  return response;
+}
+
+}  // namespace glmproxy::detail

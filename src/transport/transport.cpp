@@ -1,0 +1,630 @@
+#include "transport/transport.hpp"
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <queue>
+#include <random>
+#include <thread>
+
+#include "core/strings.hpp"
+#include "protocol/protocol.hpp"
+
+namespace glmproxy::detail {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A response larger than this is refused rather than buffered without bound.
+constexpr std::size_t kMaxResponseBytes = 256u << 20;
+
+struct Transfer {
+  HttpExchange ex;
+  TransferCallback on_done;
+  std::optional<Error> preset_error;  // resolve at once on the I/O thread
+  int attempts = 0;
+  Clock::time_point deadline;        // one deadline across all attempts
+  Clock::time_point admit_deadline;  // while waiting for a slot
+  Clock::time_point retry_at;        // while waiting out a backoff
+  // The attempt on the wire.
+  CURL* easy = nullptr;
+  curl_slist* slist = nullptr;
+  Clock::time_point attempt_start;
+  // Set once the request is on its way (curl's pre-transfer time), so it does not count the
+  // connect phase, which has its own timeout.
+  std::optional<Clock::time_point> first_byte_deadline;
+  bool got_response = false;
+  long status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::optional<Error> abort_error;  // why the I/O thread stopped this attempt itself
+  char errbuf[CURL_ERROR_SIZE] = {};
+};
+
+using TransferPtr = std::unique_ptr<Transfer>;
+
+struct RetryLater {
+  bool operator()(const TransferPtr& a, const TransferPtr& b) const {
+    return a->retry_at > b->retry_at;
+  }
+};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = ascii_lower(c);
+  return out;
+}
+
+long to_long_ms(std::chrono::milliseconds ms) {
+  return static_cast<long>(std::max<std::int64_t>(1, ms.count()));
+}
+
+}  // namespace
+
+class Transport::Impl {
+ public:
+  explicit Impl(const Config& config) : config_(config), rng_(std::random_device{}()) {}
+
+  ~Impl() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    if (multi_ != nullptr) curl_multi_wakeup(multi_);
+    if (thread_.joinable()) thread_.join();
+    for (CURL* e : free_easy_) curl_easy_cleanup(e);
+    if (multi_ != nullptr) curl_multi_cleanup(multi_);
+    if (share_ != nullptr) curl_share_cleanup(share_);
+  }
+
+  Result<void> start() {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      return make_error(ErrorCode::Internal, "curl_global_init failed");
+    }
+    multi_ = curl_multi_init();
+    share_ = curl_share_init();
+    if (multi_ == nullptr || share_ == nullptr) {
+      return make_error(ErrorCode::Internal, "could not create libcurl multi/share handles");
+    }
+    // DNS answers and TLS sessions are shared by every handle (all on the I/O thread).
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    const long max_conns = config_.pool.max_connections;
+    curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_conns);
+    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, max_conns);
+    // Idle connections kept for reuse; curl closes them once older than the max idle age.
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
+                      std::max<long>(max_conns, config_.pool.min_connections));
+    thread_ = std::thread([this] { run(); });
+    thread_id_ = thread_.get_id();
+    return {};
+  }
+
+  // Hands transfers to the I/O thread together (they start in the same loop iteration).
+  void submit(std::vector<TransferPtr> transfers) {
+    {
+      std::lock_guard lock(mu_);
+      if (!stopping_) {
+        for (auto& t : transfers) incoming_.push_back(std::move(t));
+        transfers.clear();
+      }
+    }
+    if (!transfers.empty()) {
+      // The client is being destroyed: resolve here, as no I/O thread will.
+      for (auto& t : transfers) {
+        resolve(*t, make_error(ErrorCode::ShuttingDown, "the client is shutting down"));
+      }
+      return;
+    }
+    curl_multi_wakeup(multi_);
+  }
+
+  bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
+
+ private:
+  void run() {
+    // libcurl asks for SIGPIPE to be ignored with NOSIGNAL; block it on this thread too.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+
+    while (true) {
+      std::vector<TransferPtr> batch;
+      bool stop = false;
+      {
+        std::lock_guard lock(mu_);
+        batch.swap(incoming_);
+        stop = stopping_;
+      }
+      const auto now = Clock::now();
+      for (auto& t : batch) {
+        if (t->preset_error) {
+          Error e = std::move(*t->preset_error);
+          resolve(*t, std::move(e));
+          continue;
+        }
+        t->deadline = now + config_.timeouts.total;
+        t->admit_deadline = now + config_.pool.acquire_timeout;
+        waiting_.push_back(std::move(t));
+        last_activity_ = now;
+      }
+      if (stop) break;
+      step(now);
+      int still_running = 0;
+      curl_multi_perform(multi_, &still_running);
+      drain_done();
+      admit(Clock::now());
+      curl_multi_poll(multi_, nullptr, 0, poll_timeout_ms(Clock::now()), nullptr);
+    }
+    shutdown();
+  }
+
+  // Timers: pool waits, backoffs, first-byte deadlines.
+  void step(Clock::time_point now) {
+    while (!waiting_.empty() && waiting_.front()->admit_deadline <= now &&
+           in_flight_ >= config_.pool.max_connections) {
+      TransferPtr t = std::move(waiting_.front());
+      waiting_.pop_front();
+      resolve(*t, make_error(ErrorCode::PoolTimeout,
+                             fmt::format("no connection slot became free within "
+                                         "POOL_ACQUIRE_TIMEOUT={} ms ({} requests on the wire)",
+                                         config_.pool.acquire_timeout.count(), in_flight_)));
+    }
+    while (!delayed_.empty() && delayed_.top()->retry_at <= now) {
+      TransferPtr t = std::move(const_cast<TransferPtr&>(delayed_.top()));
+      delayed_.pop();
+      t->admit_deadline = now + config_.pool.acquire_timeout;
+      waiting_.push_back(std::move(t));
+    }
+    update_first_byte_deadlines();
+    for (Transfer* t : active_) {
+      if (!t->got_response && !t->abort_error && t->first_byte_deadline &&
+          *t->first_byte_deadline <= now) {
+        t->abort_error = make_error(
+            ErrorCode::Timeout,
+            fmt::format("first byte timeout: no response within GLMPROXY_FIRST_BYTE_TIMEOUT_MS="
+                        "{} ms of sending the request (not retried: the upstream may have it)",
+                        config_.timeouts.first_byte.count()));
+        aborted_.push_back(t);
+      }
+    }
+    for (Transfer* t : aborted_) finish(t, CURLE_OK);
+    aborted_.clear();
+    keep_alive(now);
+    admit(now);
+  }
+
+  // POOL_MIN_CONNECTIONS stay open while the client is idle: before the idle age would make
+  // curl drop them, a HEAD request per connection refreshes them (only once the client has
+  // connected somewhere; never with DISABLE_CONNECTION_POOL).
+  bool keep_alive_due(Clock::time_point now) const {
+    return config_.pool.min_connections > 0 && !config_.pool.disabled && !keepalive_url_.empty() &&
+           in_flight_ == 0 && waiting_.empty() && delayed_.empty() &&
+           now >= last_activity_ + config_.pool.max_idle / 2;
+  }
+
+  void keep_alive(Clock::time_point now) {
+    if (!keep_alive_due(now)) return;
+    last_activity_ = now;
+    for (int i = 0; i < config_.pool.min_connections; ++i) {
+      auto t = std::make_unique<Transfer>();
+      t->ex.method = "HEAD";
+      t->ex.url = keepalive_url_;
+      t->ex.retry_on_status = false;
+      t->deadline =
+          now + std::min<std::chrono::milliseconds>(config_.timeouts.total, config_.pool.max_idle);
+      t->admit_deadline = now + config_.pool.acquire_timeout;
+      waiting_.push_back(std::move(t));
+    }
+  }
+
+  void update_first_byte_deadlines() {
+    for (Transfer* t : active_) {
+      if (t->got_response || t->first_byte_deadline) continue;
+      curl_off_t pretransfer_us = 0;
+      curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+      if (pretransfer_us > 0) {
+        t->first_byte_deadline = t->attempt_start + std::chrono::microseconds(pretransfer_us) +
+                                 config_.timeouts.first_byte;
+      }
+    }
+  }
+
+  int poll_timeout_ms(Clock::time_point now) {
+    update_first_byte_deadlines();
+    Clock::time_point next = now + std::chrono::milliseconds(1000);
+    if (!waiting_.empty() && in_flight_ >= config_.pool.max_connections) {
+      next = std::min(next, waiting_.front()->admit_deadline);
+    }
+    if (!delayed_.empty()) next = std::min(next, delayed_.top()->retry_at);
+    if (config_.pool.min_connections > 0 && !keepalive_url_.empty() && in_flight_ == 0) {
+      next = std::min(next, last_activity_ + config_.pool.max_idle / 2);
+    }
+    for (const Transfer* t : active_) {
+      if (!t->got_response && t->first_byte_deadline)
+        next = std::min(next, *t->first_byte_deadline);
+    }
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
+    return static_cast<int>(std::clamp<std::int64_t>(ms, 0, 1000));
+  }
+
+  void admit(Clock::time_point now) {
+    while (in_flight_ < config_.pool.max_connections && !waiting_.empty()) {
+      TransferPtr t = std::move(waiting_.front());
+      waiting_.pop_front();
+      if (now >= t->deadline) {
+        resolve(*t, total_timeout_error());
+        continue;
+      }
+      start_attempt(std::move(t), now);
+    }
+  }
+
+  Error total_timeout_error() const {
+    return make_error(ErrorCode::Timeout,
+                      fmt::format("total timeout: GLMPROXY_TOTAL_TIMEOUT_MS={} ms passed",
+                                  config_.timeouts.total.count()));
+  }
+
+  void start_attempt(TransferPtr owned, Clock::time_point now) {
+    Transfer* t = owned.release();
+    ++t->attempts;
+    t->got_response = false;
+    t->status = 0;
+    t->headers.clear();
+    t->body.clear();
+    t->abort_error.reset();
+    t->errbuf[0] = '\0';
+    t->attempt_start = now;
+    t->first_byte_deadline.reset();
+
+    CURL* e;
+    if (!free_easy_.empty()) {
+      e = free_easy_.back();
+      free_easy_.pop_back();
+      curl_easy_reset(e);
+    } else {
+      e = curl_easy_init();
+    }
+    if (e == nullptr) {
+      TransferPtr back(t);
+      resolve(*back, make_error(ErrorCode::Internal, "curl_easy_init failed"));
+      return;
+    }
+    t->easy = e;
+    if (keepalive_url_ != t->ex.url) keepalive_url_ = t->ex.url;
+    if (t->slist == nullptr) {
+      for (const std::string& h : t->ex.headers) t->slist = curl_slist_append(t->slist, h.c_str());
+      // No "Expect: 100-continue" round trip for large bodies.
+      t->slist = curl_slist_append(t->slist, "Expect:");
+    }
+    const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(t->deadline - now);
+    curl_easy_setopt(e, CURLOPT_URL, t->ex.url.c_str());
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_SHARE, share_);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->slist);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_long_ms(config_.timeouts.connect));
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, to_long_ms(remaining));
+    curl_easy_setopt(
+        e, CURLOPT_MAXAGE_CONN,
+        static_cast<long>(std::max<std::int64_t>(
+            1, std::chrono::duration_cast<std::chrono::seconds>(config_.pool.max_idle).count())));
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    if (config_.pool.disabled) {
+      curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+      curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
+    if (t->ex.method == "HEAD") {
+      curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (t->ex.method == "POST" || !t->ex.body.empty()) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->ex.body.data());
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->ex.body.size()));
+      if (t->ex.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t->ex.method.c_str());
+    } else if (t->ex.method != "GET") {
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t->ex.method.c_str());
+    }
+    ++in_flight_;
+    active_.push_back(t);
+    curl_multi_add_handle(multi_, e);
+  }
+
+  static size_t on_body(char* data, size_t size, size_t n, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    const size_t len = size * n;
+    if (t->body.size() + len > kMaxResponseBytes) {
+      t->abort_error =
+          make_error(ErrorCode::BadResponse,
+                     fmt::format("response body larger than {} bytes", kMaxResponseBytes));
+      return 0;  // makes curl fail the transfer with CURLE_WRITE_ERROR
+    }
+    t->got_response = true;
+    t->body.append(data, len);
+    return len;
+  }
+
+  static size_t on_header(char* data, size_t size, size_t n, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    const size_t len = size * n;
+    std::string_view line(data, len);
+    t->got_response = true;
+    if (line.starts_with("HTTP/")) {
+      t->headers.clear();  // a new response (after 1xx) starts
+      return len;
+    }
+    const auto colon = line.find(':');
+    if (colon != std::string_view::npos) {
+      t->headers.emplace_back(lower(trim(line.substr(0, colon))),
+                              std::string(trim(line.substr(colon + 1))));
+    }
+    return len;
+  }
+
+  void drain_done() {
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      Transfer* t = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+      if (t != nullptr) finish(t, msg->data.result);
+    }
+  }
+
+  void release_easy(Transfer* t) {
+    curl_multi_remove_handle(multi_, t->easy);
+    free_easy_.push_back(t->easy);
+    t->easy = nullptr;
+    --in_flight_;
+    active_.erase(std::find(active_.begin(), active_.end(), t));
+  }
+
+  void finish(Transfer* raw, CURLcode code) {
+    TransferPtr t(raw);
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+    curl_off_t connect_us = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+    release_easy(t.get());
+    const auto now = Clock::now();
+    last_activity_ = now;
+
+    if (t->abort_error) {
+      Error e = std::move(*t->abort_error);
+      resolve(*t, std::move(e));
+      return;
+    }
+    if (code != CURLE_OK) {
+      Error e = transport_error(*t, code, connect_us, now);
+      // Retry only what never produced a response: the request may not have been processed.
+      if (!t->got_response && e.retryable()) {
+        retry_or_resolve(std::move(t), std::move(e), now);
+      } else {
+        resolve(*t, std::move(e));
+      }
+      return;
+    }
+    const int status = static_cast<int>(t->status);
+    if (t->ex.retry_on_status && (status < 200 || status >= 300)) {
+      Error e = map_error_response(t->ex.protocol, status, t->body, header(*t, "retry-after"),
+                                   header(*t, "retry-after-ms"), std::chrono::system_clock::now());
+      if (e.retryable()) {
+        retry_or_resolve(std::move(t), std::move(e), now, /*final_result=*/true);
+        return;
+      }
+    }
+    resolve_ok(*t);
+  }
+
+  static std::string_view header(const Transfer& t, std::string_view name) {
+    for (const auto& [k, v] : t.headers) {
+      if (k == name) return v;
+    }
+    return {};
+  }
+
+  Error transport_error(const Transfer& t, CURLcode code, curl_off_t connect_us,
+                        Clock::time_point now) const {
+    const std::string detail = t.errbuf[0] != '\0' ? t.errbuf : curl_easy_strerror(code);
+    if (code == CURLE_OPERATION_TIMEDOUT) {
+      if (now >= t.deadline) return total_timeout_error();
+      if (connect_us == 0) {
+        Error e = make_error(
+            ErrorCode::Timeout,
+            fmt::format("connect timeout: no connection within GLMPROXY_CONNECT_TIMEOUT_MS={} ms"
+                        " ({})",
+                        config_.timeouts.connect.count(), detail));
+        return e;
+      }
+      return total_timeout_error();
+    }
+    switch (code) {
+      case CURLE_COULDNT_RESOLVE_HOST:
+      case CURLE_COULDNT_RESOLVE_PROXY:
+      case CURLE_COULDNT_CONNECT:
+      case CURLE_SSL_CONNECT_ERROR:
+      case CURLE_SEND_ERROR:
+      case CURLE_RECV_ERROR:
+      case CURLE_GOT_NOTHING:
+        return make_error(
+            ErrorCode::ConnectionFailed,
+            fmt::format("connection failed: {} (curl {})", detail, static_cast<int>(code)));
+      case CURLE_PARTIAL_FILE:
+        return make_error(
+            ErrorCode::BadResponse,
+            fmt::format("the upstream closed the connection mid-response: {}", detail),
+            static_cast<int>(t.status));
+      case CURLE_PEER_FAILED_VERIFICATION:
+        return make_error(ErrorCode::ConnectionFailed,
+                          fmt::format("TLS certificate verification failed: {}", detail));
+      default:
+        return make_error(ErrorCode::ConnectionFailed, fmt::format("transfer failed: {} (curl {})",
+                                                                   detail, static_cast<int>(code)));
+    }
+  }
+
+  // Full-jitter exponential backoff, or the upstream's Retry-After when it gave one.
+  void retry_or_resolve(TransferPtr t, Error e, Clock::time_point now, bool final_result = false) {
+    const auto& retry = config_.retry;
+    auto give_up = [&](Error error) {
+      if (final_result) {
+        resolve_ok(*t);  // the last HTTP answer is the result; the caller maps it
+      } else {
+        resolve(*t, std::move(error));
+      }
+    };
+    if (t->attempts >= retry.max_attempts) return give_up(std::move(e));
+    std::chrono::milliseconds delay;
+    if (e.retry_after) {
+      if (*e.retry_after > retry.retry_after_cap) return give_up(std::move(e));
+      delay = *e.retry_after;
+    } else {
+      const int shift = std::min(t->attempts - 1, 30);
+      const std::int64_t cap = std::min<std::int64_t>(
+          retry.max_delay.count(), retry.base_delay.count() * (std::int64_t{1} << shift));
+      std::uniform_int_distribution<std::int64_t> dist(0, std::max<std::int64_t>(cap, 0));
+      delay = std::chrono::milliseconds(dist(rng_));
+    }
+    if (now + delay >= t->deadline) return give_up(std::move(e));
+    t->retry_at = now + delay;
+    delayed_.push(std::move(t));
+  }
+
+  void resolve_ok(Transfer& t) {
+    HttpResult r;
+    r.status = static_cast<int>(t.status);
+    r.headers = std::move(t.headers);
+    r.body = std::move(t.body);
+    r.attempts = t.attempts;
+    invoke(t, Result<HttpResult>(std::move(r)));
+  }
+
+  void resolve(Transfer& t, Error e) { invoke(t, Result<HttpResult>(std::move(e))); }
+
+  static void invoke(Transfer& t, Result<HttpResult> r) {
+    if (t.slist != nullptr) {
+      curl_slist_free_all(t.slist);
+      t.slist = nullptr;
+    }
+    TransferCallback cb = std::move(t.on_done);
+    t.on_done = nullptr;
+    if (!cb) return;
+    try {
+      cb(std::move(r));
+    } catch (...) {
+      // A throwing user callback must not take the I/O thread down.
+    }
+  }
+
+  void shutdown() {
+    std::vector<TransferPtr> rest;
+    {
+      std::lock_guard lock(mu_);
+      rest.swap(incoming_);
+    }
+    for (auto& t : rest)
+      resolve(*t, make_error(ErrorCode::ShuttingDown, "the client is shutting down"));
+    for (auto& t : waiting_)
+      resolve(*t, make_error(ErrorCode::ShuttingDown, "the client is shutting down"));
+    waiting_.clear();
+    while (!delayed_.empty()) {
+      TransferPtr t = std::move(const_cast<TransferPtr&>(delayed_.top()));
+      delayed_.pop();
+      resolve(*t, make_error(ErrorCode::ShuttingDown, "the client is shutting down"));
+    }
+    std::vector<Transfer*> active = active_;
+    for (Transfer* raw : active) {
+      TransferPtr t(raw);
+      release_easy(t.get());
+      resolve(*t, make_error(ErrorCode::Cancelled,
+                             "the client was destroyed while the request was in flight"));
+    }
+  }
+
+  Config config_;
+  CURLM* multi_ = nullptr;
+  CURLSH* share_ = nullptr;
+  std::thread thread_;
+  std::thread::id thread_id_;
+
+  std::mutex mu_;
+  std::vector<TransferPtr> incoming_;  // guarded by mu_
+  bool stopping_ = false;              // guarded by mu_
+
+  // I/O thread only.
+  std::deque<TransferPtr> waiting_;
+  std::priority_queue<TransferPtr, std::vector<TransferPtr>, RetryLater> delayed_;
+  std::vector<Transfer*> active_;  // owned while on the wire
+  std::vector<Transfer*> aborted_;
+  std::vector<CURL*> free_easy_;
+  int in_flight_ = 0;
+  std::mt19937_64 rng_;
+  Clock::time_point last_activity_ = Clock::now();
+  std::string keepalive_url_;  // where the last transfer went
+};
+
+Result<std::unique_ptr<Transport>> Transport::create(const Config& config) {
+  auto impl = std::make_unique<Impl>(config);
+  if (auto started = impl->start(); !started) return std::move(started).error();
+  return std::unique_ptr<Transport>(new Transport(std::move(impl)));
+}
+
+Transport::Transport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Transport::~Transport() = default;
+
+void Transport::submit(HttpExchange exchange, TransferCallback on_done) {
+  std::vector<TransferPtr> one;
+  one.push_back(std::make_unique<Transfer>());
+  one.back()->ex = std::move(exchange);
+  one.back()->on_done = std::move(on_done);
+  impl_->submit(std::move(one));
+}
+
+void Transport::fail(Error error, TransferCallback on_done) {
+  std::vector<TransferPtr> one;
+  one.push_back(std::make_unique<Transfer>());
+  one.back()->preset_error = std::move(error);
+  one.back()->on_done = std::move(on_done);
+  impl_->submit(std::move(one));
+}
+
+bool Transport::on_io_thread() const noexcept { return impl_->on_io_thread(); }
+
+Result<void> Transport::warm(const std::string& url, int n) {
+  if (n <= 0) return {};
+  // Submitted as one batch so they are on the wire at once, each on its own connection.
+  std::vector<std::future<Result<HttpResult>>> waits;
+  std::vector<TransferPtr> batch;
+  for (int i = 0; i < n; ++i) {
+    auto promise = std::make_shared<std::promise<Result<HttpResult>>>();
+    waits.push_back(promise->get_future());
+    auto t = std::make_unique<Transfer>();
+    t->ex.method = "HEAD";
+    t->ex.url = url;
+    t->ex.retry_on_status = false;
+    t->on_done = [promise](Result<HttpResult> r) { promise->set_value(std::move(r)); };
+    batch.push_back(std::move(t));
+  }
+  impl_->submit(std::move(batch));
+  for (auto& w : waits) {
+    Result<HttpResult> r = w.get();
+    if (!r) return std::move(r).error();
+  }
+  return {};
+}
+
+}  // namespace glmproxy::detail

@@ -1,0 +1,63 @@
+#pragma once
+
+// The transport: one I/O thread owning a libcurl multi handle. Caller threads hand transfers
+// over through a queue and curl_multi_wakeup; only the I/O thread touches curl handles.
+// Admission bounds transfers on the wire to POOL_MAX_CONNECTIONS; the rest wait at most
+// POOL_ACQUIRE_TIMEOUT. Transient failures are retried with full-jitter backoff within one
+// overall deadline, never once a response has been received.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "glmproxy/config.hpp"
+#include "glmproxy/error.hpp"
+#include "glmproxy/request.hpp"
+
+namespace glmproxy::detail {
+
+/// What one logical request sends (each attempt sends the same).
+struct HttpExchange {
+  std::string method = "POST";
+  std::string url;
+  std::vector<std::string> headers;  ///< "Name: value"
+  std::string body;
+  Protocol protocol = Protocol::OpenAI;  ///< for reading error bodies
+  bool retry_on_status = true;           ///< false: any HTTP status is final (pass-through)
+};
+
+/// The final HTTP answer of an exchange.
+struct HttpResult {
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;  ///< names lower-cased
+  std::string body;
+  int attempts = 0;
+};
+
+/// Runs on the I/O thread, exactly once per submitted exchange.
+using TransferCallback = std::function<void(Result<HttpResult>)>;
+
+/// Thread safety: thread-safe (submit from any thread; callbacks on the I/O thread).
+class Transport {
+ public:
+  static Result<std::unique_ptr<Transport>> create(const Config& config);
+  ~Transport();  ///< resolves everything still queued or in flight, joins the thread
+
+  void submit(HttpExchange exchange, TransferCallback on_done);
+  /// Resolves `on_done` with `error` on the I/O thread (keeps "callbacks on the I/O thread").
+  void fail(Error error, TransferCallback on_done);
+  bool on_io_thread() const noexcept;
+  /// Opens `n` connections to the URL's host by sending `n` concurrent HEAD requests, and waits
+  /// for them. Any HTTP answer counts as a warm connection.
+  Result<void> warm(const std::string& url, int n);
+
+  class Impl;
+
+ private:
+  explicit Transport(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace glmproxy::detail

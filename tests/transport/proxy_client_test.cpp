@@ -1,0 +1,529 @@
+#include "glmproxy/proxy_client.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "glmproxy/mock/mock_upstream.hpp"
+
+using glmproxy::ChatRequest;
+using glmproxy::ChatResponse;
+using glmproxy::Config;
+using glmproxy::ErrorCode;
+using glmproxy::ProxyClient;
+using glmproxy::Result;
+using glmproxy::mock::Fault;
+using glmproxy::mock::MockUpstream;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::unique_ptr<MockUpstream> start_mock(std::size_t record_limit = 1000) {
+  glmproxy::mock::MockOptions options;
+  options.record_limit = record_limit;
+  auto server = MockUpstream::start(options);
+  REQUIRE(server != nullptr);
+  return server;
+}
+
+Config config_for(const MockUpstream& server) {
+  Config c;
+  c.upstream.api_key = "sk-test-key-123456";
+  c.upstream.openai_base_url = server.base_url() + "/api/paas/v4";
+  c.upstream.anthropic_base_url = server.base_url() + "/api/anthropic";
+  c.retry.base_delay = 10ms;
+  c.retry.max_delay = 50ms;
+  return c;
+}
+
+ProxyClient make_client(const Config& config) {
+  auto client = ProxyClient::create(config);
+  INFO((client ? "" : client.error().describe()));
+  REQUIRE(client);
+  return std::move(*client);
+}
+
+ChatRequest hello(glmproxy::Protocol protocol = glmproxy::Protocol::OpenAI) {
+  ChatRequest r;
+  r.protocol = protocol;
+  r.messages = {{"user", "Say hello."}};
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("complete() over OpenAI keeps the base path and sends Bearer auth", "[client]") {
+  auto server = start_mock();
+  auto client = make_client(config_for(*server));
+  ChatRequest request = hello();
+  request.request_id = "req-42";
+  Result<ChatResponse> reply = client.complete(request);
+  INFO((reply ? "" : reply.error().describe()));
+  REQUIRE(reply);
+  CHECK(reply->content == "Hello from the glmproxy mock upstream.");
+  CHECK(reply->model == "glm-4.7");
+  CHECK(reply->finish_reason == "stop");
+  CHECK(reply->usage.total_tokens == reply->usage.prompt_tokens + reply->usage.completion_tokens);
+  CHECK(reply->usage.completion_tokens > 0);
+  CHECK(reply->http_status == 200);
+  CHECK(reply->attempts == 1);
+  CHECK_FALSE(reply->raw_json.empty());
+  auto recorded = server->recorded();
+  REQUIRE(recorded.size() == 1);
+  CHECK(recorded[0].path == "/api/paas/v4/chat/completions");
+  CHECK(recorded[0].header("authorization") == "Bearer sk-test-key-123456");
+  CHECK(recorded[0].header("x-request-id") == "req-42");
+  CHECK(recorded[0].header("content-type") == "application/json");
+}
+
+TEST_CASE("complete() over Anthropic sends x-api-key and anthropic-version", "[client]") {
+  auto server = start_mock();
+  auto client = make_client(config_for(*server));
+  Result<ChatResponse> reply = client.complete(hello(glmproxy::Protocol::Anthropic));
+  INFO((reply ? "" : reply.error().describe()));
+  REQUIRE(reply);
+  CHECK(reply->content == "Hello from the glmproxy mock upstream.");
+  CHECK(reply->finish_reason == "end_turn");
+  CHECK(reply->usage.prompt_tokens > 0);
+  CHECK(reply->usage.total_tokens == reply->usage.prompt_tokens + reply->usage.completion_tokens);
+  auto recorded = server->recorded();
+  REQUIRE(recorded.size() == 1);
+  CHECK(recorded[0].path == "/api/anthropic/v1/messages");
+  CHECK(recorded[0].header("x-api-key") == "sk-test-key-123456");
+  CHECK(recorded[0].header("anthropic-version") == "2023-06-01");
+  CHECK_FALSE(recorded[0].header("authorization"));
+}
+
+TEST_CASE("pool: 1000 sequential requests with POOL_MAX_CONNECTIONS=4 reuse connections",
+          "[client][pool]") {
+  auto server = start_mock(0);
+  Config config = config_for(*server);
+  config.pool.max_connections = 4;
+  auto client = make_client(config);
+  for (int i = 0; i < 1000; ++i) REQUIRE(client.complete(hello()));
+  auto stats = server->stats();
+  CHECK(stats.requests == 1000);
+  CHECK(stats.connections_accepted <= 4);
+}
+
+TEST_CASE("pool: DISABLE_CONNECTION_POOL opens a connection per request", "[client][pool]") {
+  auto server = start_mock(0);
+  Config config = config_for(*server);
+  config.pool.disabled = true;
+  auto client = make_client(config);
+  for (int i = 0; i < 1000; ++i) REQUIRE(client.complete(hello()));
+  CHECK(server->stats().connections_accepted == 1000);
+}
+
+TEST_CASE("pool: POOL_WARM opens POOL_MIN_CONNECTIONS before the first request", "[client][pool]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.pool.warm = true;
+  config.pool.min_connections = 3;
+  auto client = make_client(config);
+  CHECK(server->stats().connections_accepted == 3);
+  CHECK(server->stats().chat_requests == 0);
+  for (int i = 0; i < 20; ++i) REQUIRE(client.complete(hello()));
+  CHECK(server->stats().connections_accepted == 3);  // the warm connections were reused
+
+  Config cold = config_for(*server);
+  server->reset();
+  auto cold_client = make_client(cold);
+  CHECK(server->stats().connections_accepted == 0);
+}
+
+TEST_CASE("pool: 10,000 complete_async calls with POOL_MAX_CONNECTIONS=8 all resolve once",
+          "[client][pool]") {
+  auto server = start_mock(0);
+  Config config = config_for(*server);
+  config.pool.max_connections = 8;
+  config.pool.acquire_timeout = 60s;
+  auto client = make_client(config);
+  constexpr int kCalls = 10'000;
+  std::vector<std::atomic<int>> calls(kCalls);
+  std::atomic<int> ok{0}, done{0};
+  for (int i = 0; i < kCalls; ++i) {
+    client.complete_async(hello(), [&, i](Result<ChatResponse> r) {
+      calls[static_cast<std::size_t>(i)].fetch_add(1);
+      if (r) ok.fetch_add(1);
+      done.fetch_add(1);
+    });
+  }
+  const auto give_up = Clock::now() + 120s;
+  while (done.load() < kCalls && Clock::now() < give_up) std::this_thread::sleep_for(5ms);
+  CHECK(done.load() == kCalls);
+  CHECK(ok.load() == kCalls);
+  int twice = 0;
+  for (auto& c : calls) twice += c.load() != 1;
+  CHECK(twice == 0);
+  auto stats = server->stats();
+  CHECK(stats.requests == kCalls);
+  CHECK(stats.connections_accepted <= 8);
+}
+
+TEST_CASE("pool: a request that waits longer than POOL_ACQUIRE_TIMEOUT gets PoolTimeout",
+          "[client][pool]") {
+  auto server = start_mock();
+  Fault slow;
+  slow.delay_before_headers = 600ms;
+  server->add_fault(slow);
+  Config config = config_for(*server);
+  config.pool.max_connections = 1;
+  config.pool.min_connections = 1;
+  config.pool.acquire_timeout = 100ms;
+  auto client = make_client(config);
+  std::mutex mu;
+  std::vector<Result<ChatResponse>> results;
+  std::atomic<int> done{0};
+  for (int i = 0; i < 3; ++i) {
+    client.complete_async(hello(), [&](Result<ChatResponse> r) {
+      std::lock_guard lock(mu);
+      results.push_back(std::move(r));
+      done.fetch_add(1);
+    });
+  }
+  while (done.load() < 3) std::this_thread::sleep_for(5ms);
+  int ok = 0, pool_timeouts = 0;
+  for (auto& r : results) {
+    if (r)
+      ++ok;
+    else if (r.error().code == ErrorCode::PoolTimeout)
+      ++pool_timeouts;
+  }
+  CHECK(ok == 1);
+  CHECK(pool_timeouts == 2);
+  CHECK(server->stats().chat_requests == 1);
+}
+
+TEST_CASE("pool: connections idle longer than the max idle age are not reused", "[client][pool]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.pool.max_idle = 1000ms;
+  config.pool.min_connections = 0;  // nothing kept warm
+  auto client = make_client(config);
+  REQUIRE(client.complete(hello()));
+  REQUIRE(client.complete(hello()));
+  CHECK(server->stats().connections_accepted == 1);
+  std::this_thread::sleep_for(2100ms);
+  REQUIRE(client.complete(hello()));
+  CHECK(server->stats().connections_accepted == 2);
+  CHECK(server->stats().requests == 3);
+}
+
+TEST_CASE("pool: POOL_MIN_CONNECTIONS stay open while the client is idle", "[client][pool]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.pool.max_idle = 1000ms;
+  config.pool.min_connections = 1;
+  auto client = make_client(config);
+  REQUIRE(client.complete(hello()));
+  std::this_thread::sleep_for(2100ms);  // twice the idle age
+  REQUIRE(client.complete(hello()));
+  auto stats = server->stats();
+  CHECK(stats.connections_accepted == 1);       // the connection was kept, not reopened
+  CHECK(stats.requests > stats.chat_requests);  // by HEAD refreshes while idle
+  for (const auto& r : server->recorded()) {
+    if (r.method == "HEAD") CHECK_FALSE(r.header("authorization"));  // no key on refreshes
+  }
+}
+
+TEST_CASE("a keep-alive connection the server closed does not fail the next request",
+          "[client][pool]") {
+  auto server = start_mock();
+  auto client = make_client(config_for(*server));
+  Fault drop;
+  drop.close_after_response = true;
+  drop.times = 5;
+  server->add_fault(drop);
+  for (int i = 0; i < 10; ++i) {
+    auto reply = client.complete(hello());
+    INFO((reply ? "" : reply.error().describe()));
+    REQUIRE(reply);
+  }
+  server->drop_connections();
+  std::this_thread::sleep_for(20ms);
+  REQUIRE(client.complete(hello()));
+}
+
+TEST_CASE("retries: 429 with Retry-After: 1 twice, then 200", "[client][retry]") {
+  auto server = start_mock();
+  Fault busy;
+  busy.status = 429;
+  busy.headers = {{"Retry-After", "1"}};
+  busy.body = R"({"error":{"code":"1302","message":"High concurrency usage of this API"}})";
+  busy.times = 2;
+  server->add_fault(busy);
+  auto client = make_client(config_for(*server));
+  const auto start = Clock::now();
+  auto reply = client.complete(hello());
+  const auto elapsed = Clock::now() - start;
+  INFO((reply ? "" : reply.error().describe()));
+  REQUIRE(reply);
+  CHECK(elapsed >= 2s);
+  CHECK(reply->attempts == 3);
+  CHECK(server->stats().chat_requests == 3);
+}
+
+TEST_CASE("retries: 400 fails at once; 1113 (no balance) is never retried", "[client][retry]") {
+  auto server = start_mock();
+  auto client = make_client(config_for(*server));
+  Fault bad;
+  bad.status = 400;
+  server->add_fault(bad);
+  auto reply = client.complete(hello());
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().code == ErrorCode::InvalidArgument);
+  CHECK(reply.error().http_status == 400);
+  CHECK(server->stats().chat_requests == 1);
+
+  Fault arrears;
+  arrears.status = 429;
+  arrears.body = R"({"error":{"code":"1113","message":"Insufficient balance"}})";
+  server->add_fault(arrears);
+  reply = client.complete(hello());
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().upstream_code == "1113");
+  CHECK(reply.error().code == ErrorCode::QuotaExceeded);
+  CHECK_FALSE(reply.error().retryable());
+  CHECK(server->stats().chat_requests == 2);
+}
+
+TEST_CASE("retries: 5xx and 529 are retried up to max attempts with backoff", "[client][retry]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  auto client = make_client(config);
+  for (int status : {500, 503, 529}) {
+    server->reset();
+    Fault f;
+    f.status = status;
+    f.times = 2;
+    server->add_fault(f);
+    auto reply = client.complete(hello());
+    INFO(status);
+    REQUIRE(reply);
+    CHECK(reply->attempts == 3);
+    CHECK(server->stats().chat_requests == 3);
+  }
+  server->reset();
+  Fault always;
+  always.status = 500;
+  always.times = 0;
+  server->add_fault(always);
+  auto reply = client.complete(hello());
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().code == ErrorCode::UpstreamError);
+  CHECK(reply.error().http_status == 500);
+  CHECK(server->stats().chat_requests == 3);  // GLMPROXY_MAX_ATTEMPTS=3 by default
+}
+
+TEST_CASE("retries: a Retry-After longer than the cap is not waited for", "[client][retry]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.retry.retry_after_cap = 1s;
+  auto client = make_client(config);
+  Fault later;
+  later.status = 429;
+  later.headers = {{"Retry-After", "120"}};
+  server->add_fault(later);
+  const auto start = Clock::now();
+  auto reply = client.complete(hello());
+  REQUIRE_FALSE(reply);
+  CHECK(Clock::now() - start < 1s);
+  CHECK(reply.error().code == ErrorCode::RateLimited);
+  REQUIRE(reply.error().retry_after);
+  CHECK(*reply.error().retry_after == 120s);
+  CHECK(server->stats().chat_requests == 1);
+}
+
+TEST_CASE("timeouts: first byte, and the overall deadline across attempts", "[client][timeout]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.timeouts.first_byte = 200ms;
+  auto client = make_client(config);
+  Fault slow;
+  slow.delay_before_headers = 3s;
+  server->add_fault(slow);
+  auto start = Clock::now();
+  auto reply = client.complete(hello());
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().code == ErrorCode::Timeout);
+  CHECK_THAT(reply.error().message, Catch::Contains("first byte"));
+  CHECK(Clock::now() - start < 2s);
+  CHECK(server->stats().chat_requests == 1);  // a sent request is not sent again
+
+  Config total = config_for(*server);
+  total.timeouts.total = 300ms;
+  total.timeouts.connect = 100ms;
+  total.retry.base_delay = 1000ms;
+  total.retry.max_delay = 1000ms;
+  auto short_client = make_client(total);
+  server->reset();
+  Fault fail;
+  fail.status = 503;
+  fail.times = 0;
+  server->add_fault(fail);
+  start = Clock::now();
+  reply = short_client.complete(hello());
+  REQUIRE_FALSE(reply);
+  CHECK(Clock::now() - start < 2s);
+}
+
+TEST_CASE("connection failures are retried, then reported", "[client][retry]") {
+  // A port with nothing listening: bind a server, note its port, stop it.
+  std::string base;
+  {
+    auto server = start_mock();
+    base = server->base_url();
+  }
+  Config config;
+  config.upstream.openai_base_url = base + "/v1";
+  config.retry.base_delay = 1ms;
+  config.retry.max_delay = 5ms;
+  auto client = make_client(config);
+  auto reply = client.complete(hello());
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().code == ErrorCode::ConnectionFailed);
+  CHECK(reply.error().http_status == 0);
+}
+
+TEST_CASE("broken upstream bodies give BadResponse and are not retried", "[client]") {
+  auto server = start_mock();
+  auto client = make_client(config_for(*server));
+  Fault cut;
+  cut.close_after_body_bytes = 30;
+  server->add_fault(cut);
+  auto reply = client.complete(hello());
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().code == ErrorCode::BadResponse);
+  CHECK(server->stats().chat_requests == 1);
+
+  Fault bad;
+  bad.malformed_json = true;
+  server->add_fault(bad);
+  reply = client.complete(hello());
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().code == ErrorCode::BadResponse);
+  CHECK(reply.error().http_status == 200);
+  CHECK(reply.error().message.find("sk-test") == std::string::npos);
+}
+
+TEST_CASE("invalid requests are refused before the network, via the callback", "[client]") {
+  auto server = start_mock();
+  auto client = make_client(config_for(*server));
+  ChatRequest empty;
+  auto reply = client.complete(empty);
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().code == ErrorCode::InvalidArgument);
+  CHECK(server->stats().requests == 0);
+}
+
+TEST_CASE("shutdown resolves every queued and in-flight request exactly once", "[client]") {
+  auto server = start_mock();
+  Fault slow;
+  slow.delay_before_headers = 5s;
+  slow.times = 0;
+  server->add_fault(slow);
+  std::atomic<int> resolved{0}, cancelled{0}, shutting{0};
+  constexpr int kCalls = 50;
+  {
+    Config config = config_for(*server);
+    config.pool.max_connections = 2;
+    config.pool.min_connections = 1;
+    auto client = make_client(config);
+    for (int i = 0; i < kCalls; ++i) {
+      client.complete_async(hello(), [&](Result<ChatResponse> r) {
+        resolved.fetch_add(1);
+        if (!r && r.error().code == ErrorCode::Cancelled) cancelled.fetch_add(1);
+        if (!r && r.error().code == ErrorCode::ShuttingDown) shutting.fetch_add(1);
+      });
+    }
+    std::this_thread::sleep_for(100ms);
+    const auto start = Clock::now();
+    // The client goes out of scope with 2 requests in flight and 48 queued.
+    (void)start;
+  }
+  CHECK(resolved.load() == kCalls);
+  CHECK(cancelled.load() == 2);
+  CHECK(shutting.load() == kCalls - 2);
+}
+
+TEST_CASE("send() passes raw requests through, any status is a response", "[client]") {
+  auto server = start_mock();
+  auto client = make_client(config_for(*server));
+  glmproxy::HttpRequest get;
+  get.path = "models";
+  auto r = client.send(get);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body.find("glm-4.7") != std::string::npos);
+  CHECK(server->recorded().back().path == "/api/paas/v4/models");
+
+  get.path = "/no/such/thing";
+  r = client.send(get);
+  REQUIRE(r);
+  CHECK(r->status == 404);
+
+  glmproxy::HttpRequest bad;
+  bad.method = "GET\r\nX: y";
+  CHECK_FALSE(client.send(bad));
+}
+
+TEST_CASE("blocking calls from a completion callback are refused, not deadlocked", "[client]") {
+  auto server = start_mock();
+  auto client = make_client(config_for(*server));
+  std::promise<ErrorCode> inner;
+  client.complete_async(hello(), [&](Result<ChatResponse>) {
+    auto r = client.complete(hello());
+    inner.set_value(r ? ErrorCode::Internal : r.error().code);
+  });
+  CHECK(inner.get_future().get() == ErrorCode::InvalidArgument);
+}
+
+TEST_CASE("timeouts: connect timeout names itself and is retried", "[client][timeout]") {
+  // A listener whose accept queue is full and never drained: Linux drops further SYNs, so a
+  // connect to it hangs until the client's connect timeout.
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(listener, 0) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    fillers.push_back(fd);
+  }
+  std::this_thread::sleep_for(50ms);
+
+  Config config;
+  config.upstream.openai_base_url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  config.timeouts.connect = 200ms;
+  config.retry.max_attempts = 2;
+  config.retry.base_delay = 1ms;
+  config.retry.max_delay = 1ms;
+  auto client = make_client(config);
+  const auto start = Clock::now();
+  auto reply = client.complete(hello());
+  const auto elapsed = Clock::now() - start;
+  for (int fd : fillers) ::close(fd);
+  ::close(listener);
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().code == ErrorCode::Timeout);
+  CHECK_THAT(reply.error().message, Catch::Contains("connect timeout"));
+  CHECK(elapsed >= 400ms);  // two attempts of 200 ms each
+  CHECK(elapsed < 3s);
+}
