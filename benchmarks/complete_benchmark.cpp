@@ -4,14 +4,23 @@
 // thread, response parsing).
 //
 //   build/release/benchmarks/complete_benchmark --benchmark_repetitions=5
-//   (scripts/bench-complete.sh runs it and writes docs/generated/complete-vs-curl.md)
+//   GLMPROXY_BENCH_UPSTREAM=http://127.0.0.1:PORT ... (an external mock; see
+//   scripts/bench-complete.sh, which pins it and this program to different cores and writes
+//   docs/performance.md)
 
 #include <benchmark/benchmark.h>
 #include <curl/curl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "glmproxy/glmproxy.hpp"
@@ -22,13 +31,17 @@ namespace {
 const char* const kBody =
     R"({"model":"glm-4.7","messages":[{"role":"user","content":"Say hello."}]})";
 
-glmproxy::mock::MockUpstream& mock() {
-  static auto server = [] {
+// The upstream: GLMPROXY_BENCH_UPSTREAM (e.g. a glmproxy-mock-upstream in another process,
+// pinned to another core) or, when unset, the mock started in this process.
+const std::string& upstream() {
+  static const std::string url = [] {
+    if (const char* external = std::getenv("GLMPROXY_BENCH_UPSTREAM")) return std::string(external);
     glmproxy::mock::MockOptions options;
     options.record_limit = 0;
-    return glmproxy::mock::MockUpstream::start(options);
+    static auto server = glmproxy::mock::MockUpstream::start(options);
+    return server ? server->base_url() : std::string("http://127.0.0.1:1");
   }();
-  return *server;
+  return url;
 }
 
 // Per-request latencies, for p50/p99 counters next to Google Benchmark's mean.
@@ -56,7 +69,7 @@ size_t collect(char* data, size_t size, size_t n, void* user) {
 }
 
 void BM_RawCurlEasyReuse(benchmark::State& state) {
-  const std::string url = mock().base_url() + "/api/paas/v4/chat/completions";
+  const std::string url = upstream() + "/api/paas/v4/chat/completions";
   CURL* easy = curl_easy_init();
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   headers = curl_slist_append(headers, "Authorization: Bearer sk-bench");
@@ -87,7 +100,7 @@ BENCHMARK(BM_RawCurlEasyReuse)->UseRealTime()->MinTime(2.0);
 void BM_ProxyClientComplete(benchmark::State& state) {
   glmproxy::Config config;
   config.upstream.api_key = "sk-bench";
-  config.upstream.openai_base_url = mock().base_url() + "/api/paas/v4";
+  config.upstream.openai_base_url = upstream() + "/api/paas/v4";
   auto client = glmproxy::ProxyClient::create(config);
   if (!client) {
     state.SkipWithError("client did not start");
@@ -109,6 +122,46 @@ void BM_ProxyClientComplete(benchmark::State& state) {
   latencies.report(state);
 }
 BENCHMARK(BM_ProxyClientComplete)->UseRealTime()->MinTime(2.0);
+
+// The architecture's fixed cost, without HTTP: a caller hands work to a thread blocked in
+// poll() (woken through a socketpair, as curl_multi_wakeup does) and waits on a promise for the
+// answer. complete() pays this once per request on top of raw libcurl's work.
+void BM_ThreadHandoffRoundTrip(benchmark::State& state) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds) != 0) {
+    state.SkipWithError("socketpair failed");
+    return;
+  }
+  std::atomic<std::promise<int>*> slot{nullptr};
+  std::atomic<bool> stop{false};
+  std::thread io([&] {
+    while (!stop.load()) {
+      pollfd p{fds[1], POLLIN, 0};
+      ::poll(&p, 1, 1000);
+      char buf[64];
+      while (::recv(fds[1], buf, sizeof buf, 0) > 0) {
+      }
+      if (auto* promise = slot.exchange(nullptr)) promise->set_value(1);
+    }
+  });
+  Latencies latencies;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    auto promise = std::make_shared<std::promise<int>>();
+    auto future = promise->get_future();
+    slot.store(promise.get());
+    ::send(fds[0], "x", 1, MSG_NOSIGNAL);
+    benchmark::DoNotOptimize(future.get());
+    latencies.add(std::chrono::steady_clock::now() - start);
+  }
+  stop.store(true);
+  ::send(fds[0], "x", 1, MSG_NOSIGNAL);
+  io.join();
+  ::close(fds[0]);
+  ::close(fds[1]);
+  latencies.report(state);
+}
+BENCHMARK(BM_ThreadHandoffRoundTrip)->UseRealTime()->MinTime(1.0);
 
 }  // namespace
 
