@@ -1,7 +1,7 @@
 // glmproxy-mock-upstream: the test and benchmark upstream as a standalone server.
 //
 //   glmproxy-mock-upstream [--port N] [--host 127.0.0.1] [--reply TEXT] [--reasoning TEXT]
-//                          [--stream-chunks N] [--no-record]
+//                          [--stream-chunks N] [--stream-delay-ms N] [--no-record]
 //
 // Prints "listening on http://HOST:PORT" once ready, then serves until SIGINT or SIGTERM.
 
@@ -19,7 +19,7 @@ namespace {
 int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--port N] [--host ADDR] [--reply TEXT] [--reasoning TEXT]\n"
-               "          [--stream-chunks N] [--no-record]\n",
+               "          [--stream-chunks N] [--stream-delay-ms N] [--no-record]\n",
                argv0);
   return 2;
 }
@@ -62,6 +62,10 @@ int main(int argc, char** argv) {
       const char* v = next();
       if (v == nullptr || !parse_uint(v, 100000, n) || n == 0) return usage(argv[0]);
       options.stream_chunks = n;
+    } else if (arg == "--stream-delay-ms") {
+      const char* v = next();
+      if (v == nullptr || !parse_uint(v, 60000, n)) return usage(argv[0]);
+      options.stream_event_delay = glmproxy::mock::Milliseconds(static_cast<long>(n));
     } else if (arg == "--record") {
       options.record_limit = 1000;
     } else if (arg == "--no-record") {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds, and runs examples/chat: one completion, reply and usage.
+# Installs dependencies, builds, and runs examples/chat (one completion: reply and usage), then
+# examples/stream (the same question streamed: tokens printed as they arrive).
 # With ZAI_API_KEY set it calls Z.AI (or ZAI_API_BASE); without it, it starts the bundled mock
 # upstream on a free loopback port and talks to that.
 set -euo pipefail
@@ -8,15 +9,18 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 "$root/scripts/install-deps.sh"
 cmake --preset dev >/dev/null
-cmake --build --preset dev -j "$(nproc 2>/dev/null || echo 2)" --target chat glmproxy-mock-upstream >/dev/null
+cmake --build --preset dev -j "$(nproc 2>/dev/null || echo 2)" --target chat stream glmproxy-mock-upstream >/dev/null
 
 if [[ -n "${ZAI_API_KEY:-}" ]]; then
   echo "demo: calling ${ZAI_API_BASE:-https://api.z.ai/api/paas/v4} with your ZAI_API_KEY"
-  exec "$root/build/dev/examples/chat" "$@"
+  "$root/build/dev/examples/chat" "$@"
+  echo "demo: the same, streamed"
+  exec "$root/build/dev/examples/stream" "$@"
 fi
 
 log="$(mktemp)"
 "$root/build/dev/mock/glmproxy-mock-upstream" --port 0 --reasoning "The user wants a greeting." \
+  --stream-chunks 12 --stream-delay-ms 60 \
   --reply "Hello! I am the glmproxy mock upstream; set ZAI_API_KEY to talk to GLM." >"$log" 2>&1 &
 mock_pid=$!
 trap 'kill $mock_pid 2>/dev/null || true; rm -f "$log"' EXIT
@@ -29,3 +33,5 @@ if [[ -z "$url" ]]; then
 fi
 echo "demo: ZAI_API_KEY is not set, so this talks to the bundled mock upstream at $url"
 ZAI_API_BASE="$url/api/paas/v4" "$root/build/dev/examples/chat" "$@"
+echo "demo: the same, streamed (the mock paces its events 60 ms apart)"
+ZAI_API_BASE="$url/api/paas/v4" "$root/build/dev/examples/stream" "$@"

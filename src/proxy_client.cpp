@@ -8,7 +8,9 @@
 #include <future>
 #include <memory>
 
+#include "client_access.hpp"
 #include "glmproxy/version.hpp"
+#include "protocol/chat_stream.hpp"
 #include "protocol/protocol.hpp"
 #include "transport/transport.hpp"
 
@@ -65,6 +67,43 @@ class ProxyClient::Impl {
     return future.get();
   }
 
+  Result<ChatResponse> stream(const ChatRequest& request,
+                              const std::function<bool(const StreamEvent&)>& on_event) {
+    if (transport_->on_io_thread()) return called_from_callback("stream()");
+    const std::string& model =
+        request.model.empty() ? config_.upstream.default_model : request.model;
+    auto body = detail::write_chat_request(request, model, /*stream=*/true);
+    if (!body) return std::move(body).error();
+    static const detail::StreamCallback kIgnore = [](const StreamEvent&) { return true; };
+    const detail::StreamCallback* callback = on_event ? &on_event : &kIgnore;
+    detail::SseLimits limits;
+    limits.max_line_bytes = config_.stream.max_line_bytes;
+    limits.max_event_bytes = config_.stream.max_event_bytes;
+    auto sink = std::make_shared<detail::ChatStream>(request.protocol, callback, limits);
+
+    detail::HttpExchange ex;
+    ex.method = "POST";
+    ex.protocol = request.protocol;
+    ex.url = detail::join_url(base_url(request.protocol), detail::chat_path(request.protocol));
+    ex.body = std::move(*body);
+    add_headers(ex, request.protocol, request.request_id, "text/event-stream");
+    ex.headers.emplace_back("Content-Type: application/json");
+    ex.sink = sink;
+    auto promise = std::make_shared<std::promise<Result<detail::HttpResult>>>();
+    auto future = promise->get_future();
+    transport_->submit(std::move(ex), [promise](Result<detail::HttpResult> r) {
+      promise->set_value(std::move(r));
+    });
+    Result<detail::HttpResult> r = future.get();
+    if (!r) return std::move(r).error();
+    if (r->status < 200 || r->status >= 300)
+      return to_chat_response(request.protocol, std::move(r));
+    ChatResponse out = sink->take_response();
+    out.http_status = r->status;
+    out.attempts = r->attempts;
+    return out;
+  }
+
   Result<HttpResponse> send(const HttpRequest& request) {
     if (transport_->on_io_thread()) return called_from_callback("send()");
     if (request.method.empty() || request.method.find_first_of(" \r\n\t") != std::string::npos) {
@@ -102,6 +141,7 @@ class ProxyClient::Impl {
   }
 
   const Config& config() const noexcept { return config_; }
+  detail::TransportStats transport_stats() const noexcept { return transport_->stats(); }
 
   // Destroy the transport first: it resolves what is pending while config_ still lives.
   ~Impl() { transport_.reset(); }
@@ -119,7 +159,8 @@ class ProxyClient::Impl {
                                     : config_.upstream.openai_base_url;
   }
 
-  void add_headers(detail::HttpExchange& ex, Protocol p, const std::string& request_id) const {
+  void add_headers(detail::HttpExchange& ex, Protocol p, const std::string& request_id,
+                   std::string_view accept = "application/json") const {
     const std::string& key = config_.upstream.api_key;
     if (p == Protocol::Anthropic) {
       if (!key.empty()) ex.headers.push_back("x-api-key: " + key);
@@ -127,7 +168,7 @@ class ProxyClient::Impl {
     } else if (!key.empty()) {
       ex.headers.push_back("Authorization: Bearer " + key);
     }
-    ex.headers.emplace_back("Accept: application/json");
+    ex.headers.push_back(fmt::format("Accept: {}", accept));
     ex.headers.emplace_back(std::string("User-Agent: glmproxy/") + kVersionString);
     if (!request_id.empty() && request_id.find_first_of("\r\n") == std::string::npos) {
       ex.headers.push_back("X-Request-ID: " + request_id);
@@ -200,10 +241,22 @@ void ProxyClient::complete_async(ChatRequest request,
   impl_->complete_async(request, std::move(on_done));
 }
 
+Result<ChatResponse> ProxyClient::stream(const ChatRequest& request,
+                                         const std::function<bool(const StreamEvent&)>& on_event) {
+  if (!impl_) return moved_from();
+  return impl_->stream(request, on_event);
+}
+
 Result<HttpResponse> ProxyClient::send(const HttpRequest& request) {
   if (!impl_) return moved_from();
   return impl_->send(request);
 }
+
+namespace detail {
+TransportStats ClientAccess::transport_stats(const ProxyClient& client) noexcept {
+  return client.impl_ ? client.impl_->transport_stats() : TransportStats{};
+}
+}  // namespace detail
 
 const Config& ProxyClient::config() const noexcept {
   static const Config kEmpty;

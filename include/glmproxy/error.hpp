@@ -44,7 +44,8 @@ struct Error {
   std::optional<std::chrono::milliseconds> retry_after;  ///< when the upstream said to come back
 
   /// Whether sending the same request again (after retry_after, when set) may succeed:
-  /// connection failures, timeouts, 408/409/429/5xx answers and full local queues are;
+  /// connection failures, timeouts, 408/409/429/5xx answers, Anthropic overloaded_error /
+  /// api_error (also inside a 200 stream) and full local queues are;
   /// bad requests, auth failures, exhausted quotas and Z.AI "no balance" / "content refused"
   /// codes (1113, 1301, 1304, 1308, 1310, 1261) are not.
   bool retryable() const noexcept;

@@ -10,6 +10,10 @@
 
 namespace glmproxy {
 
+namespace detail {
+struct ClientAccess;  // the library's own tests and tools look inside through this
+}  // namespace detail
+
 /// The facade: sends chat requests to the configured upstream through a pooled, admission-
 /// controlled libcurl multi handle owned by one I/O thread, with retries of transient failures.
 ///
@@ -42,6 +46,26 @@ class ProxyClient {
   /// the error (also for requests refused before they reach the network).
   void complete_async(ChatRequest request, std::function<void(Result<ChatResponse>)> on_done);
 
+  /// Sends `request` as a stream ("stream": true) and calls `on_event` with each delta as it
+  /// arrives, then returns the whole reply (content, reasoning, tool calls, finish reason,
+  /// usage; raw_json stays empty). `on_event` runs on the client's I/O thread while this call
+  /// waits: keep it short (it holds up the client's other transfers), do not call complete(),
+  /// stream() or send() from it, and copy what you keep (the event is reused). Returning false
+  /// cancels: the call returns Cancelled at once and the connection is let go (a nearly
+  /// finished HTTP/1.1 response is read out so the connection can be reused).
+  /// A stream is retried (like complete()) only while no event has reached `on_event`. An error
+  /// event inside the stream becomes a typed Error (Anthropic overloaded_error is retryable);
+  /// silence longer than GLMPROXY_STREAM_IDLE_TIMEOUT_MS ends it with Timeout; a connection
+  /// that ends before the end marker gives BadResponse "the stream was cut ...".
+  /// Example:
+  ///   auto reply = client->stream(request, [](const glmproxy::StreamEvent& e) {
+  ///     if (e.type == glmproxy::StreamEvent::Type::Text) std::fwrite(e.text.data(), 1,
+  ///                                                                   e.text.size(), stdout);
+  ///     return true;
+  ///   });
+  Result<ChatResponse> stream(const ChatRequest& request,
+                              const std::function<bool(const StreamEvent&)>& on_event);
+
   /// Raw pass-through: `request.path` joined to the protocol's base URL, with the configured
   /// authentication. Any HTTP status is returned as an HttpResponse; only failures to get one
   /// (connection, timeout, pool) are Errors. Connection failures are retried, statuses are not.
@@ -51,6 +75,7 @@ class ProxyClient {
   const Config& config() const noexcept;
 
  private:
+  friend struct detail::ClientAccess;
   class Impl;
   explicit ProxyClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

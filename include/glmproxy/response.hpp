@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -29,6 +30,35 @@ struct ChatResponse {
   std::string raw_json;  ///< the upstream body as received
   int attempts = 0;      ///< upstream attempts this answer took (1 = no retry)
 };
+
+/// One piece of a streamed reply, handed to ProxyClient::stream()'s callback as it arrives.
+/// Both protocols give the same events: OpenAI `choices[].delta` chunks and Anthropic
+/// `content_block_delta` / `message_delta` events become Text, Reasoning and ToolCall deltas,
+/// then Finish, Usage and Done.
+///
+/// Thread safety: thread-compatible. The callback gets a reference that is valid until it
+/// returns; the strings are reused for the next event (copy what you keep).
+struct StreamEvent {
+  enum class Type {
+    Text,       ///< `text`: the next piece of the reply
+    Reasoning,  ///< `text`: the next piece of GLM reasoning_content / Anthropic thinking
+    ToolCall,   ///< a tool-call fragment: `tool_index`, `tool_call_id` and `tool_name` (on
+                ///< the call's first fragment), `text` = the next piece of its JSON arguments
+    Finish,     ///< `text`: the finish reason as the upstream said it ("stop", "end_turn", ...)
+    Usage,      ///< `usage`: token counts (OpenAI: the include_usage chunk; Anthropic: the
+                ///< input tokens of message_start plus the output tokens of message_delta)
+    Done,       ///< the stream ended properly (OpenAI `[DONE]`, Anthropic `message_stop`)
+  };
+  Type type = Type::Text;
+  std::string text;
+  int tool_index = 0;
+  std::string tool_call_id, tool_name;
+  Usage usage;
+};
+
+/// The name of a StreamEvent::Type ("text", "reasoning", "tool_call", "finish", "usage",
+/// "done").
+std::string_view to_string(StreamEvent::Type type) noexcept;
 
 /// The answer to ProxyClient::send().
 struct HttpResponse {

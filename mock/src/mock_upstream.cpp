@@ -557,6 +557,12 @@ class MockUpstream::Impl {
       head += "\r\n\r\n";
       pieces.push_back(std::move(plan.body));
     }
+    // MockOptions::stream_event_delay paces every stream a fault does not pace itself.
+    Fault pace;
+    if (f == nullptr && plan.sse && options_.stream_event_delay.count() > 0) {
+      pace.delay_between_chunks = options_.stream_event_delay;
+      f = &pace;
+    }
     const bool timed = f != nullptr &&
                        (f->delay_before_headers.count() > 0 || f->delay_between_chunks.count() > 0);
     const bool shaped = f != nullptr && (!f->split_pieces.empty() || f->close_after_body_bytes);

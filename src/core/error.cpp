@@ -57,6 +57,12 @@ bool is_retryable_status(int status) noexcept {
   return status == 0 || status == 408 || status == 409 || status == 429 || status >= 500;
 }
 
+// Anthropic error types that mean "not now" whatever the HTTP status: inside a 200 stream an
+// overloaded_error (529 elsewhere) or api_error (500) arrives with status 200.
+bool is_transient_upstream_code(std::string_view code) noexcept {
+  return code == "overloaded_error" || code == "api_error";
+}
+
 }  // namespace
 
 bool Error::retryable() const noexcept {
@@ -69,7 +75,7 @@ bool Error::retryable() const noexcept {
     case ErrorCode::PoolTimeout:
       return true;
     case ErrorCode::UpstreamError:
-      return is_retryable_status(http_status);
+      return is_retryable_status(http_status) || is_transient_upstream_code(upstream_code);
     default:
       return false;
   }

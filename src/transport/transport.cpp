@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <deque>
 #include <future>
 #include <mutex>
@@ -28,8 +29,20 @@ using Clock = std::chrono::steady_clock;
 // A response larger than this is refused rather than buffered without bound.
 constexpr std::size_t kMaxResponseBytes = 256u << 20;
 
+// A cancelled HTTP/1.1 stream is read on (and thrown away) for at most this long / this much, so
+// that a stream close to its end leaves its connection reusable; past either, it is closed.
+constexpr auto kDrainTime = std::chrono::milliseconds(100);
+constexpr std::size_t kDrainBytes = 64u << 10;
+
+enum class SinkState : std::uint8_t { Undecided, Active, Unused };
+
 struct Transfer {
+  ~Transfer() {
+    if (slist != nullptr) curl_slist_free_all(slist);
+  }
+
   HttpExchange ex;
+  Transport::Impl* owner = nullptr;
   TransferCallback on_done;
   std::optional<Error> preset_error;  // resolve at once on the I/O thread
   int attempts = 0;
@@ -49,6 +62,14 @@ struct Transfer {
   std::string body;
   std::optional<Error> abort_error;  // why the I/O thread stopped this attempt itself
   char errbuf[CURL_ERROR_SIZE] = {};
+  // Streams.
+  SinkState sink_state = SinkState::Undecided;
+  Clock::time_point last_rx;  // last byte received (idle timeout)
+  bool draining = false;      // cancelled and resolved; reading out the rest
+  std::size_t drained = 0;
+  Clock::time_point drain_deadline;
+  // Chunked upload of a large request body.
+  std::size_t upload_offset = 0;
 };
 
 using TransferPtr = std::unique_ptr<Transfer>;
@@ -73,7 +94,21 @@ long to_long_ms(std::chrono::milliseconds ms) {
 
 class Transport::Impl {
  public:
-  explicit Impl(const Config& config) : config_(config), rng_(std::random_device{}()) {}
+  explicit Impl(const Config& config)
+      : config_(config),
+        rng_(std::random_device{}()),
+        pool_(config.stream.buffer_pool_enabled,
+              static_cast<std::size_t>(std::max(16, 2 * config.pool.max_connections))) {}
+
+  TransportStats stats() const noexcept {
+    TransportStats s;
+    s.buffers = pool_.stats();
+    s.upload_reads = upload_reads_.load(std::memory_order_relaxed);
+    s.body_reads = body_reads_.load(std::memory_order_relaxed);
+    s.streams_cancelled = streams_cancelled_.load(std::memory_order_relaxed);
+    s.cancelled_connections_kept = drained_kept_.load(std::memory_order_relaxed);
+    return s;
+  }
 
   ~Impl() {
     {
@@ -199,6 +234,25 @@ class Transport::Impl {
         aborted_.push_back(t);
       }
     }
+    for (Transfer* t : active_) {
+      if (t->abort_error) continue;
+      if (t->draining) {
+        if (now >= t->drain_deadline) {
+          t->abort_error = make_error(ErrorCode::Cancelled, "stream cancelled");
+          aborted_.push_back(t);
+        }
+      } else if (t->ex.sink && t->got_response &&
+                 now - t->last_rx >= config_.timeouts.stream_idle) {
+        t->abort_error = make_error(
+            ErrorCode::Timeout,
+            fmt::format("stream idle timeout: no data for GLMPROXY_STREAM_IDLE_TIMEOUT_MS={} ms "
+                        "(after {})",
+                        config_.timeouts.stream_idle.count(),
+                        t->sink_state == SinkState::Active ? t->ex.sink->progress()
+                                                           : std::string("the headers")));
+        aborted_.push_back(t);
+      }
+    }
     for (Transfer* t : aborted_) finish(t, CURLE_OK);
     aborted_.clear();
     keep_alive(now);
@@ -254,6 +308,11 @@ class Transport::Impl {
     for (const Transfer* t : active_) {
       if (!t->got_response && t->first_byte_deadline)
         next = std::min(next, *t->first_byte_deadline);
+      if (t->draining) {
+        next = std::min(next, t->drain_deadline);
+      } else if (t->ex.sink && t->got_response) {
+        next = std::min(next, t->last_rx + config_.timeouts.stream_idle);
+      }
     }
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
     return static_cast<int>(std::clamp<std::int64_t>(ms, 0, 1000));
@@ -288,6 +347,12 @@ class Transport::Impl {
     t->errbuf[0] = '\0';
     t->attempt_start = now;
     t->first_byte_deadline.reset();
+    t->owner = this;
+    t->sink_state = SinkState::Undecided;
+    t->last_rx = now;
+    t->draining = false;
+    t->drained = 0;
+    t->upload_offset = 0;
 
     CURL* e;
     if (!free_easy_.empty()) {
@@ -327,6 +392,7 @@ class Transport::Impl {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, static_cast<long>(config_.stream.response_chunk_size));
     if (config_.pool.disabled) {
       curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
       curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
@@ -334,7 +400,20 @@ class Transport::Impl {
     if (t->ex.method == "HEAD") {
       curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (t->ex.method == "POST" || !t->ex.body.empty()) {
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->ex.body.data());
+      if (t->ex.body.size() > config_.stream.request_chunk_size) {
+        // STREAM_REQUEST_CHUNK_SIZE: a large body goes out through the read callback, at most
+        // that many bytes per call (still with a Content-Length).
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, &Impl::on_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, t);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, &Impl::on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, t);
+        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE,
+                         static_cast<long>(std::clamp<std::size_t>(
+                             config_.stream.request_chunk_size, 16u << 10, 2u << 20)));
+      } else {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->ex.body.data());
+      }
       curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(t->ex.body.size()));
       if (t->ex.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t->ex.method.c_str());
     } else if (t->ex.method != "GET") {
@@ -345,9 +424,76 @@ class Transport::Impl {
     curl_multi_add_handle(multi_, e);
   }
 
+  static size_t on_read(char* buffer, size_t size, size_t n, void* user) {
+    auto* t = static_cast<Transfer*>(user);
+    const std::string& body = t->ex.body;
+    const std::size_t room = std::min(size * n, t->owner->config_.stream.request_chunk_size);
+    const std::size_t len = std::min(room, body.size() - t->upload_offset);
+    std::memcpy(buffer, body.data() + t->upload_offset, len);
+    t->upload_offset += len;
+    t->owner->upload_reads_.fetch_add(1, std::memory_order_relaxed);
+    return len;
+  }
+
+  static int on_seek(void* user, curl_off_t offset, int origin) {
+    auto* t = static_cast<Transfer*>(user);
+    if (origin != SEEK_SET || offset < 0 || static_cast<std::size_t>(offset) > t->ex.body.size()) {
+      return CURL_SEEKFUNC_FAIL;
+    }
+    t->upload_offset = static_cast<std::size_t>(offset);
+    return CURL_SEEKFUNC_OK;
+  }
+
+  // A streamed body goes to the sink once the status says 2xx; everything else is buffered.
+  size_t stream_body(Transfer* t, std::string_view chunk) {
+    if (t->sink_state == SinkState::Undecided) {
+      long status = 0;
+      curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+      t->sink_state = status >= 200 && status < 300 ? SinkState::Active : SinkState::Unused;
+      if (t->sink_state == SinkState::Active) t->ex.sink->begin(pool_, header(*t, "content-type"));
+    }
+    if (t->sink_state != SinkState::Active) return 0;  // buffer it
+    switch (t->ex.sink->on_body(chunk)) {
+      case BodySink::Action::Continue:
+        return chunk.size();
+      case BodySink::Action::Fail:
+        t->abort_error = t->ex.sink->error();
+        return CURL_WRITEFUNC_ERROR;
+      case BodySink::Action::Cancel:
+        break;
+    }
+    // The caller is answered now; the transfer winds down on its own.
+    streams_cancelled_.fetch_add(1, std::memory_order_relaxed);
+    resolve(*t,
+            make_error(ErrorCode::Cancelled, "the stream was cancelled by its on_event callback"));
+    long version = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version);
+    if (version >= CURL_HTTP_VERSION_2_0 || config_.pool.disabled) {
+      // HTTP/2 cancels the stream alone (the connection stays); nothing to save by reading on.
+      t->abort_error = make_error(ErrorCode::Cancelled, "stream cancelled");
+      return CURL_WRITEFUNC_ERROR;
+    }
+    t->draining = true;
+    t->drain_deadline = Clock::now() + kDrainTime;
+    return chunk.size();
+  }
+
   static size_t on_body(char* data, size_t size, size_t n, void* user) {
     auto* t = static_cast<Transfer*>(user);
     const size_t len = size * n;
+    if (len == 0) return 0;
+    t->owner->body_reads_.fetch_add(1, std::memory_order_relaxed);
+    t->got_response = true;
+    t->last_rx = Clock::now();
+    if (t->draining) {
+      t->drained += len;
+      return t->drained > kDrainBytes ? CURL_WRITEFUNC_ERROR : len;
+    }
+    if (t->ex.sink && t->on_done) {
+      const size_t taken = t->owner->stream_body(t, {data, len});
+      if (taken != 0) return taken;
+      if (t->sink_state == SinkState::Active) return CURL_WRITEFUNC_ERROR;
+    }
     if (t->body.size() + len > kMaxResponseBytes) {
       t->abort_error =
           make_error(ErrorCode::BadResponse,
@@ -364,6 +510,7 @@ class Transport::Impl {
     const size_t len = size * n;
     std::string_view line(data, len);
     t->got_response = true;
+    t->last_rx = Clock::now();
     if (line.starts_with("HTTP/")) {
       t->headers.clear();  // a new response (after 1xx) starts
       return len;
@@ -403,10 +550,36 @@ class Transport::Impl {
     const auto now = Clock::now();
     last_activity_ = now;
 
+    if (!t->on_done) {
+      // Already answered (a cancelled stream), or a keep-alive probe.
+      if (t->draining && code == CURLE_OK && !t->abort_error) {
+        drained_kept_.fetch_add(1, std::memory_order_relaxed);
+      }
+      return;
+    }
+    const bool streaming = t->sink_state == SinkState::Active;
     if (t->abort_error) {
       Error e = std::move(*t->abort_error);
-      resolve(*t, std::move(e));
+      // An error event inside a stream (e.g. overloaded) before anything reached the caller:
+      // the upstream did not answer this request, so asking again is safe.
+      if (streaming && !t->ex.sink->delivered() && e.code != ErrorCode::Timeout && e.retryable()) {
+        retry_or_resolve(std::move(t), std::move(e), now);
+      } else {
+        resolve(*t, std::move(e));
+      }
       return;
+    }
+    if (streaming && code != CURLE_OK) {
+      if (!t->ex.sink->on_end()) return resolve_ok(*t);  // the end marker had arrived
+      Error e = transport_error(*t, code, connect_us, now);
+      if (e.code != ErrorCode::Timeout) {
+        const std::string detail = t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(code);
+        e = make_error(
+            ErrorCode::BadResponse,
+            fmt::format("the stream was cut: {} after {}", detail, t->ex.sink->progress()),
+            static_cast<int>(t->status));
+      }
+      return resolve(*t, std::move(e));
     }
     if (code != CURLE_OK) {
       Error e = transport_error(*t, code, connect_us, now);
@@ -419,6 +592,18 @@ class Transport::Impl {
       return;
     }
     const int status = static_cast<int>(t->status);
+    if (t->ex.sink && status >= 200 && status < 300) {
+      if (t->sink_state == SinkState::Undecided) {
+        t->sink_state = SinkState::Active;  // a 2xx without a body
+        t->ex.sink->begin(pool_, header(*t, "content-type"));
+      }
+      if (auto end = t->ex.sink->on_end()) {
+        Error e = std::move(*end);
+        if (e.http_status == 0) e.http_status = status;
+        return resolve(*t, std::move(e));
+      }
+      return resolve_ok(*t);
+    }
     if (t->ex.retry_on_status && (status < 200 || status >= 300)) {
       Error e = map_error_response(t->ex.protocol, status, t->body, header(*t, "retry-after"),
                                    header(*t, "retry-after-ms"), std::chrono::system_clock::now());
@@ -516,13 +701,10 @@ class Transport::Impl {
   void resolve(Transfer& t, Error e) { invoke(t, Result<HttpResult>(std::move(e))); }
 
   static void invoke(Transfer& t, Result<HttpResult> r) {
-    if (t.slist != nullptr) {
-      curl_slist_free_all(t.slist);
-      t.slist = nullptr;
-    }
     TransferCallback cb = std::move(t.on_done);
     t.on_done = nullptr;
     if (!cb) return;
+    if (t.ex.sink) t.ex.sink->release();
     try {
       cb(std::move(r));
     } catch (...) {
@@ -575,6 +757,11 @@ class Transport::Impl {
   std::mt19937_64 rng_;
   Clock::time_point last_activity_ = Clock::now();
   std::string keepalive_url_;  // where the last transfer went
+  BufferPool pool_;            // stream buffers (I/O thread; stats from anywhere)
+  std::atomic<std::uint64_t> upload_reads_{0};
+  std::atomic<std::uint64_t> body_reads_{0};
+  std::atomic<std::uint64_t> streams_cancelled_{0};
+  std::atomic<std::uint64_t> drained_kept_{0};
 };
 
 Result<std::unique_ptr<Transport>> Transport::create(const Config& config) {
@@ -603,6 +790,8 @@ void Transport::fail(Error error, TransferCallback on_done) {
 }
 
 bool Transport::on_io_thread() const noexcept { return impl_->on_io_thread(); }
+
+TransportStats Transport::stats() const noexcept { return impl_->stats(); }
 
 Result<void> Transport::warm(const std::string& url, int n) {
   if (n <= 0) return {};

@@ -6,15 +6,18 @@
 // POOL_ACQUIRE_TIMEOUT. Transient failures are retried with full-jitter backoff within one
 // overall deadline, never once a response has been received.
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "buffer/buffer_pool.hpp"
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
 #include "glmproxy/request.hpp"
+#include "transport/body_sink.hpp"
 
 namespace glmproxy::detail {
 
@@ -26,6 +29,10 @@ struct HttpExchange {
   std::string body;
   Protocol protocol = Protocol::OpenAI;  ///< for reading error bodies
   bool retry_on_status = true;           ///< false: any HTTP status is final (pass-through)
+  /// Set for streams: a 2xx body goes here as it arrives instead of into HttpResult::body
+  /// (other statuses are still buffered, for the error). The exchange is retried only while
+  /// sink->delivered() is false; an idle gap longer than GLMPROXY_STREAM_IDLE_TIMEOUT_MS ends it.
+  std::shared_ptr<BodySink> sink;
 };
 
 /// The final HTTP answer of an exchange.
@@ -34,6 +41,16 @@ struct HttpResult {
   std::vector<std::pair<std::string, std::string>> headers;  ///< names lower-cased
   std::string body;
   int attempts = 0;
+};
+
+/// Counters of one Transport (approximate while it runs).
+struct TransportStats {
+  BufferPoolStats buffers;
+  std::uint64_t upload_reads = 0;  ///< read-callback calls sending chunked request bodies
+  std::uint64_t body_reads = 0;    ///< write-callback calls (response body pieces received)
+  std::uint64_t streams_cancelled = 0;
+  std::uint64_t cancelled_connections_kept = 0;  ///< cancelled streams drained to their end,
+                                                 ///< so the connection went back to the pool
 };
 
 /// Runs on the I/O thread, exactly once per submitted exchange.
@@ -52,6 +69,7 @@ class Transport {
   /// Opens `n` connections to the URL's host by sending `n` concurrent HEAD requests, and waits
   /// for them. Any HTTP answer counts as a warm connection.
   Result<void> warm(const std::string& url, int n);
+  TransportStats stats() const noexcept;
 
   class Impl;
 

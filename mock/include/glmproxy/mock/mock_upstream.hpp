@@ -73,6 +73,8 @@ struct MockOptions {
   std::string reply_text = "Hello from the glmproxy mock upstream.";
   std::string reasoning_text;              ///< non-empty: sent as reasoning_content / thinking
   std::size_t stream_chunks = 4;           ///< how many deltas a streamed reply is cut into
+  Milliseconds stream_event_delay{0};      ///< pause before each SSE event (like a model
+                                           ///< producing tokens); a fault's own delay wins
   std::size_t record_limit = 1000;         ///< requests kept for recorded(); 0 records none
   std::size_t max_body_bytes = 64u << 20;  ///< larger request bodies get 413
 };

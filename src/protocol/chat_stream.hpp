@@ -1,0 +1,93 @@
+#pragma once
+
+// A streamed chat reply: SSE bytes in (from the transport, on the I/O thread), StreamEvents out
+// to the caller's callback, and the aggregate ChatResponse at the end. OpenAI chat.completion.chunk
+// streams (`[DONE]`) and Anthropic message streams (message_start ... message_stop).
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "buffer/buffer_pool.hpp"
+#include "glmproxy/error.hpp"
+#include "glmproxy/request.hpp"
+#include "glmproxy/response.hpp"
+#include "protocol/sse.hpp"
+#include "transport/body_sink.hpp"
+
+namespace glmproxy::detail {
+
+using StreamCallback = std::function<bool(const StreamEvent&)>;
+
+/// Thread safety: not thread-safe (the transport drives it from the I/O thread; the caller
+/// reads take_response() only after the exchange was resolved).
+class ChatStream final : public BodySink, private SseSink {
+ public:
+  /// `on_event` must outlive every call into this object until the exchange is resolved.
+  ChatStream(Protocol protocol, const StreamCallback* on_event, SseLimits limits);
+  ~ChatStream() override;
+  ChatStream(const ChatStream&) = delete;
+  ChatStream& operator=(const ChatStream&) = delete;
+
+  void begin(BufferPool& pool, std::string_view content_type) override;
+  Action on_body(std::string_view chunk) override;
+  std::optional<Error> on_end() override;
+  Error error() const override;
+  bool delivered() const noexcept override { return delivered_; }
+  void release() noexcept override;
+  std::string progress() const override;
+
+  /// The aggregate reply (built when on_end() returned nullopt). raw_json stays empty: a stream
+  /// is not kept whole.
+  ChatResponse take_response() { return std::move(result_); }
+
+  bool done() const noexcept { return done_; }
+  bool cancelled() const noexcept { return cancelled_; }
+  std::uint64_t events() const noexcept { return events_; }
+
+ private:
+  bool on_sse_event(const SseEvent& event) override;
+  bool openai_event(const SseEvent& event);
+  bool anthropic_event(const SseEvent& event);
+  bool emit(StreamEvent::Type type);
+  bool emit_text(StreamEvent::Type type, std::string_view text);
+  bool emit_tool(std::size_t slot, std::string_view fragment);
+  bool emit_usage();
+  bool fail(Error error);
+  std::optional<Error> finish_json();
+  void build_result();
+
+  struct Block {
+    std::int64_t index = 0;
+    std::size_t tool = 0;  // slot in tool_calls_ for tool_use blocks
+    bool is_tool = false;
+  };
+
+  Protocol protocol_;
+  const StreamCallback* on_event_;
+  SseParser parser_;
+  bool sse_ = true;  // false: the upstream answered with a JSON body (buffered in json_)
+  Buffer json_;
+  std::size_t max_json_bytes_;
+
+  // The aggregate.
+  std::string id_, model_, finish_reason_;
+  Buffer content_, reasoning_;
+  std::vector<ToolCall> tool_calls_;
+  Usage usage_;
+  std::vector<Block> blocks_;  // Anthropic content blocks seen
+
+  ChatResponse result_;
+  StreamEvent event_;  // reused: its strings keep their capacity between events
+  std::optional<Error> error_;
+  std::uint64_t events_ = 0;  // SSE events seen
+  bool done_ = false;         // the end marker arrived
+  bool finished_ = false;     // a finish reason arrived
+  bool delivered_ = false;
+  bool cancelled_ = false;
+};
+
+}  // namespace glmproxy::detail

@@ -1,0 +1,370 @@
+// The chat stream decoder: OpenAI and Anthropic SSE into StreamEvents and the aggregate, fed
+// directly (no network), and the zero-allocation property of its steady state.
+
+#include "protocol/chat_stream.hpp"
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <vector>
+
+using glmproxy::ErrorCode;
+using glmproxy::Protocol;
+using glmproxy::StreamEvent;
+using glmproxy::detail::BodySink;
+using glmproxy::detail::BufferPool;
+using glmproxy::detail::ChatStream;
+using glmproxy::detail::StreamCallback;
+
+// --- A counting allocator: every operator new of this test binary goes through here. ---------
+
+namespace {
+thread_local bool g_counting = false;
+thread_local std::size_t g_allocations = 0;
+}  // namespace
+
+// GCC 12 pairs the inlined replacement operators with its built-in idea of new/delete and
+// reports malloc/free as mismatched; they are matched here by construction.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
+void* operator new(std::size_t size) {
+  if (g_counting) ++g_allocations;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) { return operator new(size); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  if (g_counting) ++g_allocations;
+  return std::malloc(size == 0 ? 1 : size);
+}
+void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept {
+  return operator new(size, tag);
+}
+void* operator new(std::size_t size, std::align_val_t align) {
+  if (g_counting) ++g_allocations;
+  const auto a = static_cast<std::size_t>(align);
+  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size, std::align_val_t align) { return operator new(size, align); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+namespace {
+
+struct Seen {
+  StreamEvent::Type type;
+  std::string text;
+  int tool_index = 0;
+  std::string tool_call_id, tool_name;
+  glmproxy::Usage usage;
+};
+
+struct Recorder {
+  std::vector<Seen> events;
+  bool stop_at_first_text = false;
+  StreamCallback callback = [this](const StreamEvent& e) {
+    events.push_back({e.type, e.text, e.tool_index, e.tool_call_id, e.tool_name, e.usage});
+    return !(stop_at_first_text && e.type == StreamEvent::Type::Text);
+  };
+
+  std::string joined(StreamEvent::Type type) const {
+    std::string out;
+    for (const Seen& s : events) {
+      if (s.type == type) out += s.text;
+    }
+    return out;
+  }
+  int count(StreamEvent::Type type) const {
+    int n = 0;
+    for (const Seen& s : events) n += s.type == type ? 1 : 0;
+    return n;
+  }
+};
+
+// Feeds `body` in pieces of `piece` bytes; returns the first non-Continue action.
+BodySink::Action feed(ChatStream& stream, std::string_view body, std::size_t piece) {
+  for (std::size_t i = 0; i < body.size(); i += piece) {
+    auto action = stream.on_body(body.substr(i, piece));
+    if (action != BodySink::Action::Continue) return action;
+  }
+  return BodySink::Action::Continue;
+}
+
+const std::string kOpenAiStream =
+    "data: {\"id\":\"c1\",\"model\":\"glm-4.7\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
+    "\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"Let me "
+    "think.\"},\"finish_reason\":null}]}\n\n"
+    ": keep-alive comment\n\n"
+    "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},"
+    "\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo \\u00e9\\n\"},"
+    "\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+    "\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+    "\"arguments\":\"{\\\"ci\"}}]},\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,"
+    "\"function\":{\"arguments\":\"ty\\\":\\\"Paris\\\"}\"}}]},\"finish_reason\":null}]}\n\n"
+    "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":"
+    "\"tool_calls\"}]}\n\n"
+    "data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":"
+    "7,\"total_tokens\":18}}\n\n"
+    "data: [DONE]\n\n";
+
+const std::string kAnthropicStream =
+    "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\","
+    "\"model\":\"glm-4.7\",\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\r\n\r\n"
+    "event: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+    "\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\r\n\r\n"
+    "event: ping\r\ndata: {\"type\": \"ping\"}\r\n\r\n"
+    "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+    "\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Hmm.\"}}\r\n\r\n"
+    "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+    "\"delta\":{\"type\":\"signature_delta\",\"signature\":\"abc\"}}\r\n\r\n"
+    "event: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":0}\r\n\r\n"
+    "event: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":1,"
+    "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\r\n\r\n"
+    "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":1,"
+    "\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi \"}}\r\n\r\n"
+    "event: brand_new_event\r\ndata: {\"type\":\"brand_new_event\",\"x\":1}\r\n\r\n"
+    "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":1,"
+    "\"delta\":{\"type\":\"text_delta\",\"text\":\"there\"}}\r\n\r\n"
+    "event: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":1}\r\n\r\n"
+    "event: content_block_start\r\ndata: {\"type\":\"content_block_start\",\"index\":2,"
+    "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"lookup\","
+    "\"input\":{}}}\r\n\r\n"
+    "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":2,"
+    "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"q\\\":\"}}\r\n\r\n"
+    "event: content_block_delta\r\ndata: {\"type\":\"content_block_delta\",\"index\":2,"
+    "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"1}\"}}\r\n\r\n"
+    "event: content_block_stop\r\ndata: {\"type\":\"content_block_stop\",\"index\":2}\r\n\r\n"
+    "event: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+    "\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\r\n\r\n"
+    "event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n";
+
+}  // namespace
+
+TEST_CASE("chat stream: OpenAI deltas, tool calls, finish, usage and [DONE]", "[stream]") {
+  for (std::size_t piece : {kOpenAiStream.size(), std::size_t{1}, std::size_t{7}}) {
+    BufferPool pool;
+    Recorder rec;
+    ChatStream stream(Protocol::OpenAI, &rec.callback, {});
+    stream.begin(pool, "text/event-stream");
+    REQUIRE(feed(stream, kOpenAiStream, piece) == BodySink::Action::Continue);
+    REQUIRE_FALSE(stream.on_end().has_value());
+    stream.release();
+    CHECK(rec.joined(StreamEvent::Type::Text) == "Hello \xC3\xA9\n");
+    CHECK(rec.joined(StreamEvent::Type::Reasoning) == "Let me think.");
+    CHECK(rec.joined(StreamEvent::Type::ToolCall) == "{\"city\":\"Paris\"}");
+    CHECK(rec.count(StreamEvent::Type::Finish) == 1);
+    CHECK(rec.count(StreamEvent::Type::Usage) == 1);
+    REQUIRE(rec.events.back().type == StreamEvent::Type::Done);
+    for (const Seen& s : rec.events) {
+      if (s.type == StreamEvent::Type::ToolCall) {
+        CHECK(s.tool_call_id == "call_1");
+        CHECK(s.tool_name == "get_weather");
+      }
+      if (s.type == StreamEvent::Type::Usage) CHECK(s.usage.total_tokens == 18);
+    }
+    glmproxy::ChatResponse r = stream.take_response();
+    CHECK(r.id == "c1");
+    CHECK(r.model == "glm-4.7");
+    CHECK(r.content == "Hello \xC3\xA9\n");
+    CHECK(r.reasoning_content == "Let me think.");
+    CHECK(r.finish_reason == "tool_calls");
+    REQUIRE(r.tool_calls.size() == 1);
+    CHECK(r.tool_calls[0].arguments_json == "{\"city\":\"Paris\"}");
+    CHECK(r.usage.prompt_tokens == 11);
+    CHECK(r.usage.completion_tokens == 7);
+    CHECK(pool.stats().in_use() == 0);
+  }
+}
+
+TEST_CASE("chat stream: Anthropic events, thinking, tool_use, unknown types ignored", "[stream]") {
+  for (std::size_t piece : {kAnthropicStream.size(), std::size_t{1}, std::size_t{13}}) {
+    BufferPool pool;
+    Recorder rec;
+    ChatStream stream(Protocol::Anthropic, &rec.callback, {});
+    stream.begin(pool, "text/event-stream; charset=utf-8");
+    REQUIRE(feed(stream, kAnthropicStream, piece) == BodySink::Action::Continue);
+    REQUIRE_FALSE(stream.on_end().has_value());
+    stream.release();
+    CHECK(rec.joined(StreamEvent::Type::Text) == "Hi there");
+    CHECK(rec.joined(StreamEvent::Type::Reasoning) == "Hmm.");
+    CHECK(rec.joined(StreamEvent::Type::ToolCall) == "{\"q\":1}");
+    CHECK(rec.events.back().type == StreamEvent::Type::Done);
+    glmproxy::ChatResponse r = stream.take_response();
+    CHECK(r.id == "msg_1");
+    CHECK(r.finish_reason == "tool_use");
+    CHECK(r.usage.prompt_tokens == 12);
+    CHECK(r.usage.completion_tokens == 9);
+    CHECK(r.usage.total_tokens == 21);
+    REQUIRE(r.tool_calls.size() == 1);
+    CHECK(r.tool_calls[0].id == "toolu_1");
+    CHECK(r.tool_calls[0].name == "lookup");
+    CHECK(r.tool_calls[0].arguments_json == "{\"q\":1}");
+  }
+}
+
+TEST_CASE("chat stream: error events inside a 200 stream become typed errors", "[stream]") {
+  BufferPool pool;
+  Recorder rec;
+  SECTION("Anthropic overloaded_error is retryable") {
+    ChatStream stream(Protocol::Anthropic, &rec.callback, {});
+    stream.begin(pool, "text/event-stream");
+    const std::string body =
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+        "\"message\":\"Overloaded\"}}\n\n";
+    REQUIRE(feed(stream, body, body.size()) == BodySink::Action::Fail);
+    const glmproxy::Error e = stream.error();
+    CHECK(e.upstream_code == "overloaded_error");
+    CHECK(e.code == ErrorCode::UpstreamError);
+    CHECK(e.retryable());
+    CHECK_FALSE(stream.delivered());
+  }
+  SECTION("a Z.AI business error in an OpenAI stream") {
+    ChatStream stream(Protocol::OpenAI, &rec.callback, {});
+    stream.begin(pool, "text/event-stream");
+    const std::string body =
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: {\"error\":{\"code\":\"1113\",\"message\":\"Insufficient balance\"}}\n\n";
+    REQUIRE(feed(stream, body, 5) == BodySink::Action::Fail);
+    CHECK(stream.error().code == ErrorCode::QuotaExceeded);
+    CHECK(stream.delivered());
+  }
+  SECTION("a data line that is not JSON") {
+    ChatStream stream(Protocol::OpenAI, &rec.callback, {});
+    stream.begin(pool, "text/event-stream");
+    REQUIRE(feed(stream, "data: {\"choices\": [\n\n", 3) == BodySink::Action::Fail);
+    CHECK(stream.error().code == ErrorCode::BadResponse);
+    CHECK_THAT(stream.error().message, Catch::Contains("not valid JSON"));
+  }
+  CHECK(pool.stats().in_use() <= 3);
+}
+
+TEST_CASE("chat stream: a stream without its end marker was cut", "[stream]") {
+  BufferPool pool;
+  Recorder rec;
+  ChatStream stream(Protocol::OpenAI, &rec.callback, {});
+  stream.begin(pool, "text/event-stream");
+  const std::string cut = kOpenAiStream.substr(0, kOpenAiStream.find("lo \\u00e9") + 3);
+  REQUIRE(feed(stream, cut, 11) == BodySink::Action::Continue);
+  auto end = stream.on_end();
+  REQUIRE(end.has_value());
+  CHECK(end->code == ErrorCode::BadResponse);
+  CHECK_THAT(end->message, Catch::Contains("the stream was cut"));
+  CHECK_THAT(end->message, Catch::Contains("in the middle of an event"));
+  CHECK_THAT(end->message, Catch::Contains("[DONE]"));
+  stream.release();
+}
+
+TEST_CASE("chat stream: a 2xx JSON answer to a stream request is read whole", "[stream]") {
+  BufferPool pool;
+  Recorder rec;
+  ChatStream stream(Protocol::OpenAI, &rec.callback, {});
+  stream.begin(pool, "application/json; charset=utf-8");
+  const std::string body =
+      R"({"id":"x","model":"m","choices":[{"index":0,"message":{"role":"assistant",)"
+      R"("content":"whole"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,)"
+      R"("completion_tokens":2,"total_tokens":3}})";
+  REQUIRE(feed(stream, body, 10) == BodySink::Action::Continue);
+  REQUIRE_FALSE(stream.on_end().has_value());
+  stream.release();
+  CHECK(rec.joined(StreamEvent::Type::Text) == "whole");
+  CHECK(rec.events.back().type == StreamEvent::Type::Done);
+  CHECK(stream.take_response().usage.total_tokens == 3);
+}
+
+TEST_CASE("chat stream: on_event returning false asks for cancellation", "[stream]") {
+  BufferPool pool;
+  Recorder rec;
+  rec.stop_at_first_text = true;
+  ChatStream stream(Protocol::OpenAI, &rec.callback, {});
+  stream.begin(pool, "text/event-stream");
+  CHECK(feed(stream, kOpenAiStream, kOpenAiStream.size()) == BodySink::Action::Cancel);
+  CHECK(stream.cancelled());
+  CHECK(rec.joined(StreamEvent::Type::Text) == "Hel");
+  stream.release();
+}
+
+TEST_CASE("chat stream: no heap allocation per chunk in steady state", "[stream][alloc]") {
+  // 10,100 content deltas, cut into pieces that do not respect event boundaries.
+  std::string body;
+  for (int i = 0; i < 10'100; ++i) {
+    body +=
+        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"model\":"
+        "\"glm-4.7\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"tok";
+    body += std::to_string(i % 10);
+    body += " \"},\"finish_reason\":null}]}\n\n";
+  }
+  body += "data: [DONE]\n\n";
+  std::vector<std::string_view> pieces;
+  const std::size_t sizes[] = {97, 160, 31, 211, 150};
+  for (std::size_t pos = 0, i = 0; pos < body.size(); ++i) {
+    const std::size_t n = std::min(sizes[i % 5], body.size() - pos);
+    pieces.emplace_back(body.data() + pos, n);
+    pos += n;
+  }
+  const std::size_t per_event = body.size() / 10'101;
+  const std::size_t warm_pieces = 100 * per_event / 130 + 1;  // about the first 100 events
+
+  BufferPool pool;
+  std::size_t text_bytes = 0;
+  StreamCallback count = [&text_bytes](const StreamEvent& e) {
+    text_bytes += e.text.size();
+    return true;
+  };
+  {
+    // A whole earlier stream leaves its blocks in the pool, as a running client would.
+    ChatStream first(Protocol::OpenAI, &count, {});
+    first.begin(pool, "text/event-stream");
+    for (std::string_view p : pieces) REQUIRE(first.on_body(p) == BodySink::Action::Continue);
+    REQUIRE_FALSE(first.on_end().has_value());
+    first.release();
+  }
+  ChatStream stream(Protocol::OpenAI, &count, {});
+  stream.begin(pool, "text/event-stream");
+  std::size_t i = 0;
+  for (; i < warm_pieces; ++i) REQUIRE(stream.on_body(pieces[i]) == BodySink::Action::Continue);
+  const std::uint64_t events_before = stream.events();
+
+  g_allocations = 0;
+  g_counting = true;
+  bool all_continue = true;
+  for (; i < pieces.size(); ++i) {
+    all_continue = all_continue && stream.on_body(pieces[i]) == BodySink::Action::Continue;
+  }
+  g_counting = false;
+  const std::size_t allocations = g_allocations;
+
+  REQUIRE(all_continue);
+  const std::uint64_t measured_events = stream.events() - events_before;
+  INFO("events measured: " << measured_events);
+  CHECK(measured_events >= 10'000);
+  CHECK(allocations == 0);
+  REQUIRE_FALSE(stream.on_end().has_value());
+  stream.release();
+  CHECK(stream.take_response().content.size() == 10'100 * 5);
+  CHECK(pool.stats().hits() > 0);
+}
+
+TEST_CASE("chat stream: the counting allocator does count", "[stream][alloc]") {
+  // Guards the test above against a counter that never moves.
+  g_allocations = 0;
+  g_counting = true;
+  auto* p = new std::string(100, 'x');
+  g_counting = false;
+  delete p;
+  CHECK(g_allocations >= 2);
+}
