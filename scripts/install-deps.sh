@@ -10,10 +10,12 @@ packages=(
   libcurl4-openssl-dev   # transport
   libsimdjson-dev        # JSON parsing
   libfmt-dev             # formatting
+  libxxhash-dev          # XXH3-128 cache keys (used header-only: XXH_INLINE_ALL)
   libhttp-parser-dev     # the mock upstream's HTTP/1.1 request parser
   catch2                 # tests (2.13, single header)
   libbenchmark-dev       # Google Benchmark
   curl wrk               # tests and measurements of the mock upstream
+  clang libclang-rt-14-dev  # the SSE parser fuzzer (libFuzzer)
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(nginx-light)  # the reference HTTP server in scripts/measure-mock.sh

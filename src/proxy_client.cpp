@@ -8,6 +8,10 @@
 #include <future>
 #include <memory>
 
+#include "cache/cache_key.hpp"
+#include "cache/lru_cache.hpp"
+#include "cache/single_flight.hpp"
+#include "client/dispatcher.hpp"
 #include "client_access.hpp"
 #include "glmproxy/version.hpp"
 #include "protocol/chat_stream.hpp"
@@ -24,6 +28,15 @@ class ProxyClient::Impl {
     auto transport = detail::Transport::create(config_);
     if (!transport) return std::move(transport).error();
     transport_ = std::move(*transport);
+    dispatcher_ = std::make_unique<detail::Dispatcher>(config_, *transport_);
+    if (config_.cache.enabled) {
+      detail::LruCacheOptions options;
+      options.max_entries = config_.cache.max_entries;
+      options.max_bytes = config_.cache.max_bytes;
+      options.ttl = config_.cache.ttl;
+      options.clock = config_.clock;
+      cache_ = std::make_unique<detail::LruCache<CachedPtr>>(options);
+    }
     if (config_.pool.warm && config_.pool.min_connections > 0) {
       auto warmed =
           transport_->warm(config_.upstream.openai_base_url, config_.pool.min_connections);
@@ -32,68 +45,80 @@ class ProxyClient::Impl {
     return {};
   }
 
+  // --- chat -------------------------------------------------------------------------------
+
   void complete_async(const ChatRequest& request,
                       std::function<void(Result<ChatResponse>)> on_done) {
-    const std::string& model =
-        request.model.empty() ? config_.upstream.default_model : request.model;
-    auto body = detail::write_chat_request(request, model, /*stream=*/false);
-    if (!body) {
+    PreparedChat prepared = prepare_chat(request, /*stream=*/false);
+    if (auto hit = cached_chat(prepared)) {
+      // Still on the I/O thread, as promised for every completion callback.
+      transport_->post([cb = std::move(on_done), r = std::move(*hit)]() mutable { cb(r); });
+      return;
+    }
+    if (auto written = write_body(prepared); !written) {
       transport_->fail(
-          std::move(body).error(),
+          std::move(written).error(),
           [cb = std::move(on_done)](Result<detail::HttpResult> r) { cb(std::move(r).error()); });
       return;
     }
-    detail::HttpExchange ex;
-    ex.method = "POST";
-    ex.protocol = request.protocol;
-    ex.url = detail::join_url(base_url(request.protocol), detail::chat_path(request.protocol));
-    ex.body = std::move(*body);
-    add_headers(ex, request.protocol, request.request_id);
-    ex.headers.emplace_back("Content-Type: application/json");
-    const Protocol protocol = request.protocol;
-    transport_->submit(std::move(ex),
-                       [protocol, cb = std::move(on_done)](Result<detail::HttpResult> r) {
-                         cb(to_chat_response(protocol, std::move(r)));
-                       });
+    send_chat(std::move(prepared), std::move(on_done));
   }
 
   Result<ChatResponse> complete(const ChatRequest& request) {
     if (transport_->on_io_thread()) return called_from_callback("complete()");
+    PreparedChat prepared = prepare_chat(request, /*stream=*/false);
+    if (auto hit = cached_chat(prepared)) return std::move(*hit);  // no thread hand-off
+    if (auto written = write_body(prepared); !written) return std::move(written).error();
     // Shared, so the I/O thread never touches a promise this thread has already destroyed.
     auto promise = std::make_shared<std::promise<Result<ChatResponse>>>();
     auto future = promise->get_future();
-    complete_async(request,
-                   [promise](Result<ChatResponse> r) { promise->set_value(std::move(r)); });
+    send_chat(std::move(prepared),
+              [promise](Result<ChatResponse> r) { promise->set_value(std::move(r)); });
     return future.get();
   }
 
   Result<ChatResponse> stream(const ChatRequest& request,
                               const std::function<bool(const StreamEvent&)>& on_event) {
     if (transport_->on_io_thread()) return called_from_callback("stream()");
-    const std::string& model =
-        request.model.empty() ? config_.upstream.default_model : request.model;
-    auto body = detail::write_chat_request(request, model, /*stream=*/true);
-    if (!body) return std::move(body).error();
+    PreparedChat prepared = prepare_chat(request, /*stream=*/true);
     static const detail::StreamCallback kIgnore = [](const StreamEvent&) { return true; };
-    const detail::StreamCallback* callback = on_event ? &on_event : &kIgnore;
+    const detail::StreamCallback& callback = on_event ? on_event : kIgnore;
+    if (prepared.read_cache) {
+      if (auto hit = cache_lookup(prepared.key)) {
+        // A cached stream is replayed event by event, on this thread.
+        for (const StreamEvent& e : (*hit)->events) {
+          bool go_on = false;
+          try {
+            go_on = callback(e);
+          } catch (...) {
+            return make_error(ErrorCode::Internal, "the stream's on_event callback threw");
+          }
+          if (!go_on) {
+            return make_error(ErrorCode::Cancelled,
+                              "the stream was cancelled by its on_event callback");
+          }
+        }
+        ChatResponse out = (*hit)->chat;
+        out.from_cache = true;
+        return out;
+      }
+    }
     detail::SseLimits limits;
     limits.max_line_bytes = config_.stream.max_line_bytes;
     limits.max_event_bytes = config_.stream.max_event_bytes;
-    auto sink = std::make_shared<detail::ChatStream>(request.protocol, callback, limits);
+    if (auto written = write_body(prepared); !written) return std::move(written).error();
+    auto sink = std::make_shared<detail::ChatStream>(request.protocol, &callback, limits);
+    sink->record_events(prepared.write_cache);
 
-    detail::HttpExchange ex;
-    ex.method = "POST";
-    ex.protocol = request.protocol;
-    ex.url = detail::join_url(base_url(request.protocol), detail::chat_path(request.protocol));
-    ex.body = std::move(*body);
-    add_headers(ex, request.protocol, request.request_id, "text/event-stream");
-    ex.headers.emplace_back("Content-Type: application/json");
+    detail::HttpExchange ex = chat_exchange(request, std::move(prepared.body), true);
     ex.sink = sink;
     auto promise = std::make_shared<std::promise<Result<detail::HttpResult>>>();
     auto future = promise->get_future();
-    transport_->submit(std::move(ex), [promise](Result<detail::HttpResult> r) {
-      promise->set_value(std::move(r));
-    });
+    detail::ChatJob job;
+    job.group = "c|" + ex.url;  // streams are never merged or deduplicated
+    job.exchange = std::move(ex);
+    job.on_done = [promise](Result<detail::HttpResult> r) { promise->set_value(std::move(r)); };
+    dispatcher_->chat(std::move(job));
     Result<detail::HttpResult> r = future.get();
     if (!r) return std::move(r).error();
     if (r->status < 200 || r->status >= 300)
@@ -101,8 +126,74 @@ class ProxyClient::Impl {
     ChatResponse out = sink->take_response();
     out.http_status = r->status;
     out.attempts = r->attempts;
+    if (prepared.write_cache) {
+      auto value = std::make_shared<CachedValue>();
+      value->chat = out;
+      value->events = sink->take_events();
+      store(prepared.key, std::move(value));
+    }
     return out;
   }
+
+  // --- embeddings -------------------------------------------------------------------------
+
+  Result<EmbeddingResponse> embed(const EmbeddingRequest& request) {
+    if (transport_->on_io_thread()) return called_from_callback("embed()");
+    const std::string& model =
+        request.model.empty() ? config_.upstream.embedding_model : request.model;
+    std::vector<std::string_view> inputs(request.input.begin(), request.input.end());
+    // Written once now to refuse a bad request before it waits in a batch.
+    auto body =
+        detail::write_embedding_request(inputs, model, request.dimensions, request.extra_json);
+    if (!body) return std::move(body).error();
+    const std::string& base = config_.upstream.openai_base_url;
+    const Policy policy = policy_for(request.cache);
+    detail::CacheKey key;
+    if (policy.read_cache || policy.write_cache || policy.coalesce) {
+      key = detail::embedding_cache_key(request, base, model, request.api_key);
+    }
+    if (policy.read_cache) {
+      if (auto hit = cache_lookup(key)) {
+        EmbeddingResponse out = (*hit)->embedding;
+        out.from_cache = true;
+        return out;
+      }
+    }
+    auto promise = std::make_shared<std::promise<Result<EmbeddingResponse>>>();
+    auto future = promise->get_future();
+    std::function<void(Result<EmbeddingResponse>)> deliver =
+        [promise](Result<EmbeddingResponse> r) { promise->set_value(std::move(r)); };
+    if (policy.coalesce && !embed_flights_.lead_or_join(key, std::move(deliver))) {
+      return future.get();  // an identical request is in flight: its answer is ours
+    }
+    detail::EmbeddingJob job;
+    if (policy.coalesce || policy.read_cache) job.identity = key;
+    job.exchange.method = "POST";
+    job.exchange.protocol = Protocol::OpenAI;
+    job.exchange.url = detail::join_url(base, "embeddings");
+    add_headers(job.exchange, Protocol::OpenAI, {});
+    job.exchange.headers.emplace_back("Content-Type: application/json");
+    job.model = model;
+    job.dimensions = request.dimensions;
+    job.extra_json = detail::canonical_json(request.extra_json);
+    job.inputs = request.input;
+    job.on_done = [this, key, policy, deliver](Result<EmbeddingResponse> r) mutable {
+      if (r && policy.write_cache) {
+        auto value = std::make_shared<CachedValue>();
+        value->embedding = *r;
+        store(key, std::move(value));
+      }
+      if (policy.coalesce) {
+        embed_flights_.finish(key, std::move(r));
+      } else {
+        deliver(std::move(r));
+      }
+    };
+    dispatcher_->embed(std::move(job));
+    return future.get();
+  }
+
+  // --- raw pass-through -------------------------------------------------------------------
 
   Result<HttpResponse> send(const HttpRequest& request) {
     if (transport_->on_io_thread()) return called_from_callback("send()");
@@ -143,10 +234,176 @@ class ProxyClient::Impl {
   const Config& config() const noexcept { return config_; }
   detail::TransportStats transport_stats() const noexcept { return transport_->stats(); }
 
-  // Destroy the transport first: it resolves what is pending while config_ still lives.
-  ~Impl() { transport_.reset(); }
+  MetricsSnapshot metrics() const {
+    MetricsSnapshot m;
+    if (cache_) {
+      const detail::LruCacheStats c = cache_->stats();
+      m.cache.hits = c.hits;
+      m.cache.misses = c.misses;
+      m.cache.stores = c.stores;
+      m.cache.evictions = c.evictions;
+      m.cache.expirations = c.expirations;
+      m.cache.entries = c.entries;
+      m.cache.bytes = c.bytes;
+    }
+    m.coalescing.leaders = chat_flights_.leaders() + embed_flights_.leaders();
+    m.coalescing.joined = chat_flights_.joined() + embed_flights_.joined();
+    const detail::DispatchStats d = dispatcher_->stats();
+    m.batching.batches = d.queue.batches;
+    m.batching.batched_requests = d.batched_requests;
+    m.batching.upstream_calls = d.upstream_calls;
+    m.batching.calls_saved =
+        d.batched_requests > d.upstream_calls ? d.batched_requests - d.upstream_calls : 0;
+    m.batching.queue_full = d.queue.queue_full;
+    m.batching.queued = d.queue.queued;
+    m.batching.outstanding = d.queue.outstanding;
+    m.batching.mean_batch_size = d.queue.batches == 0 ? 0.0
+                                                      : static_cast<double>(d.batched_requests) /
+                                                            static_cast<double>(d.queue.batches);
+    const detail::TransportStats t = transport_->stats();
+    m.buffers.hits = t.buffers.hits();
+    m.buffers.misses = t.buffers.misses();
+    m.buffers.in_use = t.buffers.in_use();
+    m.upstream_requests = d.exchanges;
+    return m;
+  }
+
+  // The dispatcher first (it answers queued requests through the transport), then the
+  // transport (it resolves what is pending while config_ still lives).
+  ~Impl() {
+    dispatcher_.reset();
+    transport_.reset();
+  }
 
  private:
+  struct CachedValue {
+    ChatResponse chat;
+    std::vector<StreamEvent> events;  // streamed answers: replayed through on_event
+    EmbeddingResponse embedding;
+  };
+  using CachedPtr = std::shared_ptr<const CachedValue>;
+
+  // What a request's CachePolicy means with this client's configuration.
+  struct Policy {
+    bool read_cache = false, write_cache = false, coalesce = false;
+  };
+  Policy policy_for(CachePolicy p) const {
+    Policy out;
+    out.read_cache = cache_ && p == CachePolicy::Default;
+    out.write_cache = cache_ && p != CachePolicy::Bypass;
+    out.coalesce = config_.cache.coalesce && p == CachePolicy::Default;
+    return out;
+  }
+
+  struct PreparedChat {
+    const ChatRequest* request;
+    const std::string* model;
+    bool stream;
+    detail::CacheKey key;
+    bool read_cache, write_cache, coalesce;
+    std::string body;  // written by write_body(), after the cache missed
+  };
+
+  // The key first: a cache hit needs neither the request body nor a thread hand-off. (An
+  // invalid request cannot hit: only answers to valid ones are stored.)
+  PreparedChat prepare_chat(const ChatRequest& request, bool stream) {
+    const std::string& model =
+        request.model.empty() ? config_.upstream.default_model : request.model;
+    const Policy policy = policy_for(request.cache);
+    PreparedChat p{&request,
+                   &model,
+                   stream,
+                   {},
+                   policy.read_cache,
+                   policy.write_cache,
+                   policy.coalesce && !stream,  // streams are not coalesced
+                   {}};
+    if (p.read_cache || p.write_cache || p.coalesce) {
+      p.key = detail::chat_cache_key(request, base_url(request.protocol), model, stream,
+                                     request.api_key);
+    }
+    return p;
+  }
+
+  static Result<void> write_body(PreparedChat& p) {
+    auto body = detail::write_chat_request(*p.request, *p.model, p.stream);
+    if (!body) return std::move(body).error();
+    p.body = std::move(*body);
+    return {};
+  }
+
+  std::optional<CachedPtr> cache_lookup(const detail::CacheKey& key) {
+    if (!cache_) return std::nullopt;
+    return cache_->get(key);
+  }
+
+  std::optional<ChatResponse> cached_chat(const PreparedChat& p) {
+    if (!p.read_cache) return std::nullopt;
+    auto hit = cache_lookup(p.key);
+    if (!hit) return std::nullopt;
+    ChatResponse out = (*hit)->chat;
+    out.from_cache = true;
+    return out;
+  }
+
+  static std::size_t size_of(const ChatResponse& r) {
+    std::size_t n = sizeof(ChatResponse) + r.id.size() + r.model.size() + r.content.size() +
+                    r.finish_reason.size() + r.reasoning_content.size() + r.raw_json.size();
+    for (const ToolCall& t : r.tool_calls) {
+      n += sizeof(ToolCall) + t.id.size() + t.name.size() + t.arguments_json.size();
+    }
+    return n;
+  }
+
+  void store(const detail::CacheKey& key, std::shared_ptr<CachedValue> value) {
+    if (!cache_) return;
+    std::size_t bytes = sizeof(CachedValue) + size_of(value->chat);
+    for (const StreamEvent& e : value->events) {
+      bytes += sizeof(StreamEvent) + e.text.size() + e.tool_call_id.size() + e.tool_name.size();
+    }
+    for (const auto& v : value->embedding.embeddings) bytes += v.size() * sizeof(float) + 24;
+    cache_->put(key, CachedPtr(std::move(value)), bytes);
+  }
+
+  // After the cache missed: join an identical request in flight, or send (through the batching
+  // queue when it is on). `on_done` runs on the I/O thread, exactly once.
+  void send_chat(PreparedChat p, std::function<void(Result<ChatResponse>)> on_done) {
+    const ChatRequest& request = *p.request;
+    if (p.coalesce && !chat_flights_.lead_or_join(p.key, on_done)) return;
+    detail::ChatJob job;
+    job.exchange = chat_exchange(request, std::move(p.body), false);
+    job.group = "c|" + job.exchange.url;
+    if (p.coalesce) job.identity = p.key;
+    const Protocol protocol = request.protocol;
+    job.on_done = [this, protocol, key = p.key, write = p.write_cache, coalesce = p.coalesce,
+                   cb = std::move(on_done)](Result<detail::HttpResult> r) mutable {
+      Result<ChatResponse> reply = to_chat_response(protocol, std::move(r));
+      if (reply && write) {
+        auto value = std::make_shared<CachedValue>();
+        value->chat = *reply;
+        store(key, std::move(value));
+      }
+      if (coalesce) {
+        chat_flights_.finish(key, std::move(reply));  // the leader's own cb is among them
+      } else {
+        cb(std::move(reply));
+      }
+    };
+    dispatcher_->chat(std::move(job));
+  }
+
+  detail::HttpExchange chat_exchange(const ChatRequest& request, std::string body, bool stream) {
+    detail::HttpExchange ex;
+    ex.method = "POST";
+    ex.protocol = request.protocol;
+    ex.url = detail::join_url(base_url(request.protocol), detail::chat_path(request.protocol));
+    ex.body = std::move(body);
+    add_headers(ex, request.protocol, request.request_id,
+                stream ? "text/event-stream" : "application/json");
+    ex.headers.emplace_back("Content-Type: application/json");
+    return ex;
+  }
+
   static Error called_from_callback(std::string_view what) {
     return make_error(ErrorCode::InvalidArgument,
                       fmt::format("{} called on the client's I/O thread (from a completion "
@@ -206,6 +463,10 @@ class ProxyClient::Impl {
 
   Config config_;
   std::unique_ptr<detail::Transport> transport_;
+  std::unique_ptr<detail::Dispatcher> dispatcher_;
+  std::unique_ptr<detail::LruCache<CachedPtr>> cache_;  // when CACHE_ENABLED
+  detail::SingleFlight<Result<ChatResponse>> chat_flights_;
+  detail::SingleFlight<Result<EmbeddingResponse>> embed_flights_;
 };
 
 Result<ProxyClient> ProxyClient::create(Config config) {
@@ -245,6 +506,15 @@ Result<ChatResponse> ProxyClient::stream(const ChatRequest& request,
                                          const std::function<bool(const StreamEvent&)>& on_event) {
   if (!impl_) return moved_from();
   return impl_->stream(request, on_event);
+}
+
+Result<EmbeddingResponse> ProxyClient::embed(const EmbeddingRequest& request) {
+  if (!impl_) return moved_from();
+  return impl_->embed(request);
+}
+
+MetricsSnapshot ProxyClient::metrics() const {
+  return impl_ ? impl_->metrics() : MetricsSnapshot{};
 }
 
 Result<HttpResponse> ProxyClient::send(const HttpRequest& request) {

@@ -30,6 +30,7 @@ struct UpstreamConfig {
   std::string anthropic_base_url = "https://api.z.ai/api/anthropic";  ///< ANTHROPIC_API_BASE
   std::string default_model = "glm-4.7";                              ///< DEFAULT_MODEL
   std::string anthropic_version = "2023-06-01";  ///< GLMPROXY_ANTHROPIC_VERSION
+  std::string embedding_model = "embedding-3";   ///< GLMPROXY_EMBEDDING_MODEL: embed() default
 };
 
 /// Deadlines. A request that passes one fails with ErrorCode::Timeout naming which.
@@ -69,6 +70,10 @@ struct CacheConfig {
   Milliseconds ttl{300'000};          ///< CACHE_TTL_MS: absolute, from insertion
   std::size_t max_entries = 1000;     ///< CACHE_MAX_SIZE
   std::size_t max_bytes = 64u << 20;  ///< GLMPROXY_CACHE_MAX_BYTES: byte budget of all entries
+  /// GLMPROXY_COALESCE_ENABLED: identical requests in flight at once share one upstream call
+  /// (single-flight), with or without the cache. Identical includes temperature: callers that
+  /// want several samples of one prompt send them with CachePolicy::Bypass.
+  bool coalesce = true;
 };
 
 /// The batching queue.
@@ -135,6 +140,9 @@ struct Config {
   ProfilingConfig profiling;
   /// Where the library's log lines go; empty = nowhere. Not read from the environment.
   LogCallback logger;
+  /// Time source for cache TTLs; empty = std::chrono::steady_clock::now. Not read from the
+  /// environment (tests inject a clock they can move).
+  std::function<std::chrono::steady_clock::time_point()> clock;
   LogLevel log_level = LogLevel::Warn;  ///< GLMPROXY_LOG_LEVEL: lowest level passed to logger
 
   /// Reads the process environment: Config::from_env(lookup) with getenv.

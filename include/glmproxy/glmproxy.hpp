@@ -5,6 +5,7 @@
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
 #include "glmproxy/log.hpp"
+#include "glmproxy/metrics.hpp"
 #include "glmproxy/proxy_client.hpp"
 #include "glmproxy/request.hpp"
 #include "glmproxy/response.hpp"

@@ -5,6 +5,7 @@
 
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
+#include "glmproxy/metrics.hpp"
 #include "glmproxy/request.hpp"
 #include "glmproxy/response.hpp"
 
@@ -39,11 +40,16 @@ class ProxyClient {
   ProxyClient& operator=(const ProxyClient&) = delete;
   ~ProxyClient();
 
-  /// Sends `request` and waits for the answer (retries included).
+  /// Sends `request` and waits for the answer (retries included). With CACHE_ENABLED a stored
+  /// answer comes back at once without touching the network (ChatResponse::from_cache), and
+  /// successful answers are stored; identical requests in flight at once share one upstream
+  /// call (GLMPROXY_COALESCE_ENABLED), errors included; with BATCHING_ENABLED the request waits
+  /// for its batch. `request.cache` overrides the cache and coalescing per request.
   Result<ChatResponse> complete(const ChatRequest& request);
 
   /// Sends `request`; `on_done` is called exactly once, on the I/O thread, with the answer or
-  /// the error (also for requests refused before they reach the network).
+  /// the error (also for requests refused before they reach the network, cache hits and
+  /// QueueFull). Cache, coalescing and batching as for complete().
   void complete_async(ChatRequest request, std::function<void(Result<ChatResponse>)> on_done);
 
   /// Sends `request` as a stream ("stream": true) and calls `on_event` with each delta as it
@@ -53,6 +59,8 @@ class ProxyClient {
   /// stream() or send() from it, and copy what you keep (the event is reused). Returning false
   /// cancels: the call returns Cancelled at once and the connection is let go (a nearly
   /// finished HTTP/1.1 response is read out so the connection can be reused).
+  /// With CACHE_ENABLED a stream's events are stored and a later identical stream() replays
+  /// them through `on_event` on the calling thread (from_cache set). Streams are not coalesced.
   /// A stream is retried (like complete()) only while no event has reached `on_event`. An error
   /// event inside the stream becomes a typed Error (Anthropic overloaded_error is retryable);
   /// silence longer than GLMPROXY_STREAM_IDLE_TIMEOUT_MS ends it with Timeout; a connection
@@ -65,6 +73,15 @@ class ProxyClient {
   ///   });
   Result<ChatResponse> stream(const ChatRequest& request,
                               const std::function<bool(const StreamEvent&)>& on_event);
+
+  /// Embeddings for `request.input` (OpenAI POST embeddings on the OpenAI base URL), one vector
+  /// per input in order. With BATCHING_ENABLED, requests for the same model and settings that
+  /// arrive within one batch window are merged into one upstream call. Cached and coalesced
+  /// like complete().
+  Result<EmbeddingResponse> embed(const EmbeddingRequest& request);
+
+  /// Counters: cache, coalescing, batching, stream buffers.
+  MetricsSnapshot metrics() const;
 
   /// Raw pass-through: `request.path` joined to the protocol's base URL, with the configured
   /// authentication. Any HTTP status is returned as an HttpResponse; only failures to get one

@@ -13,6 +13,14 @@ namespace glmproxy {
 /// `/api/paas/v4`) or Anthropic `/v1/messages` (Z.AI's `/api/anthropic`).
 enum class Protocol { OpenAI, Anthropic };
 
+/// How one request uses the response cache (CACHE_ENABLED switches the cache on for a client)
+/// and whether it may share an identical request's upstream call.
+enum class CachePolicy {
+  Default,  ///< read and write the cache when it is enabled; join an identical request in flight
+  Bypass,   ///< neither read nor write the cache, join nothing: always its own upstream call
+  Refresh,  ///< skip the lookup, send its own upstream call, store the answer (cache enabled)
+};
+
 /// One message of a conversation.
 struct Message {
   std::string role;  ///< system | user | assistant | tool
@@ -42,6 +50,25 @@ struct ChatRequest {
   std::string extra_json;        ///< raw JSON object members merged into the body (tools, ...)
   std::string api_key;           ///< tenant key when a key registry is configured
   std::string request_id;        ///< sent as X-Request-ID when non-empty
+  CachePolicy cache = CachePolicy::Default;
+};
+
+/// An embeddings request (OpenAI POST /embeddings; Z.AI `embedding-3`). With BATCHING_ENABLED,
+/// requests for the same model arriving in one batch window are merged into one upstream call
+/// and the vectors split back in order.
+///
+/// Thread safety: thread-compatible (a plain value).
+/// Example:
+///   glmproxy::EmbeddingRequest request;
+///   request.input = {"first text", "second text"};
+///   auto vectors = client->embed(request);   // vectors->embeddings[1] is "second text"'s
+struct EmbeddingRequest {
+  std::string model;               ///< empty: Config's default embedding model
+  std::vector<std::string> input;  ///< one vector per string, in order
+  std::optional<int> dimensions;   ///< sent as "dimensions" when set
+  std::string extra_json;          ///< raw JSON object members merged into the body
+  std::string api_key;             ///< tenant key when a key registry is configured
+  CachePolicy cache = CachePolicy::Default;
 };
 
 /// A raw HTTP request for ProxyClient::send(): the path is joined to the protocol's base URL.

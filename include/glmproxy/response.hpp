@@ -60,6 +60,18 @@ struct StreamEvent {
 /// "done").
 std::string_view to_string(StreamEvent::Type type) noexcept;
 
+/// The answer to ProxyClient::embed().
+struct EmbeddingResponse {
+  std::string model;
+  std::vector<std::vector<float>> embeddings;  ///< one per input, in input order
+  /// Tokens of this request. When it was merged with others into one upstream call, the call's
+  /// prompt tokens are shared out in proportion to each request's input bytes.
+  Usage usage;
+  bool from_cache = false;
+  int attempts = 0;         ///< upstream attempts of the call that answered it
+  int merged_requests = 1;  ///< requests answered by that one upstream call
+};
+
 /// The answer to ProxyClient::send().
 struct HttpResponse {
   int status = 0;

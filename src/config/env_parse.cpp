@@ -52,6 +52,8 @@ constexpr ConfigVariable kVariables[] = {
     {"ANTHROPIC_API_BASE", field<&C::upstream, &UpstreamConfig::anthropic_base_url>, 0, 0,
      TextKind::Url},
     {"DEFAULT_MODEL", field<&C::upstream, &UpstreamConfig::default_model>, 0, 0, TextKind::Token},
+    {"GLMPROXY_EMBEDDING_MODEL", field<&C::upstream, &UpstreamConfig::embedding_model>, 0, 0,
+     TextKind::Token},
     {"GLMPROXY_ANTHROPIC_VERSION", field<&C::upstream, &UpstreamConfig::anthropic_version>, 0, 0,
      TextKind::Token},
     // Timeouts.
@@ -78,6 +80,7 @@ constexpr ConfigVariable kVariables[] = {
     {"CACHE_TTL_MS", field<&C::cache, &CacheConfig::ttl>, 1, 30 * kDay},
     {"CACHE_MAX_SIZE", field<&C::cache, &CacheConfig::max_entries>, 0, 100'000'000},
     {"GLMPROXY_CACHE_MAX_BYTES", field<&C::cache, &CacheConfig::max_bytes>, 0, kMaxBytes},
+    {"GLMPROXY_COALESCE_ENABLED", field<&C::cache, &CacheConfig::coalesce>},
     // Batching.
     {"BATCHING_ENABLED", field<&C::batch, &BatchConfig::enabled>},
     {"BATCH_WINDOW_MS", field<&C::batch, &BatchConfig::window>, 1, 1 * kMinute},

@@ -100,6 +100,7 @@ void ChatStream::begin(BufferPool& pool, std::string_view content_type) {
   usage_ = {};
   blocks_.clear();
   error_.reset();
+  recorded_.clear();
   events_ = 0;
   done_ = finished_ = delivered_ = cancelled_ = false;
 }
@@ -153,6 +154,7 @@ bool ChatStream::emit(StreamEvent::Type type) {
     return fail(make_error(ErrorCode::Internal, "the stream's on_event callback threw"));
   }
   if (!go_on) cancelled_ = true;
+  if (recording_) recorded_.push_back(event_);
   return go_on;
 }
 

@@ -44,6 +44,11 @@ class ChatStream final : public BodySink, private SseSink {
   /// is not kept whole.
   ChatResponse take_response() { return std::move(result_); }
 
+  /// Keeps a copy of every delivered event (for the response cache; costs an allocation per
+  /// event, so it is off unless the cache is on).
+  void record_events(bool on) noexcept { recording_ = on; }
+  std::vector<StreamEvent> take_events() { return std::move(recorded_); }
+
   bool done() const noexcept { return done_; }
   bool cancelled() const noexcept { return cancelled_; }
   std::uint64_t events() const noexcept { return events_; }
@@ -88,6 +93,8 @@ class ChatStream final : public BodySink, private SseSink {
   bool finished_ = false;     // a finish reason arrived
   bool delivered_ = false;
   bool cancelled_ = false;
+  bool recording_ = false;
+  std::vector<StreamEvent> recorded_;
 };
 
 }  // namespace glmproxy::detail

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "glmproxy/error.hpp"
 #include "glmproxy/request.hpp"
@@ -54,6 +55,19 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
 /// "chat/completions") and ("https://h/api/paas/v4/", "/chat/completions") both give
 /// "https://h/api/paas/v4/chat/completions". Query strings on the base are not supported.
 std::string join_url(std::string_view base, std::string_view path);
+
+/// Body of POST embeddings: {"model", "input": [...], "dimensions"?} plus extra_json members.
+/// InvalidArgument for no inputs, an empty model, non-positive dimensions, invalid UTF-8 or an
+/// extra_json that is not a JSON object.
+Result<std::string> write_embedding_request(const std::vector<std::string_view>& inputs,
+                                            std::string_view model,
+                                            std::optional<int> dimensions,
+                                            std::string_view extra_json);
+
+/// Parses a 2xx embeddings body sent for `expected` inputs: vectors placed by their "index"
+/// (data[] order when absent); a missing, repeated or out-of-range index, or a non-numeric
+/// vector, is BadResponse; an error object is the mapped error. Usage: prompt/total tokens.
+Result<EmbeddingResponse> parse_embedding_response(std::string& body, std::size_t expected);
 
 /// "chat/completions" (OpenAI) or "v1/messages" (Anthropic).
 std::string_view chat_path(Protocol protocol) noexcept;

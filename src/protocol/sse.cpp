@@ -39,6 +39,11 @@ void SseParser::reset() noexcept {
 
 SseParser::Status SseParser::fail(std::string message) {
   error_ = make_error(ErrorCode::BadResponse, std::move(message));
+  // The failed event is dropped here, so finish() says the same however the bytes were cut (a
+  // line may fail while still in line_, or before it was copied there).
+  line_.clear();
+  data_.clear();
+  type_.clear();
   return Status::Failed;
 }
 

@@ -91,8 +91,6 @@ class SseParser {
   std::uint8_t bom_seen_ = 0;  // bytes of a leading UTF-8 BOM matched so far (3 = done)
   bool at_start_ = true;       // no byte of the stream processed yet (BOM check pending)
   bool skip_lf_ = false;       // the last chunk ended with CR: a leading LF finishes that CRLF
-  bool has_data_ = false;      // a data field arrived for this event
-  bool has_type_ = false;
 };
 
 }  // namespace glmproxy::detail

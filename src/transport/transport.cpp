@@ -45,6 +45,7 @@ struct Transfer {
   Transport::Impl* owner = nullptr;
   TransferCallback on_done;
   std::optional<Error> preset_error;  // resolve at once on the I/O thread
+  std::function<void()> task;         // or just run this on the I/O thread
   int attempts = 0;
   Clock::time_point deadline;        // one deadline across all attempts
   Clock::time_point admit_deadline;  // while waiting for a slot
@@ -157,7 +158,11 @@ class Transport::Impl {
     if (!transfers.empty()) {
       // The client is being destroyed: resolve here, as no I/O thread will.
       for (auto& t : transfers) {
-        resolve(*t, make_error(ErrorCode::ShuttingDown, "the client is shutting down"));
+        if (t->task) {
+          run_task(*t);
+        } else {
+          resolve(*t, make_error(ErrorCode::ShuttingDown, "the client is shutting down"));
+        }
       }
       return;
     }
@@ -165,6 +170,15 @@ class Transport::Impl {
   }
 
   bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
+
+  static void run_task(Transfer& t) {
+    std::function<void()> task = std::move(t.task);
+    try {
+      task();
+    } catch (...) {
+      // A throwing user callback must not take the I/O thread down.
+    }
+  }
 
  private:
   void run() {
@@ -184,6 +198,10 @@ class Transport::Impl {
       }
       const auto now = Clock::now();
       for (auto& t : batch) {
+        if (t->task) {
+          run_task(*t);
+          continue;
+        }
         if (t->preset_error) {
           Error e = std::move(*t->preset_error);
           resolve(*t, std::move(e));
@@ -718,8 +736,13 @@ class Transport::Impl {
       std::lock_guard lock(mu_);
       rest.swap(incoming_);
     }
-    for (auto& t : rest)
-      resolve(*t, make_error(ErrorCode::ShuttingDown, "the client is shutting down"));
+    for (auto& t : rest) {
+      if (t->task) {
+        run_task(*t);
+      } else {
+        resolve(*t, make_error(ErrorCode::ShuttingDown, "the client is shutting down"));
+      }
+    }
     for (auto& t : waiting_)
       resolve(*t, make_error(ErrorCode::ShuttingDown, "the client is shutting down"));
     waiting_.clear();
@@ -778,6 +801,24 @@ void Transport::submit(HttpExchange exchange, TransferCallback on_done) {
   one.push_back(std::make_unique<Transfer>());
   one.back()->ex = std::move(exchange);
   one.back()->on_done = std::move(on_done);
+  impl_->submit(std::move(one));
+}
+
+void Transport::submit_batch(std::vector<std::pair<HttpExchange, TransferCallback>> exchanges) {
+  std::vector<TransferPtr> batch;
+  batch.reserve(exchanges.size());
+  for (auto& [exchange, on_done] : exchanges) {
+    batch.push_back(std::make_unique<Transfer>());
+    batch.back()->ex = std::move(exchange);
+    batch.back()->on_done = std::move(on_done);
+  }
+  impl_->submit(std::move(batch));
+}
+
+void Transport::post(std::function<void()> task) {
+  std::vector<TransferPtr> one;
+  one.push_back(std::make_unique<Transfer>());
+  one.back()->task = std::move(task);
   impl_->submit(std::move(one));
 }
 

@@ -63,6 +63,10 @@ class Transport {
   ~Transport();  ///< resolves everything still queued or in flight, joins the thread
 
   void submit(HttpExchange exchange, TransferCallback on_done);
+  /// Hands several exchanges over at once: they start in the same loop iteration.
+  void submit_batch(std::vector<std::pair<HttpExchange, TransferCallback>> exchanges);
+  /// Runs `task` on the I/O thread (at once, if the client is shutting down: on this thread).
+  void post(std::function<void()> task);
   /// Resolves `on_done` with `error` on the I/O thread (keeps "callbacks on the I/O thread").
   void fail(Error error, TransferCallback on_done);
   bool on_io_thread() const noexcept;

@@ -235,6 +235,8 @@ const std::vector<Knob>& knobs() {
        [](const Config& c) { return c.upstream.default_model == "glm-4.5-air"; }},
       {"GLMPROXY_ANTHROPIC_VERSION", "2024-01-01",
        [](const Config& c) { return c.upstream.anthropic_version == "2024-01-01"; }},
+      {"GLMPROXY_EMBEDDING_MODEL", "embedding-2",
+       [](const Config& c) { return c.upstream.embedding_model == "embedding-2"; }},
       {"GLMPROXY_CONNECT_TIMEOUT_MS", "2500",
        [](const Config& c) { return c.timeouts.connect == 2500ms; }},
       {"GLMPROXY_FIRST_BYTE_TIMEOUT_MS", "45000",
@@ -263,6 +265,7 @@ const std::vector<Knob>& knobs() {
       {"CACHE_MAX_SIZE", "2500", [](const Config& c) { return c.cache.max_entries == 2500; }},
       {"GLMPROXY_CACHE_MAX_BYTES", "1048576",
        [](const Config& c) { return c.cache.max_bytes == 1'048'576; }},
+      {"GLMPROXY_COALESCE_ENABLED", "off", [](const Config& c) { return !c.cache.coalesce; }},
       {"BATCHING_ENABLED", "1", [](const Config& c) { return c.batch.enabled; }},
       {"BATCH_WINDOW_MS", "75", [](const Config& c) { return c.batch.window == 75ms; }},
       {"BATCH_MAX_SIZE", "17", [](const Config& c) { return c.batch.max_size == 17; }},
@@ -356,8 +359,8 @@ TEST_CASE("the parser's table and the test's list name the same variables", "[co
   std::set<std::string> tested;
   for (const Knob& knob : knobs()) tested.insert(knob.name);
   CHECK(parsed == tested);
-  CHECK(parsed.size() == 43);
-  CHECK(describe_lines(Config{}).size() == 43);
+  CHECK(parsed.size() == 45);
+  CHECK(describe_lines(Config{}).size() == 45);
 }
 
 TEST_CASE("GLMPROXY_PRESET picks a starting point that variables override", "[config][preset]") {

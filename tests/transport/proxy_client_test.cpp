@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "glmproxy/mock/mock_upstream.hpp"
+#include "support/mock_client.hpp"
 
 using glmproxy::ChatRequest;
 using glmproxy::ChatResponse;
@@ -26,37 +27,27 @@ using glmproxy::mock::MockUpstream;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+using test_support::config_for;
+using test_support::make_client;
+
 namespace {
 
 std::unique_ptr<MockUpstream> start_mock(std::size_t record_limit = 1000) {
-  glmproxy::mock::MockOptions options;
-  options.record_limit = record_limit;
-  auto server = MockUpstream::start(options);
-  REQUIRE(server != nullptr);
-  return server;
-}
-
-Config config_for(const MockUpstream& server) {
-  Config c;
-  c.upstream.api_key = "sk-test-key-123456";
-  c.upstream.openai_base_url = server.base_url() + "/api/paas/v4";
-  c.upstream.anthropic_base_url = server.base_url() + "/api/anthropic";
-  c.retry.base_delay = 10ms;
-  c.retry.max_delay = 50ms;
-  return c;
-}
-
-ProxyClient make_client(const Config& config) {
-  auto client = ProxyClient::create(config);
-  INFO((client ? "" : client.error().describe()));
-  REQUIRE(client);
-  return std::move(*client);
+  return test_support::start_mock(record_limit);
 }
 
 ChatRequest hello(glmproxy::Protocol protocol = glmproxy::Protocol::OpenAI) {
   ChatRequest r;
   r.protocol = protocol;
   r.messages = {{"user", "Say hello."}};
+  return r;
+}
+
+// Distinct requests: identical ones in flight at once would share one upstream call
+// (single-flight coalescing, tested in tests/client/cache_batch_test.cpp).
+ChatRequest numbered(int i) {
+  ChatRequest r = hello();
+  r.messages[0].content += " #" + std::to_string(i);
   return r;
 }
 
@@ -153,7 +144,7 @@ TEST_CASE("pool: 10,000 complete_async calls with POOL_MAX_CONNECTIONS=8 all res
   std::vector<std::atomic<int>> calls(kCalls);
   std::atomic<int> ok{0}, done{0};
   for (int i = 0; i < kCalls; ++i) {
-    client.complete_async(hello(), [&, i](Result<ChatResponse> r) {
+    client.complete_async(numbered(i), [&, i](Result<ChatResponse> r) {
       calls[static_cast<std::size_t>(i)].fetch_add(1);
       if (r) ok.fetch_add(1);
       done.fetch_add(1);
@@ -186,7 +177,7 @@ TEST_CASE("pool: a request that waits longer than POOL_ACQUIRE_TIMEOUT gets Pool
   std::vector<Result<ChatResponse>> results;
   std::atomic<int> done{0};
   for (int i = 0; i < 3; ++i) {
-    client.complete_async(hello(), [&](Result<ChatResponse> r) {
+    client.complete_async(numbered(i), [&](Result<ChatResponse> r) {
       std::lock_guard lock(mu);
       results.push_back(std::move(r));
       done.fetch_add(1);
@@ -441,7 +432,7 @@ TEST_CASE("shutdown resolves every queued and in-flight request exactly once", "
     config.pool.min_connections = 1;
     auto client = make_client(config);
     for (int i = 0; i < kCalls; ++i) {
-      client.complete_async(hello(), [&](Result<ChatResponse> r) {
+      client.complete_async(numbered(i), [&](Result<ChatResponse> r) {
         resolved.fetch_add(1);
         if (!r && r.error().code == ErrorCode::Cancelled) cancelled.fetch_add(1);
         if (!r && r.error().code == ErrorCode::ShuttingDown) shutting.fetch_add(1);

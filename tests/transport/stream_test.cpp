@@ -12,6 +12,7 @@
 #include "client_access.hpp"
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
+#include "support/mock_client.hpp"
 
 using glmproxy::ChatRequest;
 using glmproxy::ChatResponse;
@@ -27,30 +28,12 @@ using glmproxy::mock::MockUpstream;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+using test_support::config_for;
+using test_support::make_client;
+
 namespace {
 
-std::unique_ptr<MockUpstream> start_mock(MockOptions options = {}) {
-  auto server = MockUpstream::start(options);
-  REQUIRE(server != nullptr);
-  return server;
-}
-
-Config config_for(const MockUpstream& server) {
-  Config c;
-  c.upstream.api_key = "sk-test-key-123456";
-  c.upstream.openai_base_url = server.base_url() + "/api/paas/v4";
-  c.upstream.anthropic_base_url = server.base_url() + "/api/anthropic";
-  c.retry.base_delay = 10ms;
-  c.retry.max_delay = 50ms;
-  return c;
-}
-
-ProxyClient make_client(const Config& config) {
-  auto client = ProxyClient::create(config);
-  INFO((client ? "" : client.error().describe()));
-  REQUIRE(client);
-  return std::move(*client);
-}
+using test_support::start_mock;
 
 ChatRequest hello(Protocol protocol = Protocol::OpenAI) {
   ChatRequest r;

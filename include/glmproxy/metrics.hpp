@@ -1,0 +1,51 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace glmproxy {
+
+/// Counters of one ProxyClient since it was created, read with ProxyClient::metrics().
+/// Counters are read one by one without a global lock: while requests run, related numbers
+/// may be off by the requests in between.
+///
+/// Thread safety: thread-compatible (a plain value).
+struct MetricsSnapshot {
+  /// The response cache (CACHE_ENABLED).
+  struct Cache {
+    std::uint64_t hits = 0, misses = 0, stores = 0;
+    std::uint64_t evictions = 0;    ///< removed to keep CACHE_MAX_SIZE / the byte budget
+    std::uint64_t expirations = 0;  ///< found older than CACHE_TTL_MS
+    std::size_t entries = 0, bytes = 0;
+  } cache;
+
+  /// Single-flight: identical requests in flight at once.
+  struct Coalescing {
+    std::uint64_t leaders = 0;  ///< requests that made the upstream call for their group
+    std::uint64_t joined = 0;   ///< requests answered by another request's upstream call
+  } coalescing;
+
+  /// The batching queue (BATCHING_ENABLED).
+  struct Batching {
+    std::uint64_t batches = 0;           ///< batches sent
+    std::uint64_t batched_requests = 0;  ///< requests that went out in them
+    std::uint64_t upstream_calls = 0;    ///< upstream calls those batches made
+    std::uint64_t calls_saved = 0;       ///< batched_requests - upstream_calls (measured)
+    std::uint64_t queue_full = 0;        ///< requests refused with QueueFull
+    std::size_t queued = 0;              ///< waiting for their batch now
+    std::size_t outstanding = 0;         ///< waiting, or sent and not yet answered (the
+                                         ///< number BATCH_MAX_QUEUE_SIZE bounds)
+    double mean_batch_size = 0;          ///< batched_requests / batches
+  } batching;
+
+  /// Stream buffers (STREAM_BUFFER_POOL_ENABLED).
+  struct Buffers {
+    std::uint64_t hits = 0, misses = 0, in_use = 0;
+  } buffers;
+
+  /// Chat, stream and embedding calls handed to the transport (each may take several attempts;
+  /// send() is not counted).
+  std::uint64_t upstream_requests = 0;
+};
+
+}  // namespace glmproxy

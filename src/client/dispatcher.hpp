@@ -1,0 +1,74 @@
+#pragma once
+
+// Between the facade and the transport: sends chat exchanges and embedding jobs at once, or,
+// with BATCHING_ENABLED, through the batching queue. A flushed batch sends identical requests
+// once, and merges the embedding jobs of one model into one upstream call whose vectors are
+// split back in order. Counts what batching saved.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "batch/batch_queue.hpp"
+#include "cache/lru_cache.hpp"
+#include "glmproxy/config.hpp"
+#include "glmproxy/response.hpp"
+#include "transport/transport.hpp"
+
+namespace glmproxy::detail {
+
+struct ChatJob {
+  std::optional<CacheKey> identity;  ///< set: identical jobs in one batch are sent once
+  std::string group;                 ///< jobs with the same group may share a batch
+  HttpExchange exchange;
+  TransferCallback on_done;  ///< on the I/O thread, exactly once
+};
+
+struct EmbeddingJob {
+  std::optional<CacheKey> identity;
+  HttpExchange exchange;  ///< url and headers; the body is written when the batch is sent
+  std::string model;
+  std::optional<int> dimensions;
+  std::string extra_json;
+  std::vector<std::string> inputs;
+  std::function<void(Result<EmbeddingResponse>)> on_done;  ///< on the I/O thread, exactly once
+};
+
+struct DispatchStats {
+  BatchQueueStats queue;
+  std::uint64_t batched_requests = 0;  ///< requests that went out in batches
+  std::uint64_t upstream_calls = 0;    ///< upstream calls made for them
+  std::uint64_t exchanges = 0;         ///< all exchanges handed to the transport
+};
+
+/// Thread safety: thread-safe.
+class Dispatcher {
+ public:
+  Dispatcher(const Config& config, Transport& transport);
+  ~Dispatcher();  ///< jobs still waiting in the queue resolve with ShuttingDown
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  void chat(ChatJob job);
+  void embed(EmbeddingJob job);
+  DispatchStats stats() const;
+
+ private:
+  using Job = std::variant<ChatJob, EmbeddingJob>;
+  void flush(std::vector<Job> batch);
+  void send_embeddings(std::vector<EmbeddingJob> jobs, bool batched);
+  void reject(Job job, Error error);
+
+  Transport& transport_;
+  std::atomic<std::uint64_t> batched_{0}, calls_{0}, exchanges_{0};
+  std::shared_ptr<std::atomic<std::size_t>> outstanding_ =
+      std::make_shared<std::atomic<std::size_t>>(0);
+  std::unique_ptr<BatchQueue<Job>> queue_;  // when batching is on; last, so it goes first
+};
+
+}  // namespace glmproxy::detail

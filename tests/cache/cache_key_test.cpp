@@ -1,0 +1,132 @@
+// Cache keys: every field that changes an answer changes the key; spelling that does not change
+// it (extra_json member order, whitespace, 1.0 vs 1) does not.
+
+#include "cache/cache_key.hpp"
+
+#include <catch2/catch.hpp>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+using glmproxy::ChatRequest;
+using glmproxy::EmbeddingRequest;
+using glmproxy::Protocol;
+using glmproxy::detail::CacheKey;
+using glmproxy::detail::canonical_json;
+using glmproxy::detail::chat_cache_key;
+using glmproxy::detail::embedding_cache_key;
+
+namespace {
+
+ChatRequest base_request() {
+  ChatRequest r;
+  r.messages = {{"system", "Be brief."}, {"user", "Hello"}};
+  r.temperature = 0.5;
+  r.top_p = 0.9;
+  r.max_tokens = 100;
+  r.stop = {"END"};
+  r.seed = 7;
+  r.thinking = true;
+  r.system = "You are a test.";
+  r.extra_json = R"({"tools":[{"type":"function","function":{"name":"f"}}],"user":"u1"})";
+  return r;
+}
+
+CacheKey key_of(const ChatRequest& r, std::string_view url = "https://h/api/paas/v4",
+                std::string_view model = "glm-4.7", bool stream = false,
+                std::string_view tenant = "") {
+  return chat_cache_key(r, url, model, stream, tenant);
+}
+
+}  // namespace
+
+TEST_CASE("cache key: the same request gives the same key", "[cache]") {
+  CHECK(key_of(base_request()) == key_of(base_request()));
+}
+
+TEST_CASE("cache key: changing any one field changes the key", "[cache]") {
+  const CacheKey base = key_of(base_request());
+  const std::vector<std::pair<const char*, std::function<void(ChatRequest&)>>> changes = {
+      {"protocol", [](ChatRequest& r) { r.protocol = Protocol::Anthropic; }},
+      {"message content", [](ChatRequest& r) { r.messages[1].content = "Hello!"; }},
+      {"message role", [](ChatRequest& r) { r.messages[0].role = "user"; }},
+      {"message order", [](ChatRequest& r) { std::swap(r.messages[0], r.messages[1]); }},
+      {"one more message",
+       [](ChatRequest& r) {
+         r.messages.push_back({"user", ""});
+       }},
+      {"tool_call_id", [](ChatRequest& r) { r.messages[1].tool_call_id = "c1"; }},
+      {"tool_calls_json", [](ChatRequest& r) { r.messages[1].tool_calls_json = "[]"; }},
+      {"system", [](ChatRequest& r) { r.system = "You are another test."; }},
+      {"no system", [](ChatRequest& r) { r.system.reset(); }},
+      {"temperature", [](ChatRequest& r) { r.temperature = 0.51; }},
+      {"no temperature", [](ChatRequest& r) { r.temperature.reset(); }},
+      {"top_p", [](ChatRequest& r) { r.top_p = 0.8; }},
+      {"max_tokens", [](ChatRequest& r) { r.max_tokens = 101; }},
+      {"stop", [](ChatRequest& r) { r.stop.push_back("STOP"); }},
+      {"seed", [](ChatRequest& r) { r.seed = 8; }},
+      {"thinking", [](ChatRequest& r) { r.thinking = false; }},
+      {"extra_json value", [](ChatRequest& r) { r.extra_json = R"({"tools":[],"user":"u1"})"; }},
+      {"extra_json member", [](ChatRequest& r) { r.extra_json.clear(); }},
+      {"content split differently",
+       [](ChatRequest& r) {
+         r.messages[0].content = "Be brief.Hello";
+         r.messages[1].content = "";
+       }},
+  };
+  for (const auto& [what, change] : changes) {
+    ChatRequest r = base_request();
+    change(r);
+    INFO(what);
+    CHECK_FALSE(key_of(r) == base);
+  }
+  INFO("base URL, model, stream and tenant");
+  CHECK_FALSE(key_of(base_request(), "https://other/api/paas/v4") == base);
+  CHECK_FALSE(key_of(base_request(), "https://h/api/paas/v4", "glm-4.6") == base);
+  CHECK_FALSE(key_of(base_request(), "https://h/api/paas/v4", "glm-4.7", true) == base);
+  CHECK_FALSE(key_of(base_request(), "https://h/api/paas/v4", "glm-4.7", false, "tenant-b") ==
+              base);
+}
+
+TEST_CASE("cache key: extra_json member order, whitespace and number spelling do not matter",
+          "[cache]") {
+  ChatRequest a = base_request();
+  ChatRequest b = base_request();
+  b.extra_json =
+      R"( { "user" : "u1", "tools" : [ { "function" : {"name":"f"}, "type":"function" } ] } )";
+  CHECK(key_of(a) == key_of(b));
+  a.extra_json = R"({"top_k": 1.0, "x": {"b": 2, "a": 1}})";
+  b.extra_json = R"({"x": {"a": 1, "b": 2}, "top_k": 1})";
+  CHECK(key_of(a) == key_of(b));
+  // Array order does matter.
+  b.extra_json = R"({"x": {"a": 1, "b": 2}, "top_k": 1, "stop": [1, 2]})";
+  a.extra_json = R"({"x": {"a": 1, "b": 2}, "top_k": 1, "stop": [2, 1]})";
+  CHECK_FALSE(key_of(a) == key_of(b));
+}
+
+TEST_CASE("cache key: canonical_json sorts members and keeps the last duplicate", "[cache]") {
+  CHECK(canonical_json(R"({"b":1,"a":[true,null,"x\n"],"b":2})") ==
+        R"({"a":[true,null,"x\n"],"b":2})");
+  CHECK(canonical_json("") == "");
+  CHECK(canonical_json("not json") == "not json");
+}
+
+TEST_CASE("cache key: embeddings depend on inputs, their order, model and dimensions", "[cache]") {
+  EmbeddingRequest r;
+  r.input = {"a", "b"};
+  const CacheKey base = embedding_cache_key(r, "u", "embedding-3", "");
+  EmbeddingRequest swapped = r;
+  swapped.input = {"b", "a"};
+  CHECK_FALSE(embedding_cache_key(swapped, "u", "embedding-3", "") == base);
+  CHECK_FALSE(embedding_cache_key(r, "u", "embedding-2", "") == base);
+  EmbeddingRequest dims = r;
+  dims.dimensions = 256;
+  CHECK_FALSE(embedding_cache_key(dims, "u", "embedding-3", "") == base);
+  CHECK_FALSE(embedding_cache_key(r, "u", "embedding-3", "t") == base);
+  CHECK(embedding_cache_key(r, "u", "embedding-3", "") == base);
+  // Never the same as a chat key over similar text.
+  ChatRequest chat;
+  chat.messages = {{"user", "a"}};
+  CHECK_FALSE(chat_cache_key(chat, "u", "embedding-3", false, "") == base);
+}
