@@ -1,7 +1,8 @@
 // glmproxy-mock-upstream: the test and benchmark upstream as a standalone server.
 //
 //   glmproxy-mock-upstream [--port N] [--host 127.0.0.1] [--reply TEXT] [--reasoning TEXT]
-//                          [--stream-chunks N] [--stream-delay-ms N] [--no-record]
+//                          [--stream-chunks N] [--stream-delay-ms N] [--max-concurrency N]
+//                          [--no-record]
 //
 // Prints "listening on http://HOST:PORT" once ready, then serves until SIGINT or SIGTERM.
 
@@ -17,10 +18,11 @@
 namespace {
 
 int usage(const char* argv0) {
-  std::fprintf(stderr,
-               "usage: %s [--port N] [--host ADDR] [--reply TEXT] [--reasoning TEXT]\n"
-               "          [--stream-chunks N] [--stream-delay-ms N] [--no-record]\n",
-               argv0);
+  std::fprintf(
+      stderr,
+      "usage: %s [--port N] [--host ADDR] [--reply TEXT] [--reasoning TEXT]\n"
+      "          [--stream-chunks N] [--stream-delay-ms N] [--max-concurrency N] [--no-record]\n",
+      argv0);
   return 2;
 }
 
@@ -62,6 +64,10 @@ int main(int argc, char** argv) {
       const char* v = next();
       if (v == nullptr || !parse_uint(v, 100000, n) || n == 0) return usage(argv[0]);
       options.stream_chunks = n;
+    } else if (arg == "--max-concurrency") {
+      const char* v = next();
+      if (v == nullptr || !parse_uint(v, 1000000, n)) return usage(argv[0]);
+      options.max_concurrent_requests = n;
     } else if (arg == "--stream-delay-ms") {
       const char* v = next();
       if (v == nullptr || !parse_uint(v, 60000, n)) return usage(argv[0]);

@@ -14,6 +14,7 @@
 #include "client/dispatcher.hpp"
 #include "client_access.hpp"
 #include "glmproxy/version.hpp"
+#include "keys/tenants.hpp"
 #include "protocol/chat_stream.hpp"
 #include "protocol/protocol.hpp"
 #include "transport/transport.hpp"
@@ -28,6 +29,11 @@ class ProxyClient::Impl {
     auto transport = detail::Transport::create(config_);
     if (!transport) return std::move(transport).error();
     transport_ = std::move(*transport);
+    if (!config_.keys.file.empty()) {
+      auto tenants = detail::Tenants::create(config_);
+      if (!tenants) return std::move(tenants).error();
+      tenants_ = std::move(*tenants);
+    }
     dispatcher_ = std::make_unique<detail::Dispatcher>(config_, *transport_);
     if (config_.cache.enabled) {
       detail::LruCacheOptions options;
@@ -49,7 +55,14 @@ class ProxyClient::Impl {
 
   void complete_async(const ChatRequest& request,
                       std::function<void(Result<ChatResponse>)> on_done) {
-    PreparedChat prepared = prepare_chat(request, /*stream=*/false);
+    auto admitted = prepare_chat(request, /*stream=*/false);
+    if (!admitted) {
+      transport_->fail(
+          std::move(admitted).error(),
+          [cb = std::move(on_done)](Result<detail::HttpResult> r) { cb(std::move(r).error()); });
+      return;
+    }
+    PreparedChat& prepared = *admitted;
     if (auto hit = cached_chat(prepared)) {
       // Still on the I/O thread, as promised for every completion callback.
       transport_->post([cb = std::move(on_done), r = std::move(*hit)]() mutable { cb(r); });
@@ -66,7 +79,9 @@ class ProxyClient::Impl {
 
   Result<ChatResponse> complete(const ChatRequest& request) {
     if (transport_->on_io_thread()) return called_from_callback("complete()");
-    PreparedChat prepared = prepare_chat(request, /*stream=*/false);
+    auto admitted = prepare_chat(request, /*stream=*/false);
+    if (!admitted) return std::move(admitted).error();
+    PreparedChat& prepared = *admitted;
     if (auto hit = cached_chat(prepared)) return std::move(*hit);  // no thread hand-off
     if (auto written = write_body(prepared); !written) return std::move(written).error();
     // Shared, so the I/O thread never touches a promise this thread has already destroyed.
@@ -80,7 +95,9 @@ class ProxyClient::Impl {
   Result<ChatResponse> stream(const ChatRequest& request,
                               const std::function<bool(const StreamEvent&)>& on_event) {
     if (transport_->on_io_thread()) return called_from_callback("stream()");
-    PreparedChat prepared = prepare_chat(request, /*stream=*/true);
+    auto admitted = prepare_chat(request, /*stream=*/true);
+    if (!admitted) return std::move(admitted).error();
+    PreparedChat& prepared = *admitted;
     static const detail::StreamCallback kIgnore = [](const StreamEvent&) { return true; };
     const detail::StreamCallback& callback = on_event ? on_event : kIgnore;
     if (prepared.read_cache) {
@@ -110,7 +127,8 @@ class ProxyClient::Impl {
     auto sink = std::make_shared<detail::ChatStream>(request.protocol, &callback, limits);
     sink->record_events(prepared.write_cache);
 
-    detail::HttpExchange ex = chat_exchange(request, std::move(prepared.body), true);
+    detail::HttpExchange ex =
+        chat_exchange(request, std::move(prepared.body), prepared.model, true);
     ex.sink = sink;
     auto promise = std::make_shared<std::promise<Result<detail::HttpResult>>>();
     auto future = promise->get_future();
@@ -126,6 +144,7 @@ class ProxyClient::Impl {
     ChatResponse out = sink->take_response();
     out.http_status = r->status;
     out.attempts = r->attempts;
+    charge(request.api_key, out.usage.total_tokens);
     if (prepared.write_cache) {
       auto value = std::make_shared<CachedValue>();
       value->chat = out;
@@ -146,6 +165,12 @@ class ProxyClient::Impl {
     auto body =
         detail::write_embedding_request(inputs, model, request.dimensions, request.extra_json);
     if (!body) return std::move(body).error();
+    if (tenants_) {
+      // The key's model override is a chat model: embeddings keep their own.
+      if (auto admitted = tenants_->admit(request.api_key); !admitted) {
+        return std::move(admitted).error();
+      }
+    }
     const std::string& base = config_.upstream.openai_base_url;
     const Policy policy = policy_for(request.cache);
     detail::CacheKey key;
@@ -171,13 +196,16 @@ class ProxyClient::Impl {
     job.exchange.method = "POST";
     job.exchange.protocol = Protocol::OpenAI;
     job.exchange.url = detail::join_url(base, "embeddings");
+    job.exchange.model = model;
     add_headers(job.exchange, Protocol::OpenAI, {});
     job.exchange.headers.emplace_back("Content-Type: application/json");
     job.model = model;
     job.dimensions = request.dimensions;
     job.extra_json = detail::canonical_json(request.extra_json);
     job.inputs = request.input;
-    job.on_done = [this, key, policy, deliver](Result<EmbeddingResponse> r) mutable {
+    job.on_done = [this, key, policy, deliver,
+                   tenant = request.api_key](Result<EmbeddingResponse> r) mutable {
+      if (r) charge(tenant, r->usage.total_tokens);
       if (r && policy.write_cache) {
         auto value = std::make_shared<CachedValue>();
         value->embedding = *r;
@@ -232,6 +260,21 @@ class ProxyClient::Impl {
   }
 
   const Config& config() const noexcept { return config_; }
+
+  Result<KeyStats> key_stats(std::string_view key) const {
+    if (!tenants_) {
+      return make_error(ErrorCode::InvalidArgument,
+                        "key_stats() needs a tenant key registry (APIKEYS_FILE)");
+    }
+    return tenants_->stats(key);
+  }
+
+  void invalidate_key(std::string_view key) {
+    if (tenants_) tenants_->invalidate(key);
+  }
+
+  std::uint64_t key_file_reads() const noexcept { return tenants_ ? tenants_->file_reads() : 0; }
+  std::uint64_t key_file_writes() const noexcept { return tenants_ ? tenants_->file_writes() : 0; }
   detail::TransportStats transport_stats() const noexcept { return transport_->stats(); }
 
   MetricsSnapshot metrics() const {
@@ -273,6 +316,7 @@ class ProxyClient::Impl {
   ~Impl() {
     dispatcher_.reset();
     transport_.reset();
+    tenants_.reset();  // after every answer was charged: writes the last usage
   }
 
  private:
@@ -282,6 +326,11 @@ class ProxyClient::Impl {
     EmbeddingResponse embedding;
   };
   using CachedPtr = std::shared_ptr<const CachedValue>;
+
+  // Adds upstream-reported tokens to a tenant's quota and usage file (no registry: nothing).
+  void charge(const std::string& tenant, std::int64_t tokens) {
+    if (tenants_) tenants_->record_usage(tenant, tokens);
+  }
 
   // What a request's CachePolicy means with this client's configuration.
   struct Policy {
@@ -297,21 +346,26 @@ class ProxyClient::Impl {
 
   struct PreparedChat {
     const ChatRequest* request;
-    const std::string* model;
+    std::string model;  // effective: the tenant key's override, the request's, or the default
     bool stream;
     detail::CacheKey key;
     bool read_cache, write_cache, coalesce;
     std::string body;  // written by write_body(), after the cache missed
   };
 
-  // The key first: a cache hit needs neither the request body nor a thread hand-off. (An
-  // invalid request cannot hit: only answers to valid ones are stored.)
-  PreparedChat prepare_chat(const ChatRequest& request, bool stream) {
-    const std::string& model =
-        request.model.empty() ? config_.upstream.default_model : request.model;
+  // Tenant key and quota first (with a key registry), then the cache key: a cache hit needs
+  // neither the request body nor a thread hand-off. (An invalid request cannot hit: only
+  // answers to valid ones are stored.)
+  Result<PreparedChat> prepare_chat(const ChatRequest& request, bool stream) {
+    std::string model = request.model.empty() ? config_.upstream.default_model : request.model;
+    if (tenants_) {
+      auto override_model = tenants_->admit(request.api_key);
+      if (!override_model) return std::move(override_model).error();
+      if (!override_model->empty()) model = std::move(*override_model);
+    }
     const Policy policy = policy_for(request.cache);
     PreparedChat p{&request,
-                   &model,
+                   std::move(model),
                    stream,
                    {},
                    policy.read_cache,
@@ -319,14 +373,14 @@ class ProxyClient::Impl {
                    policy.coalesce && !stream,  // streams are not coalesced
                    {}};
     if (p.read_cache || p.write_cache || p.coalesce) {
-      p.key = detail::chat_cache_key(request, base_url(request.protocol), model, stream,
+      p.key = detail::chat_cache_key(request, base_url(request.protocol), p.model, stream,
                                      request.api_key);
     }
     return p;
   }
 
   static Result<void> write_body(PreparedChat& p) {
-    auto body = detail::write_chat_request(*p.request, *p.model, p.stream);
+    auto body = detail::write_chat_request(*p.request, p.model, p.stream);
     if (!body) return std::move(body).error();
     p.body = std::move(*body);
     return {};
@@ -371,13 +425,15 @@ class ProxyClient::Impl {
     const ChatRequest& request = *p.request;
     if (p.coalesce && !chat_flights_.lead_or_join(p.key, on_done)) return;
     detail::ChatJob job;
-    job.exchange = chat_exchange(request, std::move(p.body), false);
+    job.exchange = chat_exchange(request, std::move(p.body), p.model, false);
     job.group = "c|" + job.exchange.url;
     if (p.coalesce) job.identity = p.key;
     const Protocol protocol = request.protocol;
     job.on_done = [this, protocol, key = p.key, write = p.write_cache, coalesce = p.coalesce,
+                   tenant = request.api_key,
                    cb = std::move(on_done)](Result<detail::HttpResult> r) mutable {
       Result<ChatResponse> reply = to_chat_response(protocol, std::move(r));
+      if (reply) charge(tenant, reply->usage.total_tokens);  // once per upstream call
       if (reply && write) {
         auto value = std::make_shared<CachedValue>();
         value->chat = *reply;
@@ -392,9 +448,11 @@ class ProxyClient::Impl {
     dispatcher_->chat(std::move(job));
   }
 
-  detail::HttpExchange chat_exchange(const ChatRequest& request, std::string body, bool stream) {
+  detail::HttpExchange chat_exchange(const ChatRequest& request, std::string body,
+                                     const std::string& model, bool stream) {
     detail::HttpExchange ex;
     ex.method = "POST";
+    ex.model = model;
     ex.protocol = request.protocol;
     ex.url = detail::join_url(base_url(request.protocol), detail::chat_path(request.protocol));
     ex.body = std::move(body);
@@ -462,6 +520,7 @@ class ProxyClient::Impl {
   }
 
   Config config_;
+  std::unique_ptr<detail::Tenants> tenants_;  // with APIKEYS_FILE
   std::unique_ptr<detail::Transport> transport_;
   std::unique_ptr<detail::Dispatcher> dispatcher_;
   std::unique_ptr<detail::LruCache<CachedPtr>> cache_;  // when CACHE_ENABLED
@@ -517,6 +576,15 @@ MetricsSnapshot ProxyClient::metrics() const {
   return impl_ ? impl_->metrics() : MetricsSnapshot{};
 }
 
+Result<KeyStats> ProxyClient::key_stats(std::string_view tenant_key) const {
+  if (!impl_) return moved_from();
+  return impl_->key_stats(tenant_key);
+}
+
+void ProxyClient::invalidate_key(std::string_view tenant_key) {
+  if (impl_) impl_->invalidate_key(tenant_key);
+}
+
 Result<HttpResponse> ProxyClient::send(const HttpRequest& request) {
   if (!impl_) return moved_from();
   return impl_->send(request);
@@ -525,6 +593,12 @@ Result<HttpResponse> ProxyClient::send(const HttpRequest& request) {
 namespace detail {
 TransportStats ClientAccess::transport_stats(const ProxyClient& client) noexcept {
   return client.impl_ ? client.impl_->transport_stats() : TransportStats{};
+}
+std::uint64_t ClientAccess::key_file_reads(const ProxyClient& client) noexcept {
+  return client.impl_ ? client.impl_->key_file_reads() : 0;
+}
+std::uint64_t ClientAccess::key_file_writes(const ProxyClient& client) noexcept {
+  return client.impl_ ? client.impl_->key_file_writes() : 0;
 }
 }  // namespace detail
 

@@ -64,6 +64,22 @@ struct PoolConfig {
                                         ///< are not reused
 };
 
+/// Protecting the upstream account: a per-model concurrency limit that adapts (AIMD) to the
+/// account's real allowance, and a circuit breaker per upstream host.
+struct AdmissionConfig {
+  /// GLMPROXY_MODEL_CONCURRENCY: starting and highest number of requests on the wire per model;
+  /// 0 = POOL_MAX_CONNECTIONS. Halved on a 429 concurrency answer (Z.AI 1302), grown back by one
+  /// step per GLMPROXY_AIMD_INCREASE_INTERVAL_MS while requests succeed.
+  int model_concurrency = 0;
+  Milliseconds increase_interval{5'000};  ///< GLMPROXY_AIMD_INCREASE_INTERVAL_MS
+  /// GLMPROXY_BREAKER_FAILURES: consecutive failures (connection failures, timeouts, 5xx) within
+  /// GLMPROXY_BREAKER_WINDOW_MS that open an upstream's breaker; 0 = no breaker.
+  int breaker_failures = 5;
+  Milliseconds breaker_window{30'000};    ///< GLMPROXY_BREAKER_WINDOW_MS
+  Milliseconds breaker_cooldown{10'000};  ///< GLMPROXY_BREAKER_COOLDOWN_MS: open this long,
+                                          ///< then one probe request is let through
+};
+
 /// The response cache.
 struct CacheConfig {
   bool enabled = false;               ///< CACHE_ENABLED
@@ -131,6 +147,7 @@ struct Config {
   TimeoutConfig timeouts;
   RetryConfig retry;
   PoolConfig pool;
+  AdmissionConfig admission;
   CacheConfig cache;
   BatchConfig batch;
   StreamConfig stream;
@@ -143,6 +160,9 @@ struct Config {
   /// Time source for cache TTLs; empty = std::chrono::steady_clock::now. Not read from the
   /// environment (tests inject a clock they can move).
   std::function<std::chrono::steady_clock::time_point()> clock;
+  /// Wall-clock time source for token quota windows and the key file's timestamps; empty =
+  /// std::chrono::system_clock::now. Not read from the environment (tests move it by hand).
+  std::function<std::chrono::system_clock::time_point()> wall_clock;
   LogLevel log_level = LogLevel::Warn;  ///< GLMPROXY_LOG_LEVEL: lowest level passed to logger
 
   /// Reads the process environment: Config::from_env(lookup) with getenv.

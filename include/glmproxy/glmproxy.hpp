@@ -4,6 +4,7 @@
 
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
+#include "glmproxy/keys.hpp"
 #include "glmproxy/log.hpp"
 #include "glmproxy/metrics.hpp"
 #include "glmproxy/proxy_client.hpp"

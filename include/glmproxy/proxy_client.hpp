@@ -2,9 +2,11 @@
 
 #include <functional>
 #include <memory>
+#include <string_view>
 
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
+#include "glmproxy/keys.hpp"
 #include "glmproxy/metrics.hpp"
 #include "glmproxy/request.hpp"
 #include "glmproxy/response.hpp"
@@ -82,6 +84,15 @@ class ProxyClient {
 
   /// Counters: cache, coalescing, batching, stream buffers.
   MetricsSnapshot metrics() const;
+
+  /// A tenant key's standing (APIKEYS_FILE): its record, tokens used in the rolling 5-hour
+  /// window, what remains, lifetime tokens. Unauthorized for an unknown key; InvalidArgument
+  /// without a key registry.
+  Result<KeyStats> key_stats(std::string_view tenant_key) const;
+
+  /// Forgets the cached record of `tenant_key`: the next request reads the key file again (a
+  /// revoked or changed key takes effect at once instead of within APIKEY_CACHE_TTL_MS).
+  void invalidate_key(std::string_view tenant_key);
 
   /// Raw pass-through: `request.path` joined to the protocol's base URL, with the configured
   /// authentication. Any HTTP status is returned as an HttpResponse; only failures to get one

@@ -78,6 +78,7 @@ struct Connection {
   bool want_write = false;
   bool parse_failed = false;  // after a malformed request, input is ignored
   bool closing = false;
+  bool responding = false;  // an answer counted against max_concurrent_requests is being sent
 };
 
 }  // namespace
@@ -155,11 +156,13 @@ class MockUpstream::Impl {
     s.models_requests = models_.load();
     s.stream_requests = streams_.load();
     s.faults_applied = faults_applied_.load();
+    s.concurrency_rejections = concurrency_rejections_.load();
+    s.peak_concurrency = peak_concurrency_.load();
     return s;
   }
   void reset() {
     for (auto* c : {&accepted_, &requests_, &chat_, &messages_, &embeddings_, &models_, &streams_,
-                    &faults_applied_}) {
+                    &faults_applied_, &concurrency_rejections_, &peak_concurrency_}) {
       c->store(0);
     }
     std::lock_guard lock(mu_);
@@ -254,6 +257,7 @@ class MockUpstream::Impl {
   void close_conn(std::uint64_t id) {
     auto it = conns_.find(id);
     if (it == conns_.end()) return;
+    done_responding(*it->second);
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second->fd, nullptr);
     ::close(it->second->fd);
     conns_.erase(it);
@@ -337,6 +341,7 @@ class MockUpstream::Impl {
       c.out.pop_front();
       c.out_offset = 0;
       c.front_ready.reset();
+      if (c.out.empty()) done_responding(c);
       if (close_after) {
         c.closing = true;
         return;
@@ -445,6 +450,23 @@ class MockUpstream::Impl {
       models_.fetch_add(1);
     }
 
+    if (options_.max_concurrent_requests > 0 && info.api != Api::Unknown) {
+      if (responding_ >= options_.max_concurrent_requests) {
+        // Z.AI's answer to an account over its concurrency allowance.
+        concurrency_rejections_.fetch_add(1);
+        queue_simple(
+            c, 429,
+            R"({"error":{"code":"1302","message":"High concurrency usage of this API, )"
+            R"(please reduce concurrency or contact customer service to increase limits"}})",
+            !keep_alive);
+        return;
+      }
+      c.responding = true;
+      ++responding_;
+      std::uint64_t peak = peak_concurrency_.load();
+      while (responding_ > peak && !peak_concurrency_.compare_exchange_weak(peak, responding_)) {
+      }
+    }
     std::optional<Fault> fault = take_fault(path);
     if (std::string err = detail::parse_request(c.body, info); !err.empty()) {
       if (!fault) {
@@ -686,7 +708,15 @@ class MockUpstream::Impl {
 
   // Shared with other threads.
   std::atomic<std::uint64_t> accepted_{0}, open_{0}, requests_{0}, chat_{0}, messages_{0},
-      embeddings_{0}, models_{0}, streams_{0}, faults_applied_{0};
+      embeddings_{0}, models_{0}, streams_{0}, faults_applied_{0}, concurrency_rejections_{0},
+      peak_concurrency_{0};
+  std::uint64_t responding_ = 0;  // epoll thread only
+
+  void done_responding(Connection& c) {
+    if (!c.responding) return;
+    c.responding = false;
+    --responding_;
+  }
   mutable std::mutex mu_;
   std::deque<Fault> faults_;
   std::deque<RecordedRequest> recorded_;

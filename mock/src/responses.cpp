@@ -589,6 +589,8 @@ std::string stats_json(const MockStats& s) {
   field("embeddings_requests", s.embeddings_requests);
   field("models_requests", s.models_requests);
   field("stream_requests", s.stream_requests);
+  field("concurrency_rejections", s.concurrency_rejections);
+  field("peak_concurrency", s.peak_concurrency);
   field("faults_applied", s.faults_applied, true);
   b += '}';
   return b;

@@ -165,6 +165,13 @@ CacheKey chat_cache_key(const ChatRequest& r, std::string_view base_url, std::st
   return h.digest();
 }
 
+CacheKey text_key(std::string_view text) {
+  Hasher h;
+  h.text("glmproxy.text.v1");
+  h.text(text);
+  return h.digest();
+}
+
 CacheKey embedding_cache_key(const EmbeddingRequest& r, std::string_view base_url,
                              std::string_view model, std::string_view tenant_scope) {
   Hasher h;

@@ -22,6 +22,9 @@ CacheKey chat_cache_key(const ChatRequest& request, std::string_view base_url,
 CacheKey embedding_cache_key(const EmbeddingRequest& request, std::string_view base_url,
                              std::string_view model, std::string_view tenant_scope);
 
+/// XXH3-128 of `text` alone (e.g. a tenant key, as the key of its cached record).
+CacheKey text_key(std::string_view text);
+
 /// `json` with object members sorted by key (recursively, last duplicate wins), no whitespace and
 /// numbers in one spelling; the input unchanged when it is not valid JSON. Empty stays empty.
 std::string canonical_json(std::string_view json);

@@ -75,6 +75,17 @@ constexpr ConfigVariable kVariables[] = {
     {"POOL_ACQUIRE_TIMEOUT", field<&C::pool, &PoolConfig::acquire_timeout>, 0, 1 * kHour},
     {"DISABLE_CONNECTION_POOL", field<&C::pool, &PoolConfig::disabled>},
     {"GLMPROXY_POOL_MAX_IDLE_MS", field<&C::pool, &PoolConfig::max_idle>, 1 * kSecond, 1 * kDay},
+    // Upstream protection.
+    {"GLMPROXY_MODEL_CONCURRENCY", field<&C::admission, &AdmissionConfig::model_concurrency>, 0,
+     10'000},
+    {"GLMPROXY_AIMD_INCREASE_INTERVAL_MS",
+     field<&C::admission, &AdmissionConfig::increase_interval>, 0, 1 * kHour},
+    {"GLMPROXY_BREAKER_FAILURES", field<&C::admission, &AdmissionConfig::breaker_failures>, 0,
+     1'000'000},
+    {"GLMPROXY_BREAKER_WINDOW_MS", field<&C::admission, &AdmissionConfig::breaker_window>, 1,
+     1 * kDay},
+    {"GLMPROXY_BREAKER_COOLDOWN_MS", field<&C::admission, &AdmissionConfig::breaker_cooldown>, 1,
+     1 * kDay},
     // Response cache.
     {"CACHE_ENABLED", field<&C::cache, &CacheConfig::enabled>},
     {"CACHE_TTL_MS", field<&C::cache, &CacheConfig::ttl>, 1, 30 * kDay},

@@ -17,6 +17,8 @@
 #include <random>
 #include <thread>
 
+#include "admission/aimd_limiter.hpp"
+#include "admission/circuit_breaker.hpp"
 #include "core/strings.hpp"
 #include "protocol/protocol.hpp"
 
@@ -71,7 +73,39 @@ struct Transfer {
   Clock::time_point drain_deadline;
   // Chunked upload of a large request body.
   std::size_t upload_offset = 0;
+  // Upstream protection.
+  std::string host;               // scheme://host[:port] of ex.url: the breaker's key
+  std::uint64_t aimd_ticket = 0;  // from AimdLimiter::on_start for this attempt
+  int free_retries = 0;           // retries after a 429/1302 (our concurrency, not counted)
 };
+
+// "scheme://authority" of a URL (the circuit breaker is per upstream host).
+std::string host_of(const std::string& url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const auto end = url.find_first_of("/?#", scheme + 3);
+  return url.substr(0, end);
+}
+
+AimdOptions aimd_options(const Config& c) {
+  AimdOptions o;
+  o.max_limit =
+      c.admission.model_concurrency > 0 ? c.admission.model_concurrency : c.pool.max_connections;
+  o.min_limit = 1;
+  o.increase_interval = c.admission.increase_interval;
+  return o;
+}
+
+BreakerOptions breaker_options(const Config& c) {
+  BreakerOptions o;
+  o.failure_threshold = c.admission.breaker_failures;
+  o.failure_window = c.admission.breaker_window;
+  o.cooldown = c.admission.breaker_cooldown;
+  return o;
+}
+
+// The most waiting transfers one admission pass looks at past ones held by their model's limit.
+constexpr std::size_t kAdmitScan = 256;
 
 using TransferPtr = std::unique_ptr<Transfer>;
 
@@ -99,7 +133,9 @@ class Transport::Impl {
       : config_(config),
         rng_(std::random_device{}()),
         pool_(config.stream.buffer_pool_enabled,
-              static_cast<std::size_t>(std::max(16, 2 * config.pool.max_connections))) {}
+              static_cast<std::size_t>(std::max(16, 2 * config.pool.max_connections))),
+        aimd_(aimd_options(config)),
+        breaker_(breaker_options(config)) {}
 
   TransportStats stats() const noexcept {
     TransportStats s;
@@ -108,6 +144,9 @@ class Transport::Impl {
     s.body_reads = body_reads_.load(std::memory_order_relaxed);
     s.streams_cancelled = streams_cancelled_.load(std::memory_order_relaxed);
     s.cancelled_connections_kept = drained_kept_.load(std::memory_order_relaxed);
+    s.concurrency_decreases = aimd_decreases_.load(std::memory_order_relaxed);
+    s.breaker_opened = breaker_opened_.load(std::memory_order_relaxed);
+    s.breaker_rejections = breaker_rejections_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -225,14 +264,21 @@ class Transport::Impl {
 
   // Timers: pool waits, backoffs, first-byte deadlines.
   void step(Clock::time_point now) {
-    while (!waiting_.empty() && waiting_.front()->admit_deadline <= now &&
-           in_flight_ >= config_.pool.max_connections) {
+    admit(now);  // what can start now does not time out
+    while (!waiting_.empty() && waiting_.front()->admit_deadline <= now) {
       TransferPtr t = std::move(waiting_.front());
       waiting_.pop_front();
+      const std::string& model = t->ex.model;
+      std::string why = in_flight_ >= config_.pool.max_connections
+                            ? fmt::format("{} requests on the wire", in_flight_)
+                            : fmt::format(
+                                  "model {} held to {} requests at once after the upstream said it "
+                                  "had too many (429/1302)",
+                                  model, aimd_.limit(model));
       resolve(*t, make_error(ErrorCode::PoolTimeout,
                              fmt::format("no connection slot became free within "
-                                         "POOL_ACQUIRE_TIMEOUT={} ms ({} requests on the wire)",
-                                         config_.pool.acquire_timeout.count(), in_flight_)));
+                                         "POOL_ACQUIRE_TIMEOUT={} ms ({})",
+                                         config_.pool.acquire_timeout.count(), why)));
     }
     while (!delayed_.empty() && delayed_.top()->retry_at <= now) {
       TransferPtr t = std::move(const_cast<TransferPtr&>(delayed_.top()));
@@ -316,9 +362,7 @@ class Transport::Impl {
   int poll_timeout_ms(Clock::time_point now) {
     update_first_byte_deadlines();
     Clock::time_point next = now + std::chrono::milliseconds(1000);
-    if (!waiting_.empty() && in_flight_ >= config_.pool.max_connections) {
-      next = std::min(next, waiting_.front()->admit_deadline);
-    }
+    if (!waiting_.empty()) next = std::min(next, waiting_.front()->admit_deadline);
     if (!delayed_.empty()) next = std::min(next, delayed_.top()->retry_at);
     if (config_.pool.min_connections > 0 && !keepalive_url_.empty() && in_flight_ == 0) {
       next = std::min(next, last_activity_ + config_.pool.max_idle / 2);
@@ -336,16 +380,74 @@ class Transport::Impl {
     return static_cast<int>(std::clamp<std::int64_t>(ms, 0, 1000));
   }
 
+  // FIFO, except that a transfer whose model is at its concurrency limit lets later ones of
+  // other models pass (looking at most kAdmitScan entries past held ones).
   void admit(Clock::time_point now) {
-    while (in_flight_ < config_.pool.max_connections && !waiting_.empty()) {
-      TransferPtr t = std::move(waiting_.front());
-      waiting_.pop_front();
+    std::size_t i = 0, held = 0;
+    while (in_flight_ < config_.pool.max_connections && i < waiting_.size() && held < kAdmitScan) {
+      Transfer& w = *waiting_[i];
+      if (now < w.deadline && !aimd_.can_start(w.ex.model)) {
+        ++i;
+        ++held;
+        continue;
+      }
+      TransferPtr t = std::move(waiting_[i]);
+      waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
       if (now >= t->deadline) {
         resolve(*t, total_timeout_error());
         continue;
       }
+      if (t->host.empty()) t->host = host_of(t->ex.url);
+      std::chrono::milliseconds wait{0};
+      if (!breaker_.allow(t->host, now, &wait)) {
+        breaker_rejections_.fetch_add(1, std::memory_order_relaxed);
+        Error e = make_error(
+            ErrorCode::UpstreamError,
+            fmt::format("circuit breaker open for {}: {} consecutive failures; next probe in "
+                        "{} ms (GLMPROXY_BREAKER_COOLDOWN_MS={})",
+                        t->host, config_.admission.breaker_failures, wait.count(),
+                        config_.admission.breaker_cooldown.count()));
+        e.upstream_code = "circuit_open";
+        e.retry_after = wait;
+        resolve(*t, std::move(e));
+        continue;
+      }
+      t->aimd_ticket = aimd_.on_start(t->ex.model);
       start_attempt(std::move(t), now);
     }
+  }
+
+  // What an ended attempt tells the concurrency limiter and the circuit breaker.
+  void report_outcome(Transfer& t, CURLcode code, Clock::time_point now) {
+    using Outcome = AimdLimiter::Outcome;
+    Outcome outcome = Outcome::Other;
+    const int status = static_cast<int>(t.status);
+    const bool answered = code == CURLE_OK || t.got_response;
+    if (t.abort_error && t.abort_error->code == ErrorCode::Cancelled) {
+      breaker_.on_abandon(t.host);
+    } else if (status >= 500 || (!answered && !t.abort_error) ||
+               (t.abort_error && t.abort_error->code == ErrorCode::Timeout)) {
+      breaker_.on_failure(t.host, now);
+    } else if (status > 0) {
+      breaker_.on_success(t.host);
+    } else {
+      breaker_.on_abandon(t.host);
+    }
+    if (status == 429) {
+      // Too many at once (Z.AI 1302, or a 429 that says nothing more) halves the model's limit;
+      // quota and balance codes say nothing about concurrency.
+      std::string body = t.body;
+      const Error e =
+          map_error_response(t.ex.protocol, status, body, {}, {}, std::chrono::system_clock::now());
+      if (e.upstream_code == "1302" || e.upstream_code.empty()) outcome = Outcome::Overloaded;
+    } else if (status >= 200 && status < 300) {
+      outcome = Outcome::Success;
+    }
+    const std::uint64_t before = aimd_.decreases();
+    aimd_.on_finish(t.ex.model, t.aimd_ticket, outcome, now);
+    aimd_decreases_.fetch_add(aimd_.decreases() - before, std::memory_order_relaxed);
+    breaker_opened_.store(breaker_.opened(), std::memory_order_relaxed);
+    t.free_retries += outcome == Outcome::Overloaded ? 1 : 0;
   }
 
   Error total_timeout_error() const {
@@ -567,6 +669,7 @@ class Transport::Impl {
     release_easy(t.get());
     const auto now = Clock::now();
     last_activity_ = now;
+    report_outcome(*t, code, now);
 
     if (!t->on_done) {
       // Already answered (a cancelled stream), or a keep-alive probe.
@@ -690,7 +793,11 @@ class Transport::Impl {
         resolve(*t, std::move(error));
       }
     };
-    if (t->attempts >= retry.max_attempts) return give_up(std::move(e));
+    // Answers to our own excess concurrency (429/1302) do not use up attempts: the limiter has
+    // already cut the concurrency, and the request was not processed. The deadline still holds.
+    constexpr int kMaxFreeRetries = 20;
+    const int counted = t->attempts - std::min(t->free_retries, kMaxFreeRetries);
+    if (counted >= retry.max_attempts) return give_up(std::move(e));
     std::chrono::milliseconds delay;
     if (e.retry_after) {
       if (*e.retry_after > retry.retry_after_cap) return give_up(std::move(e));
@@ -785,6 +892,9 @@ class Transport::Impl {
   std::atomic<std::uint64_t> body_reads_{0};
   std::atomic<std::uint64_t> streams_cancelled_{0};
   std::atomic<std::uint64_t> drained_kept_{0};
+  AimdLimiter aimd_;        // I/O thread
+  CircuitBreaker breaker_;  // I/O thread
+  std::atomic<std::uint64_t> aimd_decreases_{0}, breaker_opened_{0}, breaker_rejections_{0};
 };
 
 Result<std::unique_ptr<Transport>> Transport::create(const Config& config) {

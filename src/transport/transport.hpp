@@ -28,7 +28,8 @@ struct HttpExchange {
   std::vector<std::string> headers;  ///< "Name: value"
   std::string body;
   Protocol protocol = Protocol::OpenAI;  ///< for reading error bodies
-  bool retry_on_status = true;           ///< false: any HTTP status is final (pass-through)
+  std::string model;  ///< per-model concurrency limit (AIMD); "" = none (send(), HEAD probes)
+  bool retry_on_status = true;  ///< false: any HTTP status is final (pass-through)
   /// Set for streams: a 2xx body goes here as it arrives instead of into HttpResult::body
   /// (other statuses are still buffered, for the error). The exchange is retried only while
   /// sink->delivered() is false; an idle gap longer than GLMPROXY_STREAM_IDLE_TIMEOUT_MS ends it.
@@ -51,6 +52,9 @@ struct TransportStats {
   std::uint64_t streams_cancelled = 0;
   std::uint64_t cancelled_connections_kept = 0;  ///< cancelled streams drained to their end,
                                                  ///< so the connection went back to the pool
+  std::uint64_t concurrency_decreases = 0;       ///< per-model limits halved after 429/1302
+  std::uint64_t breaker_opened = 0;              ///< times a circuit breaker opened
+  std::uint64_t breaker_rejections = 0;          ///< requests failed fast by an open breaker
 };
 
 /// Runs on the I/O thread, exactly once per submitted exchange.

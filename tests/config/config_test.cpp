@@ -260,6 +260,16 @@ const std::vector<Knob>& knobs() {
       {"DISABLE_CONNECTION_POOL", "yes", [](const Config& c) { return c.pool.disabled; }},
       {"GLMPROXY_POOL_MAX_IDLE_MS", "90000",
        [](const Config& c) { return c.pool.max_idle == 90'000ms; }},
+      {"GLMPROXY_MODEL_CONCURRENCY", "3",
+       [](const Config& c) { return c.admission.model_concurrency == 3; }},
+      {"GLMPROXY_AIMD_INCREASE_INTERVAL_MS", "2500",
+       [](const Config& c) { return c.admission.increase_interval == 2500ms; }},
+      {"GLMPROXY_BREAKER_FAILURES", "9",
+       [](const Config& c) { return c.admission.breaker_failures == 9; }},
+      {"GLMPROXY_BREAKER_WINDOW_MS", "45000",
+       [](const Config& c) { return c.admission.breaker_window == 45'000ms; }},
+      {"GLMPROXY_BREAKER_COOLDOWN_MS", "7000",
+       [](const Config& c) { return c.admission.breaker_cooldown == 7000ms; }},
       {"CACHE_ENABLED", "on", [](const Config& c) { return c.cache.enabled; }},
       {"CACHE_TTL_MS", "120000", [](const Config& c) { return c.cache.ttl == 120'000ms; }},
       {"CACHE_MAX_SIZE", "2500", [](const Config& c) { return c.cache.max_entries == 2500; }},
@@ -359,8 +369,8 @@ TEST_CASE("the parser's table and the test's list name the same variables", "[co
   std::set<std::string> tested;
   for (const Knob& knob : knobs()) tested.insert(knob.name);
   CHECK(parsed == tested);
-  CHECK(parsed.size() == 45);
-  CHECK(describe_lines(Config{}).size() == 45);
+  CHECK(parsed.size() == 50);
+  CHECK(describe_lines(Config{}).size() == 50);
 }
 
 TEST_CASE("GLMPROXY_PRESET picks a starting point that variables override", "[config][preset]") {

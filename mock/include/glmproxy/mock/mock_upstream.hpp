@@ -65,14 +65,20 @@ struct MockStats {
   std::uint64_t models_requests = 0;
   std::uint64_t stream_requests = 0;  ///< requests with "stream": true
   std::uint64_t faults_applied = 0;
+  std::uint64_t concurrency_rejections = 0;  ///< 429/1302 answers for max_concurrent_requests
+  std::uint64_t peak_concurrency = 0;        ///< most API answers in progress at once (counted only
+                                             ///< with max_concurrent_requests set)
 };
 
 struct MockOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 0;  ///< 0: any free port; see MockUpstream::port()
   std::string reply_text = "Hello from the glmproxy mock upstream.";
-  std::string reasoning_text;              ///< non-empty: sent as reasoning_content / thinking
-  std::size_t stream_chunks = 4;           ///< how many deltas a streamed reply is cut into
+  std::string reasoning_text;     ///< non-empty: sent as reasoning_content / thinking
+  std::size_t stream_chunks = 4;  ///< how many deltas a streamed reply is cut into
+  /// > 0: like a Z.AI account with a concurrency allowance, an API request that arrives while
+  /// this many answers are still being sent gets 429 with business code 1302 at once.
+  std::uint64_t max_concurrent_requests = 0;
   Milliseconds stream_event_delay{0};      ///< pause before each SSE event (like a model
                                            ///< producing tokens); a fault's own delay wins
   std::size_t record_limit = 1000;         ///< requests kept for recorded(); 0 records none

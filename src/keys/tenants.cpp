@@ -1,0 +1,205 @@
+#include "keys/tenants.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "cache/cache_key.hpp"
+
+namespace glmproxy::detail {
+
+namespace {
+
+LruCacheOptions record_cache_options(const Config& config) {
+  LruCacheOptions o;
+  o.max_entries = config.keys.cache_size;
+  o.max_bytes = SIZE_MAX / 2;  // bounded by entries
+  o.ttl = config.keys.cache_ttl;
+  o.clock = config.clock;
+  return o;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Tenants>> Tenants::create(const Config& config) {
+  auto store = KeyStore::open(config.keys.file);
+  if (!store) return std::move(store).error();
+  return std::unique_ptr<Tenants>(new Tenants(config, std::move(*store)));
+}
+
+Tenants::Tenants(const Config& config, std::unique_ptr<KeyStore> store)
+    : limits_(config.rate_limit),
+      wall_clock_(config.wall_clock),
+      store_(std::move(store)),
+      records_(record_cache_options(config)) {
+  thread_ = std::thread([this] { writer(); });
+}
+
+Tenants::~Tenants() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  flush();
+}
+
+// A key's record: from the cache (absolute TTL: a key removed from the file stops working
+// within APIKEY_CACHE_TTL_MS however often it is used), else from the file.
+Result<Tenants::RecordPtr> Tenants::record(std::string_view key) {
+  const CacheKey id = text_key(key);
+  if (auto hit = records_.get(id)) return *hit;
+  auto found = store_->find(key);
+  if (!found) return std::move(found).error();
+  RecordPtr record;
+  if (*found) record = std::make_shared<const KeyRecord>(std::move(**found));
+  records_.put(id, record, 1);
+  return record;
+}
+
+Tenants::Usage& Tenants::usage_of(const KeyRecord& record) {
+  auto [it, first] = usage_.try_emplace(record.key);
+  Usage& u = it->second;
+  if (first) {
+    // The file's history seeds this process's view of the tenant's window.
+    const auto t = now();
+    for (const UsageWindow& w : record.usage_windows) {
+      u.window.add_to_bucket(QuotaWindow::bucket_of(w.start), w.tokens, t);
+    }
+    u.lifetime = record.total_lifetime_tokens;
+  }
+  return u;
+}
+
+Result<std::string> Tenants::admit(std::string_view key) {
+  if (key.empty()) {
+    return make_error(ErrorCode::Unauthorized,
+                      "no tenant key: ChatRequest::api_key must name a key of APIKEYS_FILE");
+  }
+  auto found = record(key);
+  if (!found) return std::move(found).error();
+  const RecordPtr& r = *found;
+  if (!r) {
+    return make_error(ErrorCode::Unauthorized,
+                      fmt::format("unknown tenant key {}", redact_key(key)));
+  }
+  const auto t = now();
+  if (r->expiry && *r->expiry <= t) {
+    return make_error(ErrorCode::Forbidden,
+                      fmt::format("tenant key {} expired on {}", redact_key(key), r->expiry_date));
+  }
+  std::lock_guard lock(mu_);
+  Usage& u = usage_of(*r);
+  const std::int64_t used = u.window.used(t);
+  if (used >= r->token_limit_per_5h) {
+    Error e = make_error(ErrorCode::QuotaExceeded,
+                         fmt::format("tenant key {} used {} of its {} tokens in the last 5 hours",
+                                     redact_key(key), used, r->token_limit_per_5h));
+    e.retry_after = u.window.time_until_below(t, r->token_limit_per_5h);
+    return e;
+  }
+  return r->model;
+}
+
+void Tenants::record_usage(std::string_view key, std::int64_t tokens) {
+  if (key.empty() || tokens <= 0) return;
+  auto found = record(key);
+  if (!found || !*found) return;  // the key went away meanwhile: nothing to charge
+  const auto t = now();
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    Usage& u = usage_of(**found);
+    u.window.add(t, tokens);
+    u.lifetime += tokens;
+    u.last_used = std::max(u.last_used, t);
+    u.used = true;
+    pending_[{std::string(key), QuotaWindow::bucket_of(t)}] += tokens;
+    auto& at = pending_used_at_[std::string(key)];
+    at = std::max(at, t);
+    if (pending_updates_++ == 0) first_pending_ = std::chrono::steady_clock::now();
+    wake = pending_updates_ >= limits_.max_batch_size || pending_updates_ == 1;
+  }
+  if (wake) cv_.notify_all();
+}
+
+// Writes when RATE_LIMIT_MAX_BATCH_SIZE updates are pending, or RATE_LIMIT_BATCH_INTERVAL_MS
+// after the first pending one, whichever comes first.
+void Tenants::writer() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    if (pending_updates_ == 0) {
+      cv_.wait(lock);
+      continue;
+    }
+    const auto due = first_pending_ + limits_.batch_interval;
+    if (pending_updates_ < limits_.max_batch_size && std::chrono::steady_clock::now() < due) {
+      cv_.wait_until(lock, due);
+      continue;
+    }
+    write_pending(lock);
+  }
+}
+
+void Tenants::write_pending(std::unique_lock<std::mutex>& lock) {
+  if (pending_updates_ == 0) return;
+  std::vector<UsageDelta> deltas;
+  deltas.reserve(pending_.size());
+  for (const auto& [id, tokens] : pending_) {
+    UsageDelta d;
+    d.key = id.first;
+    d.tokens = tokens;
+    d.bucket_start = QuotaWindow::bucket_start(id.second);
+    d.used_at = pending_used_at_[id.first];
+    deltas.push_back(std::move(d));
+  }
+  pending_.clear();
+  pending_used_at_.clear();
+  pending_updates_ = 0;
+  const auto keep_after = now() - QuotaWindow::kWindow - QuotaWindow::kBucket;
+  lock.unlock();
+  // A failed write loses this batch (never more), like a crash between writes would.
+  (void)store_->apply(deltas, keep_after);
+  lock.lock();
+}
+
+void Tenants::flush() {
+  std::unique_lock lock(mu_);
+  write_pending(lock);
+}
+
+Result<KeyStats> Tenants::stats(std::string_view key) {
+  auto found = record(key);
+  if (!found) return std::move(found).error();
+  const RecordPtr& r = *found;
+  if (!r) {
+    return make_error(ErrorCode::Unauthorized,
+                      fmt::format("unknown tenant key {}", redact_key(key)));
+  }
+  const auto t = now();
+  KeyStats s;
+  s.key = redact_key(key);
+  s.name = r->name;
+  s.model = r->model;
+  s.token_limit_per_5h = r->token_limit_per_5h;
+  s.expiry_date = r->expiry_date;
+  s.created_at = r->created_at;
+  s.is_expired = r->expiry && *r->expiry <= t;
+  std::lock_guard lock(mu_);
+  Usage& u = usage_of(*r);
+  s.last_used = u.used ? format_iso8601(u.last_used) : r->last_used;
+  s.total_lifetime_tokens = u.lifetime;
+  s.current_usage.tokens_used_in_current_window = u.window.used(t);
+  const auto started = u.window.oldest_use(t).value_or(t);
+  s.current_usage.window_started_at = format_iso8601(started);
+  s.current_usage.window_ends_at = format_iso8601(started + QuotaWindow::kWindow);
+  s.current_usage.remaining_tokens = std::max<std::int64_t>(
+      0, r->token_limit_per_5h - s.current_usage.tokens_used_in_current_window);
+  return s;
+}
+
+void Tenants::invalidate(std::string_view key) { records_.erase(text_key(key)); }
+
+}  // namespace glmproxy::detail

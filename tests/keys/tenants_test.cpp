@@ -1,0 +1,337 @@
+// Tenant keys through ProxyClient: who may call, token quotas over the rolling 5-hour window,
+// the key cache, usage written back to the key file, and upstream protection (AIMD concurrency,
+// circuit breaker).
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client_access.hpp"
+#include "glmproxy/mock/mock_upstream.hpp"
+#include "glmproxy/proxy_client.hpp"
+#include "keys/key_store.hpp"
+#include "support/mock_client.hpp"
+
+using glmproxy::ChatRequest;
+using glmproxy::ChatResponse;
+using glmproxy::Config;
+using glmproxy::ErrorCode;
+using glmproxy::ProxyClient;
+using glmproxy::Result;
+using glmproxy::mock::Fault;
+using test_support::config_for;
+using test_support::make_client;
+using test_support::start_mock;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A key file in a fresh temporary directory, removed at the end of the test.
+struct KeyFile {
+  fs::path dir;
+  fs::path path;
+  explicit KeyFile(const std::string& json) {
+    std::random_device rd;
+    dir = fs::temp_directory_path() /
+          ("glmproxy-keys-" + std::to_string(rd()) + std::to_string(rd()));
+    fs::create_directories(dir);
+    path = dir / "apikeys.json";
+    write(json);
+  }
+  ~KeyFile() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  void write(const std::string& json) const { std::ofstream(path) << json; }
+};
+
+std::string key_json(const std::string& key, std::int64_t limit, const std::string& extra = "") {
+  return R"({"key":")" + key + R"(","name":"tenant )" + key + R"(","token_limit_per_5h":)" +
+         std::to_string(limit) +
+         R"(,"expiry_date":"2099-01-01T00:00:00Z","created_at":"2026-01-01T00:00:00Z",)"
+         R"("last_used":null,"total_lifetime_tokens":0,"usage_windows":[])" +
+         extra + "}";
+}
+
+std::string keys_file(const std::vector<std::string>& records) {
+  std::string out = R"({"keys":[)";
+  for (std::size_t i = 0; i < records.size(); ++i) out += (i ? "," : "") + records[i];
+  return out + "]}";
+}
+
+ChatRequest as(const std::string& key, const std::string& text = "hello") {
+  ChatRequest r;
+  r.messages = {{"user", text}};
+  r.api_key = key;
+  return r;
+}
+
+// A wall clock the test moves by hand.
+struct ManualWallClock {
+  std::shared_ptr<std::atomic<std::int64_t>> s =
+      std::make_shared<std::atomic<std::int64_t>>(1'780'000'000);  // 2026-05-28
+  std::function<std::chrono::system_clock::time_point()> fn() const {
+    auto p = s;
+    return [p] { return std::chrono::system_clock::time_point(std::chrono::seconds(p->load())); };
+  }
+  void advance(std::chrono::seconds d) const { s->fetch_add(d.count()); }
+};
+
+}  // namespace
+
+TEST_CASE("tenants: 400-token requests against a 1000-token quota; 5 hours later, again",
+          "[keys][quota]") {
+  auto server = start_mock();
+  Fault tokens;  // every answer reports 200 + 200 tokens
+  tokens.times = 0;
+  tokens.prompt_tokens = 200;
+  tokens.completion_tokens = 200;
+  server->add_fault(tokens);
+  KeyFile file(keys_file({key_json("pk_quota_1", 1000)}));
+  Config config = config_for(*server);
+  config.keys.file = file.path.string();
+  ManualWallClock wall;
+  config.wall_clock = wall.fn();
+  auto client = make_client(config);
+
+  for (int i = 0; i < 3; ++i) {
+    auto r = client.complete(as("pk_quota_1", "q" + std::to_string(i)));
+    INFO(i << ": " << (r ? "" : r.error().describe()));
+    REQUIRE(r);
+    CHECK(r->usage.total_tokens == 400);
+  }
+  auto refused = client.complete(as("pk_quota_1", "q3"));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == ErrorCode::QuotaExceeded);
+  REQUIRE(refused.error().retry_after.has_value());
+  CHECK(*refused.error().retry_after > 4h);
+  CHECK(*refused.error().retry_after <= 5h);
+  CHECK(refused.error().message.find("pk_quota_1") == std::string::npos);  // never the key
+  CHECK(server->stats().chat_requests == 3);
+
+  auto stats = client.key_stats("pk_quota_1");
+  REQUIRE(stats);
+  CHECK(stats->current_usage.tokens_used_in_current_window == 1200);
+  CHECK(stats->current_usage.remaining_tokens == 0);
+  CHECK(stats->total_lifetime_tokens == 1200);
+  CHECK(stats->key == "pk_q…");
+  CHECK(stats->to_json().find("\"tokens_used_in_current_window\":1200") != std::string::npos);
+
+  wall.advance(std::chrono::hours(5));
+  auto again = client.complete(as("pk_quota_1", "q4"));
+  INFO((again ? "" : again.error().describe()));
+  REQUIRE(again);
+  CHECK(client.key_stats("pk_quota_1")->current_usage.tokens_used_in_current_window == 400);
+}
+
+TEST_CASE("tenants: unknown, empty and expired keys; the model override", "[keys]") {
+  auto server = start_mock();
+  KeyFile file(keys_file(
+      {key_json("pk_ok", 100000, R"(,"model":"glm-4.5-air")"),
+       R"({"key":"pk_old","name":"old","token_limit_per_5h":100,"expiry_date":"2020-01-01T00:00:00Z","created_at":"2019-01-01T00:00:00Z","total_lifetime_tokens":0,"usage_windows":[]})"}));
+  Config config = config_for(*server);
+  config.keys.file = file.path.string();
+  auto client = make_client(config);
+  auto unknown = client.complete(as("pk_nope"));
+  REQUIRE_FALSE(unknown);
+  CHECK(unknown.error().code == ErrorCode::Unauthorized);
+  auto empty = client.complete(as(""));
+  REQUIRE_FALSE(empty);
+  CHECK(empty.error().code == ErrorCode::Unauthorized);
+  auto expired = client.complete(as("pk_old"));
+  REQUIRE_FALSE(expired);
+  CHECK(expired.error().code == ErrorCode::Forbidden);
+  CHECK(expired.error().message.find("2020-01-01") != std::string::npos);
+  CHECK(server->stats().chat_requests == 0);
+
+  ChatRequest r = as("pk_ok");
+  r.model = "glm-4.7";
+  auto ok = client.complete(r);
+  REQUIRE(ok);
+  auto recorded = server->recorded();
+  REQUIRE(recorded.size() == 1);
+  CHECK(recorded[0].body.find("\"model\":\"glm-4.5-air\"") != std::string::npos);
+  // Async refusals still call back once.
+  std::promise<ErrorCode> code;
+  client.complete_async(as("pk_nope"), [&](Result<ChatResponse> res) {
+    code.set_value(res ? ErrorCode::Internal : res.error().code);
+  });
+  CHECK(code.get_future().get() == ErrorCode::Unauthorized);
+}
+
+TEST_CASE("tenants: a malformed key file fails create() naming the file and position", "[keys]") {
+  auto server = start_mock();
+  KeyFile file("{\"keys\": [ {\"key\": \"pk_a\", \"name\": \"a\",, } ]}");
+  Config config = config_for(*server);
+  config.keys.file = file.path.string();
+  auto client = ProxyClient::create(config);
+  REQUIRE_FALSE(client);
+  CHECK(client.error().code == ErrorCode::InvalidConfig);
+  CHECK(client.error().message.find(file.path.string()) != std::string::npos);
+  CHECK(client.error().message.find("1:") != std::string::npos);
+}
+
+TEST_CASE("tenants: the key cache reads the file once for 10,000 requests; TTL and invalidate",
+          "[keys]") {
+  auto server = start_mock(0);
+  KeyFile file(keys_file({key_json("pk_many", 1'000'000'000), key_json("pk_gone", 1'000'000)}));
+  Config config = config_for(*server);
+  config.keys.file = file.path.string();
+  config.keys.cache_ttl = 60'000ms;
+  auto clock_ms = std::make_shared<std::atomic<std::int64_t>>(0);
+  config.clock = [clock_ms] {
+    return std::chrono::steady_clock::time_point(std::chrono::milliseconds(clock_ms->load()));
+  };
+  auto client = make_client(config);
+  const auto reads_before = glmproxy::detail::ClientAccess::key_file_reads(client);
+  std::atomic<int> ok{0}, done{0};
+  for (int i = 0; i < 10'000; ++i) {
+    client.complete_async(as("pk_many", "n" + std::to_string(i)), [&](Result<ChatResponse> r) {
+      ok += r ? 1 : 0;
+      ++done;
+    });
+  }
+  while (done.load() < 10'000) std::this_thread::sleep_for(5ms);
+  CHECK(ok == 10'000);
+  CHECK(glmproxy::detail::ClientAccess::key_file_reads(client) - reads_before <= 1);
+
+  // Revoked in the file: still valid until the cached record's TTL runs out, however often used.
+  REQUIRE(client.complete(as("pk_gone")));
+  file.write(keys_file({key_json("pk_many", 1'000'000'000)}));
+  REQUIRE(client.complete(as("pk_gone", "again")));
+  clock_ms->fetch_add(60'000);
+  auto revoked = client.complete(as("pk_gone", "third"));
+  REQUIRE_FALSE(revoked);
+  CHECK(revoked.error().code == ErrorCode::Unauthorized);
+  // invalidate_key() takes effect at once.
+  file.write(keys_file({key_json("pk_many", 1'000'000'000), key_json("pk_new", 1000)}));
+  auto before = client.complete(as("pk_new"));
+  REQUIRE(before);  // never cached as unknown before, so read now
+  file.write(keys_file({key_json("pk_many", 1'000'000'000)}));
+  client.invalidate_key("pk_new");
+  auto after = client.complete(as("pk_new", "x"));
+  REQUIRE_FALSE(after);
+  CHECK(after.error().code == ErrorCode::Unauthorized);
+}
+
+TEST_CASE("tenants: usage is written in batches and adds up to what the upstream reported",
+          "[keys][usage]") {
+  auto server = start_mock(0);
+  std::vector<std::string> records;
+  for (int t = 0; t < 10; ++t)
+    records.push_back(key_json("pk_t" + std::to_string(t), 1'000'000'000));
+  KeyFile file(keys_file(records));
+  Config config = config_for(*server);
+  config.keys.file = file.path.string();
+  config.rate_limit.batch_interval = 200ms;
+  config.rate_limit.max_batch_size = 500;
+  std::int64_t reported = 0;
+  std::uint64_t writes = 0;
+  const auto start = std::chrono::steady_clock::now();
+  {
+    auto client = make_client(config);
+    std::atomic<std::int64_t> sum{0};
+    std::atomic<int> done{0};
+    for (int i = 0; i < 10'000; ++i) {
+      client.complete_async(as("pk_t" + std::to_string(i % 10), "u" + std::to_string(i)),
+                            [&](Result<ChatResponse> r) {
+                              if (r) sum += r->usage.total_tokens;
+                              ++done;
+                            });
+    }
+    while (done.load() < 10'000) std::this_thread::sleep_for(5ms);
+    reported = sum.load();
+    writes = glmproxy::detail::ClientAccess::key_file_writes(client);
+  }  // destruction writes what is still pending
+  const auto seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(writes + 1 <= static_cast<std::uint64_t>(seconds / 0.2 + 10'000 / 500 + 1));
+  auto store = glmproxy::detail::KeyStore::open(file.path.string());
+  REQUIRE(store);
+  std::int64_t in_file = 0;
+  for (int t = 0; t < 10; ++t) {
+    auto record = (*store)->find("pk_t" + std::to_string(t));
+    REQUIRE(record);
+    REQUIRE(record->has_value());
+    in_file += (**record).total_lifetime_tokens;
+    CHECK_FALSE((**record).last_used.empty());
+    CHECK_FALSE((**record).usage_windows.empty());
+  }
+  CHECK(reported > 0);
+  CHECK(in_file == reported);
+}
+
+TEST_CASE("upstream protection: 100 concurrent calls against a 2-request allowance succeed",
+          "[admission]") {
+  glmproxy::mock::MockOptions options;
+  options.max_concurrent_requests = 2;
+  options.record_limit = 0;
+  auto server = start_mock(options);
+  Fault slow;  // each answer takes 50 ms, so requests overlap
+  slow.times = 0;
+  slow.delay_before_headers = 50ms;
+  server->add_fault(slow);
+  Config config = config_for(*server);
+  config.pool.acquire_timeout = 60s;
+  auto client = make_client(config);
+  std::vector<std::future<Result<ChatResponse>>> calls;
+  std::vector<std::thread> threads;
+  std::vector<Result<ChatResponse>> results(100, glmproxy::make_error(ErrorCode::Internal, ""));
+  for (int i = 0; i < 100; ++i) {
+    threads.emplace_back([&, i] {
+      results[static_cast<std::size_t>(i)] = client.complete(as("", "c" + std::to_string(i)));
+    });
+  }
+  for (auto& t : threads) t.join();
+  int ok = 0;
+  for (auto& r : results) ok += r ? 1 : 0;
+  CHECK(ok == 100);
+  const auto stats = server->stats();
+  CHECK(stats.peak_concurrency <= 2);
+  // The first burst (POOL_MAX_CONNECTIONS = 10 at once) meets 8 refusals; after that the
+  // limit has come down and only the odd probe is refused.
+  INFO("1302 answers: " << stats.concurrency_rejections);
+  CHECK(stats.concurrency_rejections <= 8 + 5);
+  CHECK(glmproxy::detail::transport_stats(client).concurrency_decreases >= 1);
+}
+
+TEST_CASE("upstream protection: the circuit breaker opens, fails fast, probes, closes",
+          "[admission]") {
+  auto server = start_mock();
+  Fault down;
+  down.times = 3;
+  down.status = 503;
+  down.body = R"({"error":{"message":"down"}})";
+  server->add_fault(down);
+  Config config = config_for(*server);
+  config.retry.max_attempts = 1;
+  config.admission.breaker_failures = 3;
+  config.admission.breaker_cooldown = 300ms;
+  auto client = make_client(config);
+  for (int i = 0; i < 3; ++i) {
+    auto r = client.complete(as("", "b" + std::to_string(i)));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().http_status == 503);
+  }
+  auto fast = client.complete(as("", "b3"));
+  REQUIRE_FALSE(fast);
+  CHECK(fast.error().upstream_code == "circuit_open");
+  REQUIRE(fast.error().retry_after.has_value());
+  CHECK(*fast.error().retry_after <= 300ms);
+  CHECK(server->stats().chat_requests == 3);
+  std::this_thread::sleep_for(350ms);
+  auto probe = client.complete(as("", "b4"));
+  INFO((probe ? "" : probe.error().describe()));
+  REQUIRE(probe);  // the upstream is back: the probe succeeds and closes the breaker
+  REQUIRE(client.complete(as("", "b5")));
+  CHECK(server->stats().chat_requests == 5);
+  CHECK(glmproxy::detail::transport_stats(client).breaker_opened == 1);
+}
