@@ -35,20 +35,24 @@ glmproxy::ChatRequest request_1kb() {
   return r;
 }
 
-// One client with the cache on, warmed with the answer, shared by the benchmark threads.
-glmproxy::ProxyClient& cached_client() {
+// Clients with the cache on (metrics on and off), warmed with the answer, shared by the
+// benchmark threads.
+glmproxy::ProxyClient& cached_client(bool metrics = true) {
   static auto server = glmproxy::mock::MockUpstream::start();
-  static auto client = [] {
+  auto make = [](bool with_metrics) {
     glmproxy::Config config;
     config.upstream.api_key = "sk-bench";
     config.upstream.openai_base_url = server->base_url() + "/api/paas/v4";
     config.cache.enabled = true;
+    config.metrics.enabled = with_metrics;
     auto c = glmproxy::ProxyClient::create(config);
     auto warm = c->complete(request_1kb());
     if (!warm) std::abort();
     return std::make_unique<glmproxy::ProxyClient>(std::move(*c));
-  }();
-  return *client;
+  };
+  static auto with = make(true);
+  static auto without = make(false);
+  return metrics ? *with : *without;
 }
 
 // p50/p99 of one thread's samples, averaged over the threads (Counter::kAvgThreads).
@@ -61,7 +65,7 @@ void report(benchmark::State& state, std::vector<double>& ns) {
 }
 
 void BM_CacheHitComplete(benchmark::State& state) {
-  glmproxy::ProxyClient& client = cached_client();
+  glmproxy::ProxyClient& client = cached_client(state.range(0) != 0);
   const glmproxy::ChatRequest request = request_1kb();
   std::vector<double> mine;
   int n = 0;
@@ -83,7 +87,9 @@ void BM_CacheHitComplete(benchmark::State& state) {
   // Timed in batches of 16 calls: one call is close to the clock's own cost.
   report(state, mine);
 }
-BENCHMARK(BM_CacheHitComplete)->Threads(1)->Threads(2)->UseRealTime()->MinTime(1.0);
+// Arg: metrics on (1) or off (0, METRICS_ENABLED=false): the difference is what recording a
+// request's metrics costs.
+BENCHMARK(BM_CacheHitComplete)->Arg(1)->Arg(0)->Threads(1)->Threads(2)->UseRealTime()->MinTime(1.0);
 
 // The key alone: XXH3-128 over the canonical request (extra_json canonicalised).
 void BM_CacheKey(benchmark::State& state) {

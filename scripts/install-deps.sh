@@ -14,6 +14,7 @@ packages=(
   libhttp-parser-dev     # the mock upstream's HTTP/1.1 request parser
   catch2                 # tests (2.13, single header)
   libbenchmark-dev       # Google Benchmark
+  prometheus             # promtool: a test checks the Prometheus exposition with it
   curl wrk               # tests and measurements of the mock upstream
   clang libclang-rt-14-dev  # the SSE parser fuzzer (libFuzzer)
 )

@@ -15,6 +15,7 @@
 #include "client_access.hpp"
 #include "glmproxy/version.hpp"
 #include "keys/tenants.hpp"
+#include "metrics/registry.hpp"
 #include "protocol/chat_stream.hpp"
 #include "protocol/protocol.hpp"
 #include "transport/transport.hpp"
@@ -51,10 +52,63 @@ class ProxyClient::Impl {
     return {};
   }
 
-  // --- chat -------------------------------------------------------------------------------
+  // --- the public calls, timed and counted (METRICS_ENABLED=false: straight through) --------
 
   void complete_async(const ChatRequest& request,
                       std::function<void(Result<ChatResponse>)> on_done) {
+    if (!metrics_.enabled()) return complete_async_impl(request, std::move(on_done));
+    complete_async_impl(request, [this, api = api_of(request.protocol), start = Clock::now(),
+                                  cb = std::move(on_done)](Result<ChatResponse> r) {
+      count(api, start, r);
+      cb(std::move(r));
+    });
+  }
+
+  Result<ChatResponse> complete(const ChatRequest& request) {
+    if (!metrics_.enabled()) return complete_impl(request);
+    const auto start = Clock::now();
+    Result<ChatResponse> r = complete_impl(request);
+    count(api_of(request.protocol), start, r);
+    return r;
+  }
+
+  Result<ChatResponse> stream(const ChatRequest& request,
+                              const std::function<bool(const StreamEvent&)>& on_event) {
+    if (!metrics_.enabled()) return stream_impl(request, on_event);
+    const auto start = Clock::now();
+    bool first = true;
+    const std::function<bool(const StreamEvent&)> timed = [&](const StreamEvent& e) {
+      if (first && (e.type == StreamEvent::Type::Text || e.type == StreamEvent::Type::Reasoning)) {
+        first = false;
+        metrics_.time_to_first_token(
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start));
+      }
+      return on_event ? on_event(e) : true;
+    };
+    Result<ChatResponse> r = stream_impl(request, timed);
+    count(api_of(request.protocol), start, r);
+    return r;
+  }
+
+  Result<EmbeddingResponse> embed(const EmbeddingRequest& request) {
+    if (!metrics_.enabled()) return embed_impl(request);
+    const auto start = Clock::now();
+    Result<EmbeddingResponse> r = embed_impl(request);
+    const auto latency =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+    metrics_.request_done(detail::Api::Embeddings,
+                          !r ? detail::Outcome::Error
+                             : (r->from_cache ? detail::Outcome::CacheHit : detail::Outcome::Ok),
+                          r ? nullptr : &r.error(), latency);
+    return r;
+  }
+
+  std::string prometheus_text() const { return metrics_.prometheus_text(metrics()); }
+
+  // --- chat -------------------------------------------------------------------------------
+
+  void complete_async_impl(const ChatRequest& request,
+                           std::function<void(Result<ChatResponse>)> on_done) {
     auto admitted = prepare_chat(request, /*stream=*/false);
     if (!admitted) {
       transport_->fail(
@@ -77,7 +131,7 @@ class ProxyClient::Impl {
     send_chat(std::move(prepared), std::move(on_done));
   }
 
-  Result<ChatResponse> complete(const ChatRequest& request) {
+  Result<ChatResponse> complete_impl(const ChatRequest& request) {
     if (transport_->on_io_thread()) return called_from_callback("complete()");
     auto admitted = prepare_chat(request, /*stream=*/false);
     if (!admitted) return std::move(admitted).error();
@@ -92,8 +146,8 @@ class ProxyClient::Impl {
     return future.get();
   }
 
-  Result<ChatResponse> stream(const ChatRequest& request,
-                              const std::function<bool(const StreamEvent&)>& on_event) {
+  Result<ChatResponse> stream_impl(const ChatRequest& request,
+                                   const std::function<bool(const StreamEvent&)>& on_event) {
     if (transport_->on_io_thread()) return called_from_callback("stream()");
     auto admitted = prepare_chat(request, /*stream=*/true);
     if (!admitted) return std::move(admitted).error();
@@ -144,7 +198,7 @@ class ProxyClient::Impl {
     ChatResponse out = sink->take_response();
     out.http_status = r->status;
     out.attempts = r->attempts;
-    charge(request.api_key, out.usage.total_tokens);
+    charge(request.api_key, out.usage);
     if (prepared.write_cache) {
       auto value = std::make_shared<CachedValue>();
       value->chat = out;
@@ -156,7 +210,7 @@ class ProxyClient::Impl {
 
   // --- embeddings -------------------------------------------------------------------------
 
-  Result<EmbeddingResponse> embed(const EmbeddingRequest& request) {
+  Result<EmbeddingResponse> embed_impl(const EmbeddingRequest& request) {
     if (transport_->on_io_thread()) return called_from_callback("embed()");
     const std::string& model =
         request.model.empty() ? config_.upstream.embedding_model : request.model;
@@ -205,7 +259,7 @@ class ProxyClient::Impl {
     job.inputs = request.input;
     job.on_done = [this, key, policy, deliver,
                    tenant = request.api_key](Result<EmbeddingResponse> r) mutable {
-      if (r) charge(tenant, r->usage.total_tokens);
+      if (r) charge(tenant, r->usage);
       if (r && policy.write_cache) {
         auto value = std::make_shared<CachedValue>();
         value->embedding = *r;
@@ -328,8 +382,24 @@ class ProxyClient::Impl {
   using CachedPtr = std::shared_ptr<const CachedValue>;
 
   // Adds upstream-reported tokens to a tenant's quota and usage file (no registry: nothing).
-  void charge(const std::string& tenant, std::int64_t tokens) {
-    if (tenants_) tenants_->record_usage(tenant, tokens);
+  void charge(const std::string& tenant, const Usage& usage) {
+    metrics_.tokens(usage.prompt_tokens, usage.completion_tokens);
+    if (tenants_) tenants_->record_usage(tenant, usage.total_tokens);
+  }
+
+  using Clock = std::chrono::steady_clock;
+
+  static detail::Api api_of(Protocol p) noexcept {
+    return p == Protocol::Anthropic ? detail::Api::Anthropic : detail::Api::OpenAI;
+  }
+
+  void count(detail::Api api, Clock::time_point start, const Result<ChatResponse>& r) noexcept {
+    const auto latency =
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+    metrics_.request_done(api,
+                          !r ? detail::Outcome::Error
+                             : (r->from_cache ? detail::Outcome::CacheHit : detail::Outcome::Ok),
+                          r ? nullptr : &r.error(), latency);
   }
 
   // What a request's CachePolicy means with this client's configuration.
@@ -433,7 +503,7 @@ class ProxyClient::Impl {
                    tenant = request.api_key,
                    cb = std::move(on_done)](Result<detail::HttpResult> r) mutable {
       Result<ChatResponse> reply = to_chat_response(protocol, std::move(r));
-      if (reply) charge(tenant, reply->usage.total_tokens);  // once per upstream call
+      if (reply) charge(tenant, reply->usage);  // once per upstream call
       if (reply && write) {
         auto value = std::make_shared<CachedValue>();
         value->chat = *reply;
@@ -520,6 +590,7 @@ class ProxyClient::Impl {
   }
 
   Config config_;
+  detail::Metrics metrics_{config_.metrics.enabled};
   std::unique_ptr<detail::Tenants> tenants_;  // with APIKEYS_FILE
   std::unique_ptr<detail::Transport> transport_;
   std::unique_ptr<detail::Dispatcher> dispatcher_;
@@ -574,6 +645,10 @@ Result<EmbeddingResponse> ProxyClient::embed(const EmbeddingRequest& request) {
 
 MetricsSnapshot ProxyClient::metrics() const {
   return impl_ ? impl_->metrics() : MetricsSnapshot{};
+}
+
+std::string ProxyClient::prometheus_text() const {
+  return impl_ ? impl_->prometheus_text() : std::string();
 }
 
 Result<KeyStats> ProxyClient::key_stats(std::string_view tenant_key) const {

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "glmproxy/config.hpp"
@@ -84,6 +85,13 @@ class ProxyClient {
 
   /// Counters: cache, coalescing, batching, stream buffers.
   MetricsSnapshot metrics() const;
+
+  /// Prometheus text exposition (format 0.0.4) of the client's metrics, names prefixed
+  /// `glm_proxy_`: requests by API and outcome, errors by code, request-duration and
+  /// time-to-first-token histograms (seconds), tokens, upstream calls, cache, coalescing,
+  /// batching and stream-buffer counters. With METRICS_ENABLED=false the request families stay
+  /// at zero.
+  std::string prometheus_text() const;
 
   /// A tenant key's standing (APIKEYS_FILE): its record, tokens used in the rolling 5-hour
   /// window, what remains, lifetime tokens. Unauthorized for an unknown key; InvalidArgument

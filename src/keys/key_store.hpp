@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -21,14 +22,17 @@
 
 namespace glmproxy::detail {
 
+/// One usage_windows entry.
 struct UsageWindow {
   std::chrono::system_clock::time_point start;
   std::int64_t tokens = 0;
+  std::string raw_start;  ///< window_start as in the file; "" for a window apply() created
 };
 
+/// One entry of "keys".
 struct KeyRecord {
-  std::string key, name, model;  ///< model: "" = no override
-  std::int64_t token_limit_per_5h = 0;
+  std::string key, name, model;                                 ///< model: "" = no override
+  std::int64_t token_limit_per_5h = 0;                          ///< >= 1
   std::optional<std::chrono::system_clock::time_point> expiry;  ///< nullopt: never expires
   std::string expiry_date, created_at, last_used;  ///< as in the file ("" when absent or null)
   std::int64_t total_lifetime_tokens = 0;
@@ -36,45 +40,70 @@ struct KeyRecord {
 };
 
 /// Usage of one key since the last write, added to what the file holds (never overwriting it),
-/// so that processes sharing one file all count.
+/// so that two processes sharing one file both count.
 struct UsageDelta {
   std::string key;
-  std::int64_t tokens = 0;
-  std::chrono::system_clock::time_point bucket_start;  ///< the usage_windows entry to add to
-  std::chrono::system_clock::time_point used_at;       ///< for last_used
+  std::int64_t tokens = 0;  ///< < 0 counts as 0
+  /// The usage_windows entry to add to (whole seconds: the file keeps seconds only).
+  std::chrono::system_clock::time_point bucket_start;
+  std::chrono::system_clock::time_point used_at;  ///< for last_used
 };
 
-/// "YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)"; nullopt when it is not one.
+/// "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)" (RFC 3339; 't' and 'z' also accepted;
+/// fraction digits past nanoseconds are ignored); nullopt when `text` is not one or names no
+/// real date. No locale, no time zone database, no gmtime: thread-safe.
 std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text);
-/// "YYYY-MM-DDTHH:MM:SSZ".
+/// "YYYY-MM-DDTHH:MM:SSZ" (sub-second parts are dropped).
 std::string format_iso8601(std::chrono::system_clock::time_point t);
 
-/// Thread safety: thread-safe (a mutex within the process, flock on "<file>.lock" between
-/// processes).
+/// The key file: every lookup reads it again, every apply() merges usage into it.
+///
+/// Writing keeps what it did not change: a record's strings, and the raw text of its timestamps
+/// and window starts, are written back as read. Fields this type does not know (in a record or
+/// at the top level) are dropped on the first apply(); absent timestamps are written as null.
+///
+/// Thread safety: thread-safe. A mutex serialises find() and apply() within the process; an
+/// exclusive flock on "<path>.lock" serialises apply() between processes (and between two
+/// KeyStore objects on one file), and readers see either the old or the new file thanks to the
+/// rename, never a partly written one.
+/// Example:
+///   auto store = KeyStore::open("data/apikeys.json");
+///   if (!store) return store.error();
+///   auto record = (*store)->find(key);       // Result<std::optional<KeyRecord>>
+///   (*store)->apply({{key, 120, bucket, now}}, now - 5h);
 class KeyStore {
  public:
-  /// Reads and checks the file. InvalidConfig naming the file and, for malformed JSON, the
-  /// line:column; for a wrong shape, the JSON path and what was expected.
+  /// Reads and checks the file now (counted as a read). InvalidConfig naming the file path when
+  /// it is missing or unreadable; for malformed JSON, with the position as line:column (column
+  /// in characters) and byte offset; for a wrong shape, with the JSON path (e.g.
+  /// keys[3].token_limit_per_5h), the key (redacted) and what was expected; for a key that
+  /// appears twice.
   static Result<std::unique_ptr<KeyStore>> open(std::string path);
 
-  /// Reads the file again (counted) and returns `key`'s record, or nullopt without one.
+  /// Reads the file again (one counted read) and returns `key`'s record, or nullopt when the file
+  /// has no such key. Errors as for open() (a file that became malformed or went away).
   Result<std::optional<KeyRecord>> find(std::string_view key);
 
-  /// Under the lock: reads the file, adds every delta (tokens to the window starting at
-  /// bucket_start, total_lifetime_tokens, last_used = the later one), drops windows that
-  /// started before `keep_after`, and replaces the file atomically. Deltas of keys no longer in
-  /// the file are dropped. Returns how many keys changed. Counted as one write.
+  /// Under the lock: reads the file, adds every delta (tokens to the window whose start equals
+  /// bucket_start, created when absent; to total_lifetime_tokens; last_used = the later of the
+  /// file's and used_at), drops every record's windows that started before `keep_after`, sorts
+  /// windows by start and replaces the file atomically (temp file in the same directory created
+  /// with O_EXCL, fsync, rename over the file, fsync of the directory). Deltas of keys no longer
+  /// in the file are dropped. Returns how many keys got a delta. Counted as one write (its own
+  /// read is not counted). Errors: as for open(), and InvalidConfig when the lock or the new file
+  /// cannot be made; the file is then left as it was.
   Result<std::size_t> apply(const std::vector<UsageDelta>& deltas,
                             std::chrono::system_clock::time_point keep_after);
 
-  /// open() and find() calls (apply()'s own re-read is part of its write).
-  std::uint64_t reads() const noexcept { return reads_.load(); }
-  std::uint64_t writes() const noexcept { return writes_.load(); }
+  /// open() and find() calls so far.
+  std::uint64_t reads() const noexcept { return reads_.load(std::memory_order_relaxed); }
+  /// Successful apply() calls so far.
+  std::uint64_t writes() const noexcept { return writes_.load(std::memory_order_relaxed); }
   const std::string& path() const noexcept { return path_; }
 
  private:
   explicit KeyStore(std::string path) : path_(std::move(path)) {}
-  Result<std::vector<KeyRecord>> load();  // mu_ held; not counted (apply() re-reads too)
+  Result<std::vector<KeyRecord>> load();  // mu_ held; not counted
 
   const std::string path_;
   std::mutex mu_;

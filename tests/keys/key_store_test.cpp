@@ -3,6 +3,8 @@
 
 #include "keys/key_store.hpp"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -16,6 +18,7 @@
 
 using glmproxy::ErrorCode;
 using glmproxy::detail::format_iso8601;
+using glmproxy::detail::KeyRecord;
 using glmproxy::detail::KeyStore;
 using glmproxy::detail::parse_iso8601;
 using glmproxy::detail::UsageDelta;
@@ -25,227 +28,493 @@ using SysTime = std::chrono::system_clock::time_point;
 
 namespace {
 
+// A fresh directory under the system temp dir, removed with everything in it.
 struct TempDir {
   fs::path dir;
   TempDir() {
+    static std::atomic<int> counter{0};
     std::random_device rd;
-    dir =
-        fs::temp_directory_path() / ("glmproxy-ks-" + std::to_string(rd()) + std::to_string(rd()));
+    dir = fs::temp_directory_path() /
+          ("glmproxy-key-store-" + std::to_string(::getpid()) + "-" +
+           std::to_string(counter.fetch_add(1)) + "-" + std::to_string(rd()));
     fs::create_directories(dir);
   }
   ~TempDir() {
     std::error_code ec;
     fs::remove_all(dir, ec);
   }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
   std::string file(const std::string& text, const std::string& name = "apikeys.json") const {
-    std::ofstream(dir / name) << text;
+    std::ofstream(dir / name, std::ios::binary | std::ios::trunc) << text;
     return (dir / name).string();
   }
 };
 
 const char* const kValid = R"({"keys": [
-  {"key": "pk_alpha_1", "name": "Alpha", "model": "glm-4.5-air", "token_limit_per_5h": 5000,
-   "expiry_date": "2099-12-31T23:59:59.000Z", "created_at": "2026-01-18T00:00:00Z",
-   "last_used": null, "total_lifetime_tokens": 42,
-   "usage_windows": [{"window_start": "2026-01-18T10:05:00Z", "tokens_used": 40}]},
-  {"key": "pk_beta_2", "name": "Beta", "token_limit_per_5h": 100}
+  {"key": "pk_alpha_1", "name": "Alpha \"A\" Zürich", "model": "glm-4.5-air",
+   "token_limit_per_5h": 5000, "expiry_date": "2099-12-31T23:59:59.000Z",
+   "created_at": "2026-01-18T00:00:00+00:00", "last_used": "2026-01-18T09:00:00.5Z",
+   "total_lifetime_tokens": 42, "note": "unknown fields are dropped on write",
+   "usage_windows": [{"window_start": "2026-01-18T01:00:00Z", "tokens_used": 3},
+                     {"window_start": "2026-01-18T10:05:00Z", "tokens_used": 40},
+                     {"window_start": "2026-01-18T12:10:00+02:00", "tokens_used": 7}]},
+  {"key": "pk_beta_2", "name": "Beta", "token_limit_per_5h": 100, "last_used": null,
+   "usage_windows": [{"window_start": "2026-01-17T00:00:00Z", "tokens_used": 1}]}
 ]})";
 
-SysTime at(std::int64_t seconds) { return SysTime(std::chrono::seconds(seconds)); }
+SysTime utc(const char* text) {
+  auto t = parse_iso8601(text);
+  REQUIRE(t);
+  return *t;
+}
 
-std::string read(const std::string& path) {
-  std::ifstream in(path);
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
 }
 
+KeyRecord must_find(KeyStore& store, const std::string& key) {
+  auto found = store.find(key);
+  REQUIRE(found);
+  REQUIRE(found->has_value());
+  return **found;
+}
+
+std::string open_error(const TempDir& tmp, const std::string& text) {
+  auto store = KeyStore::open(tmp.file(text));
+  REQUIRE_FALSE(store);
+  CHECK(store.error().code == ErrorCode::InvalidConfig);
+  return store.error().message;
+}
+
 }  // namespace
 
-TEST_CASE("key store: ISO 8601 times", "[keys]") {
-  auto t = parse_iso8601("2026-01-18T10:05:00Z");
-  REQUIRE(t);
-  CHECK(format_iso8601(*t) == "2026-01-18T10:05:00Z");
-  CHECK(parse_iso8601("2026-01-18T10:05:00.250Z") == *t + 250ms);
-  CHECK(parse_iso8601("2026-01-18T12:05:00+02:00") == *t);
-  CHECK(parse_iso8601("2026-01-18T05:05:00-05:00") == *t);
-  CHECK_FALSE(parse_iso8601("2026-02-30T00:00:00Z"));
-  CHECK_FALSE(parse_iso8601("2026-01-18 10:05:00"));
-  CHECK_FALSE(parse_iso8601("2026-01-18T10:05:00"));
-  CHECK_FALSE(parse_iso8601("yesterday"));
-  CHECK(format_iso8601(at(0)) == "1970-01-01T00:00:00Z");
-}
-
-TEST_CASE("key store: reads every field", "[keys]") {
-  TempDir tmp;
-  auto store = KeyStore::open(tmp.file(kValid));
-  REQUIRE(store);
-  auto alpha = (*store)->find("pk_alpha_1");
-  REQUIRE(alpha);
-  REQUIRE(alpha->has_value());
-  const auto& r = **alpha;
-  CHECK(r.name == "Alpha");
-  CHECK(r.model == "glm-4.5-air");
-  CHECK(r.token_limit_per_5h == 5000);
-  REQUIRE(r.expiry);
-  CHECK(format_iso8601(*r.expiry) == "2099-12-31T23:59:59Z");
-  CHECK(r.created_at == "2026-01-18T00:00:00Z");
-  CHECK(r.last_used.empty());
-  CHECK(r.total_lifetime_tokens == 42);
-  REQUIRE(r.usage_windows.size() == 1);
-  CHECK(r.usage_windows[0].tokens == 40);
-  auto beta = (*store)->find("pk_beta_2");
-  REQUIRE(beta);
-  REQUIRE(beta->has_value());
-  CHECK_FALSE((**beta).expiry);
-  auto none = (*store)->find("pk_gamma");
-  REQUIRE(none);
-  CHECK_FALSE(none->has_value());
-  CHECK((*store)->reads() == 4);  // open + three finds
-}
-
-TEST_CASE("key store: malformed JSON names the file and the line:column", "[keys]") {
-  TempDir tmp;
-  struct Case {
-    std::string text, where;
-  } cases[] = {
-      {"{\"keys\": [\n  {\"key\": \"a\",, \"token_limit_per_5h\": 1}\n]}", "2:15"},
-      {"{\"keys\": [\n  {\"key\": \"a\", \"token_limit_per_5h\": 1},\n]}", "3:1"},
-      {"{\"keys\": [\n  {\"key\": \"a\", \"token_limit_per_5h\": 1}", "2:40"},
-      {"{\"keys\": [{key: \"a\"}]}", "1:12"},
-  };
-  for (const Case& c : cases) {
-    const std::string path = tmp.file(c.text);
-    auto store = KeyStore::open(path);
-    INFO(c.text);
-    REQUIRE_FALSE(store);
-    CHECK(store.error().code == ErrorCode::InvalidConfig);
-    CHECK_THAT(store.error().message, Catch::Contains(path));
-    CHECK_THAT(store.error().message, Catch::Contains(c.where));
-  }
-}
-
-TEST_CASE("key store: a wrong shape names the JSON path; duplicates and missing files", "[keys]") {
-  TempDir tmp;
-  auto error_of = [&](const std::string& text) {
-    auto store = KeyStore::open(tmp.file(text));
-    REQUIRE_FALSE(store);
-    CHECK(store.error().code == ErrorCode::InvalidConfig);
-    return store.error().message;
-  };
-  CHECK_THAT(error_of(R"({"keys": {}})"), Catch::Contains("top level"));
-  CHECK_THAT(error_of(R"({"keys": [{"key": "a", "token_limit_per_5h": 0}]})"),
-             Catch::Contains("keys[0].token_limit_per_5h"));
-  CHECK_THAT(error_of(R"({"keys": [{"key": "a", "token_limit_per_5h": 1},
-      {"key": "b", "token_limit_per_5h": "many"}]})"),
-             Catch::Contains("keys[1].token_limit_per_5h"));
-  CHECK_THAT(
-      error_of(R"({"keys": [{"key": "a", "token_limit_per_5h": 1, "expiry_date": "soon"}]})"),
-      Catch::Contains("keys[0].expiry_date"));
-  CHECK_THAT(error_of(R"({"keys": [{"key": "a", "token_limit_per_5h": 1,
-      "usage_windows": [{"window_start": "2026-01-01T00:00:00Z", "tokens_used": -1}]}]})"),
-             Catch::Contains("keys[0].usage_windows[0].tokens_used"));
-  const std::string dup = error_of(R"({"keys": [{"key": "pk_secret_dup", "token_limit_per_5h": 1},
-      {"key": "pk_secret_dup", "token_limit_per_5h": 2}]})");
-  CHECK_THAT(dup, Catch::Contains("more than once"));
-  CHECK(dup.find("pk_secret_dup") == std::string::npos);  // redacted
-  auto missing = KeyStore::open((tmp.dir / "nope.json").string());
-  REQUIRE_FALSE(missing);
-  CHECK(missing.error().code == ErrorCode::InvalidConfig);
-  CHECK_THAT(missing.error().message, Catch::Contains("nope.json"));
-}
-
-TEST_CASE("key store: apply adds usage, keeps the rest, replaces the file atomically", "[keys]") {
+TEST_CASE("key store: reads a valid file with every field", "[keys]") {
   TempDir tmp;
   const std::string path = tmp.file(kValid);
   auto store = KeyStore::open(path);
   REQUIRE(store);
-  const SysTime bucket = *parse_iso8601("2026-01-18T10:05:00Z");
-  const SysTime later = bucket + 10min;
-  std::vector<UsageDelta> deltas = {
-      {"pk_alpha_1", 10, bucket, bucket + 1min},
-      {"pk_alpha_1", 5, later, later + 2min},
-      {"pk_unknown", 99, later, later},
+  CHECK((*store)->path() == path);
+  const KeyRecord alpha = must_find(**store, "pk_alpha_1");
+  CHECK(alpha.key == "pk_alpha_1");
+  CHECK(alpha.name == "Alpha \"A\" Zürich");
+  CHECK(alpha.model == "glm-4.5-air");
+  CHECK(alpha.token_limit_per_5h == 5000);
+  REQUIRE(alpha.expiry);
+  CHECK(*alpha.expiry == utc("2099-12-31T23:59:59Z"));
+  CHECK(alpha.expiry_date == "2099-12-31T23:59:59.000Z");
+  CHECK(alpha.created_at == "2026-01-18T00:00:00+00:00");
+  CHECK(alpha.last_used == "2026-01-18T09:00:00.5Z");
+  CHECK(alpha.total_lifetime_tokens == 42);
+  REQUIRE(alpha.usage_windows.size() == 3);
+  CHECK(alpha.usage_windows[1].start == utc("2026-01-18T10:05:00Z"));
+  CHECK(alpha.usage_windows[1].tokens == 40);
+  CHECK(alpha.usage_windows[2].start == utc("2026-01-18T10:10:00Z"));
+  CHECK(alpha.usage_windows[2].raw_start == "2026-01-18T12:10:00+02:00");
+  CHECK(alpha.usage_windows[2].tokens == 7);
+
+  const KeyRecord beta = must_find(**store, "pk_beta_2");
+  CHECK(beta.model.empty());
+  CHECK_FALSE(beta.expiry);
+  CHECK(beta.expiry_date.empty());
+  CHECK(beta.created_at.empty());
+  CHECK(beta.last_used.empty());
+  CHECK(beta.total_lifetime_tokens == 0);
+  CHECK(beta.usage_windows.size() == 1);
+
+  auto none = (*store)->find("pk_gamma_3");
+  REQUIRE(none);
+  CHECK_FALSE(none->has_value());
+  CHECK((*store)->reads() == 4);  // open + three finds
+  CHECK((*store)->writes() == 0);
+}
+
+TEST_CASE("key store: ISO 8601 variants and round trip", "[keys]") {
+  const SysTime t = utc("2026-01-18T10:05:00Z");
+  CHECK(t == SysTime(std::chrono::sys_days(std::chrono::year(2026) / 1 / 18) + 10h + 5min));
+  CHECK(parse_iso8601("2026-01-18t10:05:00z") == t);
+  // Fractions (JavaScript's toISOString writes milliseconds).
+  CHECK(parse_iso8601("2026-01-18T10:05:00.123Z") == t + 123ms);
+  CHECK(parse_iso8601("2026-01-18T10:05:00.5Z") == t + 500ms);
+  CHECK(parse_iso8601("2026-01-18T10:05:00.000000001Z") == t + 1ns);
+  CHECK(parse_iso8601("2026-01-18T10:05:00.123456789999Z") == t + 123456789ns);
+  // Offsets.
+  CHECK(parse_iso8601("2026-01-18T10:05:00+00:00") == t);
+  CHECK(parse_iso8601("2026-01-18T10:05:00-00:00") == t);
+  CHECK(parse_iso8601("2026-01-18T12:05:00+02:00") == t);
+  CHECK(parse_iso8601("2026-01-18T04:35:00-05:30") == t);
+  CHECK(parse_iso8601("2026-01-19T00:05:00.250+14:00") == t + 250ms);
+  CHECK(parse_iso8601("2024-02-29T00:00:00Z"));  // leap year
+  // Not ISO 8601 / not a real time.
+  for (const char* bad :
+       {"", "yesterday", "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z", "2026-13-01T00:00:00Z",
+        "2026-01-18 10:05:00Z", "2026-01-18T10:05:00", "2026-01-18T24:00:00Z",
+        "2026-01-18T10:60:00Z", "2026-01-18T10:05:00+0200", "2026-01-18T10:05:00+24:00",
+        "2026-01-18T10:05:00.Z", "2026-01-18T10:05:00Zjunk", "2026-1-18T10:05:00Z",
+        "20260118T100500Z"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_iso8601(bad));
+  }
+  // Writing: seconds precision, always Z.
+  CHECK(format_iso8601(t) == "2026-01-18T10:05:00Z");
+  CHECK(format_iso8601(t + 999ms) == "2026-01-18T10:05:00Z");
+  CHECK(format_iso8601(SysTime{}) == "1970-01-01T00:00:00Z");
+  CHECK(format_iso8601(SysTime{} - 1s) == "1969-12-31T23:59:59Z");
+  CHECK(format_iso8601(utc("2026-01-18T12:05:00+02:00")) == "2026-01-18T10:05:00Z");
+  // Round trips both ways.
+  for (const char* text : {"2026-01-18T10:05:00Z", "2000-02-29T23:59:59Z", "1970-01-01T00:00:00Z",
+                           "2099-12-31T23:59:59Z", "1999-12-31T00:00:01Z"}) {
+    INFO(text);
+    CHECK(format_iso8601(utc(text)) == text);
+  }
+  std::mt19937_64 rng(42);
+  std::uniform_int_distribution<std::int64_t> seconds(-2'000'000'000, 8'000'000'000);
+  for (int i = 0; i < 2000; ++i) {
+    const SysTime s{std::chrono::seconds(seconds(rng))};
+    const auto back = parse_iso8601(format_iso8601(s));
+    REQUIRE(back);
+    CHECK(*back == s);
+  }
+}
+
+TEST_CASE("key store: malformed JSON reports the path and line:column", "[keys]") {
+  TempDir tmp;
+  struct Case {
+    std::string text, where, why;
   };
-  auto changed = (*store)->apply(deltas, bucket - 1h);
+  const Case cases[] = {
+      // A doubled comma: the second one is where a member name should start.
+      {"{\"keys\": [\n  {\"key\": \"a\",, \"token_limit_per_5h\": 1}\n]}", "2:15 (byte 25)",
+       "expected a string"},
+      // A trailing comma.
+      {"{\"keys\": [\n  {\"key\": \"a\", \"token_limit_per_5h\": 1},\n]}", "3:1 (byte 52)",
+       "a comma before ']'"},
+      {"{\"keys\": [{\"key\": \"a\", \"token_limit_per_5h\": 1,}]}", "1:48 (byte 47)",
+       "a comma before '}'"},
+      // Cut short.
+      {"{\"keys\": [\n  {\"key\": \"a\", \"token_limit_per_5h\": 1}", "2:40 (byte 50)",
+       "ends early"},
+      {"{\"keys\": [{\"key\": \"pk_a", "1:24", "ends early"},
+      // Missing quotes.
+      {"{\"keys\": [{key: \"a\"}]}", "1:12 (byte 11)", "expected a string"},
+      {"{\"keys\": [{\"key: \"a\", \"token_limit_per_5h\": 1}]}", "1:19", "expected ':'"},
+      {"{\"keys\": [{\"key\": a}]}", "1:19", "expected a value"},
+      // Columns count characters: "ü" is two bytes but one column.
+      {"{\"keys\": [{\"name\": \"Zürich\" \"key\": \"a\"}]}", "1:29 (byte 29)",
+       "expected ',' or '}'"},
+      // A raw line break inside a string.
+      {"{\"keys\": [{\"name\": \"two\nlines\"}]}", "1:24", "control character"},
+      {"{\"keys\": [{\"key\": \"a\", \"token_limit_per_5h\": tru}]}", "1:49 (byte 48)",
+       "lowercase"},
+      {"{\"keys\": [{\"key\": \"a\\x\"}]}", "1:22 (byte 21)", "escape"},
+      {"{\"keys\": [{\"key\": \"a\xff\"}]}", "1:21 (byte 20)", "UTF-8"},
+      {"{\"keys\": []} {}", "1:14", "after the end"},
+      {"{\"keys\": [01]}", "1:12", "expected ',' or ']'"},
+      {"\n\n   ", "", "empty"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.text);
+    const std::string path = tmp.file(c.text);
+    auto store = KeyStore::open(path);
+    REQUIRE_FALSE(store);
+    CHECK(store.error().code == ErrorCode::InvalidConfig);
+    CHECK_THAT(store.error().message, Catch::Contains(path));
+    CHECK_THAT(store.error().message, Catch::Contains(c.why));
+    if (!c.where.empty()) {
+      CHECK_THAT(store.error().message, Catch::Contains("line:column " + c.where));
+    }
+  }
+}
+
+TEST_CASE("key store: wrong shapes name the JSON path and what was expected", "[keys]") {
+  TempDir tmp;
+  const std::string secret = "pk_secret_value_123";
+  const std::string k = "\"key\": \"" + secret + "\", ";
+  struct Case {
+    std::string text, path, expected;
+  };
+  const Case cases[] = {
+      {"[]", "top level", "got an array"},
+      {R"({"kees": []})", "keys must be an array", "missing"},
+      {R"({"keys": {}})", "keys must be an array", "got an object"},
+      {R"({"keys": [1]})", "keys[0] must be an object", "got 1"},
+      {R"({"keys": [{"name": "x", "token_limit_per_5h": 1}]})", "keys[0].key", "missing"},
+      {R"({"keys": [{"key": 7, "token_limit_per_5h": 1}]})", "keys[0].key", "got 7"},
+      {R"({"keys": [{"key": "", "token_limit_per_5h": 1}]})", "keys[0].key", "a non-empty string"},
+      {R"({"keys": [{"key": "pk_other_1", "token_limit_per_5h": 1}, {)" + k +
+           R"("token_limit_per_5h": "many"}]})",
+       "keys[1].token_limit_per_5h (key pk_s…)", "an integer >= 1, got a string"},
+      {"{\"keys\": [{" + k + R"("token_limit_per_5h": 1.5}]})", "keys[0].token_limit_per_5h",
+       "got 1.5"},
+      {"{\"keys\": [{" + k + R"("name": "x"}]})", "keys[0].token_limit_per_5h", "missing"},
+      {"{\"keys\": [{" + k + R"("name": 5, "token_limit_per_5h": 1}]})", "keys[0].name",
+       "a string, got 5"},
+      {"{\"keys\": [{" + k + R"("model": ["m"], "token_limit_per_5h": 1}]})", "keys[0].model",
+       "got an array"},
+      {"{\"keys\": [{" + k + R"("token_limit_per_5h": 1, "expiry_date": "soon"}]})",
+       "keys[0].expiry_date", "got \"soon\""},
+      {"{\"keys\": [{" + k + R"("token_limit_per_5h": 1, "total_lifetime_tokens": -5}]})",
+       "keys[0].total_lifetime_tokens", "an integer >= 0, got -5"},
+      {"{\"keys\": [{" + k + R"("token_limit_per_5h": 1, "usage_windows": {}}]})",
+       "keys[0].usage_windows", "an array"},
+      {"{\"keys\": [{" + k + R"("token_limit_per_5h": 1, "usage_windows": [3]}]})",
+       "keys[0].usage_windows[0]", "an object"},
+      {"{\"keys\": [{" + k +
+           R"("token_limit_per_5h": 1, "usage_windows": [{"window_start": "2026-13-01T00:00:00Z", "tokens_used": 1}]}]})",
+       "keys[0].usage_windows[0].window_start", "ISO 8601"},
+      {"{\"keys\": [{" + k + R"("token_limit_per_5h": 1, "usage_windows": [{"tokens_used": 1}]}]})",
+       "keys[0].usage_windows[0].window_start", "missing"},
+      {"{\"keys\": [{" + k +
+           R"("token_limit_per_5h": 1, "usage_windows": [{"window_start": "2026-01-01T00:00:00Z", "tokens_used": -1}]}]})",
+       "keys[0].usage_windows[0].tokens_used", "an integer >= 0, got -1"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.text);
+    const std::string message = open_error(tmp, c.text);
+    CHECK_THAT(message, Catch::Contains("apikeys.json"));
+    CHECK_THAT(message, Catch::Contains(c.path));
+    CHECK_THAT(message, Catch::Contains(c.expected));
+    CHECK(message.find(secret) == std::string::npos);
+  }
+}
+
+TEST_CASE("key store: a token limit below 1 names the key, redacted", "[keys]") {
+  TempDir tmp;
+  for (const char* limit : {"0", "-5"}) {
+    const std::string message = open_error(
+        tmp, std::string(R"({"keys": [{"key": "pk_live_abcdef", "token_limit_per_5h": )") + limit +
+                 "}]}");
+    INFO(message);
+    CHECK_THAT(message, Catch::Contains("keys[0].token_limit_per_5h"));
+    CHECK_THAT(message, Catch::Contains("pk_l…"));
+    CHECK_THAT(message, Catch::Contains(std::string("got ") + limit));
+    CHECK(message.find("pk_live_abcdef") == std::string::npos);
+  }
+}
+
+TEST_CASE("key store: duplicate keys are an error", "[keys]") {
+  TempDir tmp;
+  const std::string message = open_error(tmp, R"({"keys": [
+      {"key": "pk_secret_dup", "token_limit_per_5h": 1},
+      {"key": "pk_other", "token_limit_per_5h": 1},
+      {"key": "pk_secret_dup", "token_limit_per_5h": 2}]})");
+  CHECK_THAT(message, Catch::Contains("keys[2].key"));
+  CHECK_THAT(message, Catch::Contains("appears twice (also keys[0])"));
+  CHECK_THAT(message, Catch::Contains("pk_s…"));
+  CHECK(message.find("pk_secret_dup") == std::string::npos);
+}
+
+TEST_CASE("key store: a missing file is InvalidConfig", "[keys]") {
+  TempDir tmp;
+  const std::string path = (tmp.dir / "nope.json").string();
+  auto missing = KeyStore::open(path);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == ErrorCode::InvalidConfig);
+  CHECK_THAT(missing.error().message, Catch::Contains(path));
+  CHECK_THAT(missing.error().message, Catch::Contains("No such file"));
+}
+
+TEST_CASE("key store: find() reads the file each time and sees a key removed", "[keys]") {
+  TempDir tmp;
+  const std::string path = tmp.file(kValid);
+  auto store = KeyStore::open(path);
+  REQUIRE(store);
+  CHECK((*store)->reads() == 1);
+  CHECK(must_find(**store, "pk_beta_2").token_limit_per_5h == 100);
+  CHECK((*store)->reads() == 2);
+
+  tmp.file(R"({"keys": [{"key": "pk_alpha_1", "token_limit_per_5h": 7}]})");
+  auto gone = (*store)->find("pk_beta_2");
+  REQUIRE(gone);
+  CHECK_FALSE(gone->has_value());
+  CHECK(must_find(**store, "pk_alpha_1").token_limit_per_5h == 7);
+  CHECK((*store)->reads() == 4);
+
+  // A file that became malformed, or went away: the error open() would give.
+  tmp.file("{\"keys\": [\n  {\"key\": \"pk_alpha_1\",}\n]}");
+  auto broken = (*store)->find("pk_alpha_1");
+  REQUIRE_FALSE(broken);
+  CHECK(broken.error().code == ErrorCode::InvalidConfig);
+  CHECK_THAT(broken.error().message, Catch::Contains(path));
+  CHECK_THAT(broken.error().message, Catch::Contains("2:24 (byte 34)"));
+  fs::remove(path);
+  auto removed = (*store)->find("pk_alpha_1");
+  REQUIRE_FALSE(removed);
+  CHECK(removed.error().code == ErrorCode::InvalidConfig);
+  CHECK((*store)->reads() == 6);
+}
+
+TEST_CASE("key store: apply() adds deltas, creates windows, drops old ones, keeps raw strings",
+          "[keys]") {
+  TempDir tmp;
+  const std::string path = tmp.file(kValid);
+  auto store = KeyStore::open(path);
+  REQUIRE(store);
+  const SysTime b0 = utc("2026-01-18T10:05:00Z");
+  const std::vector<UsageDelta> deltas = {
+      {"pk_alpha_1", 10, b0, b0 + 1min},
+      {"pk_alpha_1", 5, b0 + 5min, b0 + 7min},  // the window written as 12:10:00+02:00
+      {"pk_alpha_1", 2, b0 + 10min, b0 + 11min},
+      {"pk_alpha_1", 0, b0 + 10min, b0 + 4min},  // earlier used_at: last_used keeps the max
+      {"pk_unknown", 99, b0, b0 + 1h},
+  };
+  auto changed = (*store)->apply(deltas, b0 - 5min);
   REQUIRE(changed);
   CHECK(*changed == 1);
   CHECK((*store)->writes() == 1);
-  auto r = (*store)->find("pk_alpha_1");
-  REQUIRE(r);
-  REQUIRE(r->has_value());
-  CHECK((**r).total_lifetime_tokens == 42 + 15);
-  REQUIRE((**r).usage_windows.size() == 2);
-  CHECK((**r).usage_windows[0].tokens == 50);
-  CHECK((**r).usage_windows[1].tokens == 5);
-  CHECK((**r).last_used == format_iso8601(later + 2min));
-  CHECK((**r).expiry_date == "2099-12-31T23:59:59.000Z");  // untouched fields as they were
-  // Windows older than keep_after are dropped.
-  REQUIRE((*store)->apply({{"pk_alpha_1", 1, later, later}}, later));
-  auto pruned = (*store)->find("pk_alpha_1");
-  REQUIRE(pruned);
-  CHECK((**pruned).usage_windows.size() == 1);
-  // Only the file and its lock remain: no temporary files left behind.
-  int files = 0;
-  for (const auto& entry : fs::directory_iterator(tmp.dir)) {
-    const std::string name = entry.path().filename().string();
-    CHECK((name == "apikeys.json" || name == "apikeys.json.lock"));
-    ++files;
-  }
-  CHECK(files == 2);
+  CHECK((*store)->reads() == 1);  // apply()'s own read is part of its write
+
+  const KeyRecord a = must_find(**store, "pk_alpha_1");
+  CHECK(a.total_lifetime_tokens == 42 + 17);
+  REQUIRE(a.usage_windows.size() == 3);  // the 01:00 window is older than keep_after
+  CHECK(a.usage_windows[0].raw_start == "2026-01-18T10:05:00Z");
+  CHECK(a.usage_windows[0].tokens == 50);
+  CHECK(a.usage_windows[1].raw_start == "2026-01-18T12:10:00+02:00");  // unchanged text
+  CHECK(a.usage_windows[1].tokens == 12);
+  CHECK(a.usage_windows[2].raw_start == "2026-01-18T10:15:00Z");  // created
+  CHECK(a.usage_windows[2].tokens == 2);
+  CHECK(a.last_used == "2026-01-18T10:16:00Z");
+  // What apply() did not change is written back exactly as read.
+  CHECK(a.name == "Alpha \"A\" Zürich");
+  CHECK(a.model == "glm-4.5-air");
+  CHECK(a.token_limit_per_5h == 5000);
+  CHECK(a.expiry_date == "2099-12-31T23:59:59.000Z");
+  CHECK(a.created_at == "2026-01-18T00:00:00+00:00");
+
+  // A key without deltas: old windows dropped, nothing else touched.
+  const KeyRecord b = must_find(**store, "pk_beta_2");
+  CHECK(b.usage_windows.empty());
+  CHECK(b.last_used.empty());
+  CHECK(b.total_lifetime_tokens == 0);
+  CHECK_FALSE(b.expiry);
+
+  const std::string text = slurp(path);
+  CHECK(text.find("\"note\"") == std::string::npos);  // unknown fields are dropped (documented)
+  CHECK(text.find("\"last_used\": null") != std::string::npos);
+
+  // last_used is the later of the file's and the deltas'.
+  REQUIRE((*store)->apply({{"pk_alpha_1", 1, b0, b0}}, b0 - 5min));
+  CHECK(must_find(**store, "pk_alpha_1").last_used == "2026-01-18T10:16:00Z");
+  CHECK(must_find(**store, "pk_alpha_1").usage_windows[0].tokens == 51);
+  // No deltas: still one write that prunes.
+  auto none = (*store)->apply({}, b0 + 6min);
+  REQUIRE(none);
+  CHECK(*none == 0);
+  CHECK(must_find(**store, "pk_alpha_1").usage_windows.size() == 1);
+  CHECK((*store)->writes() == 3);
 }
 
-TEST_CASE("key store: two writers on one file both count (the lock and the merge)", "[keys]") {
+TEST_CASE("key store: apply() writes atomically and leaves no temp files", "[keys]") {
+  TempDir tmp;
+  const std::string path = tmp.file(kValid);
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  auto store = KeyStore::open(path);
+  REQUIRE(store);
+  const SysTime b0 = utc("2026-01-18T10:05:00Z");
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE((*store)->apply({{"pk_beta_2", 1, b0, b0}}, b0 - 1h));
+  }
+  // The result parses as a valid key file, by us and from scratch.
+  auto reopened = KeyStore::open(path);
+  REQUIRE(reopened);
+  CHECK(must_find(**reopened, "pk_beta_2").total_lifetime_tokens == 5);
+  // The file keeps its permissions (it holds keys), and only it and its lock file remain.
+  CHECK(fs::status(path).permissions() ==
+        (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read));
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(tmp.dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"apikeys.json", "apikeys.json.lock"});
+
+  // A failed write leaves the file as it was.
+  tmp.file("{\"keys\": [");
+  auto failed = (*store)->apply({{"pk_beta_2", 1, b0, b0}}, b0 - 1h);
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().code == ErrorCode::InvalidConfig);
+  CHECK(slurp(path) == "{\"keys\": [");
+  CHECK((*store)->writes() == 5);
+}
+
+TEST_CASE("key store: two stores on one file, 4 threads, every delta counts", "[keys]") {
   TempDir tmp;
   const std::string path = tmp.file(kValid);
   auto a = KeyStore::open(path);
-  auto b = KeyStore::open(path);  // as a second process would
+  auto b = KeyStore::open(path);  // as a second process would: its own lock file descriptor
   REQUIRE(a);
   REQUIRE(b);
-  const SysTime bucket = *parse_iso8601("2026-01-18T10:05:00Z");
+  const SysTime b0 = utc("2026-01-18T10:05:00Z");
+  constexpr int kThreads = 4, kApplies = 200;
+  std::atomic<int> failures{0};
   std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
+  for (int t = 0; t < kThreads; ++t) {
     KeyStore* store = t % 2 == 0 ? a->get() : b->get();
-    threads.emplace_back([store, bucket] {
-      for (int i = 0; i < 100; ++i) {
-        (void)store->apply({{"pk_beta_2", 3, bucket, bucket}}, bucket - 1h);
+    threads.emplace_back([store, b0, t, &failures] {
+      for (int i = 0; i < kApplies; ++i) {
+        const SysTime bucket = b0 + (i % 2) * 5min;
+        auto r = store->apply({{"pk_beta_2", t + 1, bucket, bucket + 1s},
+                               {"pk_alpha_1", 1, b0, b0 + std::chrono::seconds(i)}},
+                              b0 - 1h);
+        if (!r || *r != 2) ++failures;
       }
     });
   }
   for (auto& t : threads) t.join();
-  auto r = (*a)->find("pk_beta_2");
-  REQUIRE(r);
-  REQUIRE(r->has_value());
-  CHECK((**r).total_lifetime_tokens == 4 * 100 * 3);
-  CHECK((*a)->writes() + (*b)->writes() == 400);
+  CHECK(failures == 0);
+  CHECK((*a)->writes() + (*b)->writes() == kThreads * kApplies);
+
+  const KeyRecord beta = must_find(**a, "pk_beta_2");
+  CHECK(beta.total_lifetime_tokens == kApplies * (1 + 2 + 3 + 4));
+  REQUIRE(beta.usage_windows.size() == 2);
+  CHECK(beta.usage_windows[0].tokens == kApplies / 2 * (1 + 2 + 3 + 4));
+  CHECK(beta.usage_windows[1].tokens == kApplies / 2 * (1 + 2 + 3 + 4));
+  const KeyRecord alpha = must_find(**b, "pk_alpha_1");
+  CHECK(alpha.total_lifetime_tokens == 42 + kThreads * kApplies);
+  CHECK(alpha.usage_windows[0].tokens == 40 + kThreads * kApplies);
 }
 
 TEST_CASE("key store: a reader never sees a half-written file", "[keys]") {
   TempDir tmp;
   const std::string path = tmp.file(kValid);
-  auto store = KeyStore::open(path);
-  REQUIRE(store);
+  auto writer_store = KeyStore::open(path);
+  auto reader_store = KeyStore::open(path);  // its own mutex: reads run during writes
+  REQUIRE(writer_store);
+  REQUIRE(reader_store);
+  const SysTime b0 = utc("2026-01-18T10:05:00Z");
+  constexpr int kApplies = 300;
   std::atomic<bool> stop{false};
-  const SysTime bucket = *parse_iso8601("2026-01-18T10:05:00Z");
+  std::atomic<int> write_failures{0};
   std::thread writer([&] {
-    for (int i = 0; i < 300; ++i)
-      (void)(*store)->apply({{"pk_alpha_1", 1, bucket, bucket}}, bucket);
+    for (int i = 0; i < kApplies; ++i) {
+      if (!(*writer_store)->apply({{"pk_alpha_1", 1, b0, b0}}, b0 - 1h)) ++write_failures;
+    }
     stop = true;
   });
-  int reads = 0, broken = 0;
-  while (!stop.load()) {
-    const std::string text = read(path);
+  int reads = 0, broken = 0, went_back = 0;
+  std::int64_t last_total = 0;
+  while (true) {
+    const bool last_round = stop.load();
+    // Each find() reads the whole file and checks it as open() does.
+    auto found = (*reader_store)->find("pk_alpha_1");
     ++reads;
-    // A torn file would be cut short: every complete one holds both keys and ends with '}'.
-    const auto last = text.find_last_not_of(" \n");
-    if (text.find("pk_beta_2") == std::string::npos || last == std::string::npos ||
-        text[last] != '}') {
+    if (!found || !found->has_value()) {
       ++broken;
+      UNSCOPED_INFO((found ? std::string("no record") : found.error().message));
+    } else {
+      if ((**found).total_lifetime_tokens < last_total) ++went_back;
+      last_total = (**found).total_lifetime_tokens;
     }
+    if (last_round) break;
   }
   writer.join();
-  CHECK(reads > 0);
+  CHECK(write_failures == 0);
+  CHECK(reads > 1);
   CHECK(broken == 0);
-  auto final_store = KeyStore::open(path);
-  REQUIRE(final_store);
+  CHECK(went_back == 0);
+  CHECK(last_total == 42 + kApplies);
 }

@@ -1,0 +1,148 @@
+#include "metrics/registry.hpp"
+
+#include <fmt/format.h>
+
+#include <string_view>
+
+namespace glmproxy::detail {
+
+namespace {
+
+constexpr std::string_view kApiNames[] = {"openai", "anthropic", "embeddings"};
+constexpr std::string_view kOutcomeNames[] = {"ok", "cache_hit", "error"};
+constexpr ErrorCode kErrorCodes[] = {
+    ErrorCode::InvalidArgument, ErrorCode::InvalidConfig, ErrorCode::ConnectionFailed,
+    ErrorCode::Timeout,         ErrorCode::Cancelled,     ErrorCode::RateLimited,
+    ErrorCode::QuotaExceeded,   ErrorCode::Unauthorized,  ErrorCode::Forbidden,
+    ErrorCode::UpstreamError,   ErrorCode::BadResponse,   ErrorCode::QueueFull,
+    ErrorCode::PoolTimeout,     ErrorCode::ShuttingDown,  ErrorCode::Internal};
+
+// Bucket bounds (seconds) of the exported histograms. Each counts the internal log-linear
+// buckets whose upper edge is at or below it.
+constexpr double kBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                              1,     2.5,    5,     10,   30,    60,   120, 300};
+
+class Writer {
+ public:
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    out_ += fmt::format("# HELP glm_proxy_{} {}\n# TYPE glm_proxy_{} {}\n", name, help, name, type);
+  }
+  void sample(std::string_view name, std::string_view labels, double value) {
+    out_ += fmt::format("glm_proxy_{}{}{}{}{} {}\n", name, labels.empty() ? "" : "{", labels,
+                        labels.empty() ? "" : "}", "", value);
+  }
+  void counter(std::string_view name, std::string_view help, std::uint64_t value) {
+    family(name, "counter", help);
+    sample(name, {}, static_cast<double>(value));
+  }
+  void gauge(std::string_view name, std::string_view help, double value) {
+    family(name, "gauge", help);
+    sample(name, {}, value);
+  }
+  void histogram(std::string_view name, std::string_view labels, const HistogramSnapshot& h) {
+    const std::string sep = labels.empty() ? "" : ",";
+    std::uint64_t cumulative = 0;
+    int next = 0;
+    for (double bound : kBounds) {
+      const auto limit = static_cast<std::uint64_t>(bound * 1e6);
+      while (next < HistogramSnapshot::kBuckets && HistogramSnapshot::upper_us(next) <= limit) {
+        cumulative += h.counts[static_cast<std::size_t>(next++)];
+      }
+      out_ += fmt::format("glm_proxy_{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep, bound,
+                          cumulative);
+    }
+    out_ += fmt::format("glm_proxy_{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, sep, h.count);
+    out_ += fmt::format("glm_proxy_{}_sum{}{}{} {}\n", name, labels.empty() ? "" : "{", labels,
+                        labels.empty() ? "" : "}", static_cast<double>(h.sum_us) / 1e6);
+    out_ += fmt::format("glm_proxy_{}_count{}{}{} {}\n", name, labels.empty() ? "" : "{", labels,
+                        labels.empty() ? "" : "}", h.count);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+}  // namespace
+
+void Metrics::request_done(Api api, Outcome outcome, const Error* error,
+                           std::chrono::microseconds latency) noexcept {
+  if (!enabled_) return;
+  requests_[index(api, outcome)].fetch_add(1, std::memory_order_relaxed);
+  if (error != nullptr) {
+    const auto code = static_cast<std::size_t>(error->code);
+    if (code < kCodes) errors_[code].fetch_add(1, std::memory_order_relaxed);
+  }
+  latency_[static_cast<std::size_t>(api)].record(latency);
+}
+
+void Metrics::tokens(std::int64_t prompt, std::int64_t completion) noexcept {
+  if (!enabled_) return;
+  if (prompt > 0)
+    prompt_tokens_.fetch_add(static_cast<std::uint64_t>(prompt), std::memory_order_relaxed);
+  if (completion > 0) {
+    completion_tokens_.fetch_add(static_cast<std::uint64_t>(completion), std::memory_order_relaxed);
+  }
+}
+
+void Metrics::time_to_first_token(std::chrono::microseconds d) noexcept {
+  if (enabled_) ttft_.record(d);
+}
+
+std::string Metrics::prometheus_text(const MetricsSnapshot& m) const {
+  Writer w;
+  w.family("requests_total", "counter", "Requests resolved, by API and outcome.");
+  for (std::size_t a = 0; a < kApis; ++a) {
+    for (std::size_t o = 0; o < kOutcomes; ++o) {
+      w.sample("requests_total",
+               fmt::format("api=\"{}\",outcome=\"{}\"", kApiNames[a], kOutcomeNames[o]),
+               static_cast<double>(requests_[a * kOutcomes + o].load(std::memory_order_relaxed)));
+    }
+  }
+  w.family("errors_total", "counter", "Requests that ended in an error, by error code.");
+  for (ErrorCode code : kErrorCodes) {
+    w.sample("errors_total", fmt::format("code=\"{}\"", to_string(code)),
+             static_cast<double>(
+                 errors_[static_cast<std::size_t>(code)].load(std::memory_order_relaxed)));
+  }
+  w.family("request_duration_seconds", "histogram",
+           "Time from the call to its answer (cache hits included), by API.");
+  for (std::size_t a = 0; a < kApis; ++a) {
+    w.histogram("request_duration_seconds", fmt::format("api=\"{}\"", kApiNames[a]),
+                latency_[a].snapshot());
+  }
+  w.family("time_to_first_token_seconds", "histogram",
+           "Time from a stream() call to its first text or reasoning delta.");
+  w.histogram("time_to_first_token_seconds", {}, ttft_.snapshot());
+  w.family("tokens_total", "counter", "Tokens the upstream reported, by kind.");
+  w.sample("tokens_total", "kind=\"prompt\"",
+           static_cast<double>(prompt_tokens_.load(std::memory_order_relaxed)));
+  w.sample("tokens_total", "kind=\"completion\"",
+           static_cast<double>(completion_tokens_.load(std::memory_order_relaxed)));
+  w.counter("upstream_calls_total", "Calls handed to the transport (each may take retries).",
+            m.upstream_requests);
+  w.counter("cache_hits_total", "Answers served from the response cache.", m.cache.hits);
+  w.counter("cache_misses_total", "Response cache lookups that missed.", m.cache.misses);
+  w.counter("cache_evictions_total", "Entries evicted to keep the cache's budgets.",
+            m.cache.evictions);
+  w.counter("cache_expirations_total", "Entries found older than CACHE_TTL_MS.",
+            m.cache.expirations);
+  w.gauge("cache_entries", "Entries in the response cache.", static_cast<double>(m.cache.entries));
+  w.gauge("cache_bytes", "Estimated bytes held by the response cache.",
+          static_cast<double>(m.cache.bytes));
+  w.counter("coalesced_requests_total", "Requests answered by an identical request's call.",
+            m.coalescing.joined);
+  w.counter("batches_total", "Batches sent by the batching queue.", m.batching.batches);
+  w.counter("batched_requests_total", "Requests sent in batches.", m.batching.batched_requests);
+  w.counter("batch_calls_saved_total", "Upstream calls batching saved (requests - calls).",
+            m.batching.calls_saved);
+  w.counter("queue_full_total", "Requests refused with QueueFull.", m.batching.queue_full);
+  w.gauge("batch_outstanding_requests", "Requests held by the batching layer.",
+          static_cast<double>(m.batching.outstanding));
+  w.counter("stream_buffer_hits_total", "Stream buffers reused from the pool.", m.buffers.hits);
+  w.counter("stream_buffer_misses_total", "Stream buffers that had to be allocated.",
+            m.buffers.misses);
+  return w.take();
+}
+
+}  // namespace glmproxy::detail

@@ -1,0 +1,59 @@
+#pragma once
+
+// Request metrics recorded on the hot path (relaxed atomics, no locks) and their Prometheus text
+// exposition. METRICS_ENABLED=false makes every record call return at once.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "glmproxy/error.hpp"
+#include "glmproxy/metrics.hpp"
+#include "metrics/histogram.hpp"
+
+namespace glmproxy::detail {
+
+/// Which API a request used (a label).
+enum class Api : std::uint8_t { OpenAI, Anthropic, Embeddings };
+/// How a request ended (a label).
+enum class Outcome : std::uint8_t { Ok, CacheHit, Error };
+
+/// Thread safety: thread-safe.
+class Metrics {
+ public:
+  explicit Metrics(bool enabled) : enabled_(enabled) {}
+  bool enabled() const noexcept { return enabled_; }
+
+  /// A request resolved, `latency` after the call began.
+  void request_done(Api api, Outcome outcome, const Error* error,
+                    std::chrono::microseconds latency) noexcept;
+  void tokens(std::int64_t prompt, std::int64_t completion) noexcept;
+  void time_to_first_token(std::chrono::microseconds d) noexcept;
+
+  HistogramSnapshot latency(Api api) const noexcept {
+    return latency_[static_cast<std::size_t>(api)].snapshot();
+  }
+  std::uint64_t requests(Api api, Outcome outcome) const noexcept {
+    return requests_[index(api, outcome)].load(std::memory_order_relaxed);
+  }
+
+  /// Prometheus text exposition 0.0.4 of these metrics plus the subsystem counters in `m`.
+  std::string prometheus_text(const MetricsSnapshot& m) const;
+
+ private:
+  static constexpr std::size_t kApis = 3, kOutcomes = 3, kCodes = 15;
+  static std::size_t index(Api a, Outcome o) noexcept {
+    return static_cast<std::size_t>(a) * kOutcomes + static_cast<std::size_t>(o);
+  }
+
+  const bool enabled_;
+  std::array<std::atomic<std::uint64_t>, kApis * kOutcomes> requests_{};
+  std::array<std::atomic<std::uint64_t>, kCodes> errors_{};
+  std::array<LatencyHistogram, kApis> latency_;
+  LatencyHistogram ttft_;
+  std::atomic<std::uint64_t> prompt_tokens_{0}, completion_tokens_{0};
+};
+
+}  // namespace glmproxy::detail

@@ -1,0 +1,101 @@
+// The Prometheus exposition: one HELP and TYPE per family, every sample in a declared family,
+// real cumulative histograms, counters that moved with the traffic; nothing with metrics off.
+
+#include <catch2/catch.hpp>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "metrics/traffic.hpp"
+
+namespace {
+
+struct Parsed {
+  std::map<std::string, std::string> types;  // family -> type
+  std::map<std::string, int> help_count, type_count;
+  std::map<std::string, double> samples;  // full sample name with labels -> value
+  std::set<std::string> orphans;          // samples of no declared family
+};
+
+std::string family_of(const std::string& metric, const std::map<std::string, std::string>& types) {
+  if (types.count(metric)) return metric;
+  for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+    const std::string s(suffix);
+    if (metric.size() > s.size() && metric.compare(metric.size() - s.size(), s.size(), s) == 0) {
+      const std::string base = metric.substr(0, metric.size() - s.size());
+      if (types.count(base) && types.at(base) == "histogram") return base;
+    }
+  }
+  return {};
+}
+
+Parsed parse(const std::string& text) {
+  Parsed p;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("# HELP ", 0) == 0) {
+      ++p.help_count[line.substr(7, line.find(' ', 7) - 7)];
+    } else if (line.rfind("# TYPE ", 0) == 0) {
+      const auto name_end = line.find(' ', 7);
+      const std::string name = line.substr(7, name_end - 7);
+      ++p.type_count[name];
+      p.types[name] = line.substr(name_end + 1);
+    } else if (!line.empty()) {
+      const auto space = line.rfind(' ');
+      const std::string key = line.substr(0, space);
+      p.samples[key] = std::stod(line.substr(space + 1));
+      const std::string metric = key.substr(0, key.find('{'));
+      if (family_of(metric, p.types).empty()) p.orphans.insert(metric);
+    }
+  }
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("prometheus: families, histograms and counters after mixed traffic", "[metrics]") {
+  std::string text;
+  REQUIRE(metrics_test::mixed_traffic(text));
+  const Parsed p = parse(text);
+  CHECK(p.orphans.empty());
+  for (const auto& [family, n] : p.type_count) {
+    INFO(family);
+    CHECK(n == 1);
+    CHECK(p.help_count.at(family) == 1);
+    CHECK(family.rfind("glm_proxy_", 0) == 0);
+    if (p.types.at(family) == "counter") CHECK(family.size() > 6);
+  }
+  CHECK(p.types.at("glm_proxy_requests_total") == "counter");
+  CHECK(p.types.at("glm_proxy_request_duration_seconds") == "histogram");
+  CHECK(p.samples.at(R"(glm_proxy_requests_total{api="openai",outcome="ok"})") >= 2);
+  CHECK(p.samples.at(R"(glm_proxy_requests_total{api="openai",outcome="cache_hit"})") == 2);
+  CHECK(p.samples.at(R"(glm_proxy_requests_total{api="openai",outcome="error"})") == 2);
+  CHECK(p.samples.at(R"(glm_proxy_requests_total{api="anthropic",outcome="ok"})") == 1);
+  CHECK(p.samples.at(R"(glm_proxy_requests_total{api="embeddings",outcome="ok"})") == 1);
+  CHECK(p.samples.at(R"(glm_proxy_errors_total{code="UpstreamError"})") == 1);
+  CHECK(p.samples.at(R"(glm_proxy_errors_total{code="InvalidArgument"})") == 1);
+  CHECK(p.samples.at("glm_proxy_cache_hits_total") == 2);
+  CHECK(p.samples.at(R"(glm_proxy_tokens_total{kind="completion"})") > 0);
+  CHECK(p.samples.at("glm_proxy_time_to_first_token_seconds_count") == 1);
+  // Histogram buckets are cumulative and end at the count.
+  double previous = 0;
+  for (const char* le : {"0.001", "0.01", "0.1", "1", "10", "300", "+Inf"}) {
+    const double v = p.samples.at(
+        std::string(R"(glm_proxy_request_duration_seconds_bucket{api="openai",le=")") + le + "\"}");
+    CHECK(v >= previous);
+    previous = v;
+  }
+  CHECK(previous == p.samples.at(R"(glm_proxy_request_duration_seconds_count{api="openai"})"));
+  CHECK(previous == 6);
+}
+
+TEST_CASE("prometheus: METRICS_ENABLED=false records nothing on the request path", "[metrics]") {
+  std::string text;
+  REQUIRE(metrics_test::mixed_traffic(text, /*metrics_enabled=*/false));
+  const Parsed p = parse(text);
+  CHECK(p.samples.at(R"(glm_proxy_requests_total{api="openai",outcome="ok"})") == 0);
+  CHECK(p.samples.at(R"(glm_proxy_request_duration_seconds_count{api="openai"})") == 0);
+  CHECK(p.samples.at(R"(glm_proxy_tokens_total{kind="completion"})") == 0);
+}
