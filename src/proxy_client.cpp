@@ -362,6 +362,21 @@ class ProxyClient::Impl {
     m.buffers.misses = t.buffers.misses();
     m.buffers.in_use = t.buffers.in_use();
     m.upstream_requests = d.exchanges;
+    const auto recent = metrics_.recent();
+    auto& w = m.window;
+    w.seconds = std::chrono::duration<double>(metrics_.window()).count();
+    w.requests = recent.latency.count;
+    w.errors = recent.errors;
+    w.cache_hits = recent.cache_hits;
+    if (w.requests > 0) {
+      const auto n = static_cast<double>(w.requests);
+      w.requests_per_second = n / w.seconds;
+      w.error_rate = static_cast<double>(w.errors) / n;
+      w.cache_hit_rate = static_cast<double>(w.cache_hits) / n;
+      w.p50_ms = static_cast<double>(recent.latency.quantile_us(0.50)) / 1000.0;
+      w.p95_ms = static_cast<double>(recent.latency.quantile_us(0.95)) / 1000.0;
+      w.p99_ms = static_cast<double>(recent.latency.quantile_us(0.99)) / 1000.0;
+    }
     return m;
   }
 
@@ -590,7 +605,8 @@ class ProxyClient::Impl {
   }
 
   Config config_;
-  detail::Metrics metrics_{config_.metrics.enabled};
+  detail::Metrics metrics_{config_.metrics.enabled, config_.metrics.retention,
+                           config_.metrics.aggregation_interval, config_.clock};
   std::unique_ptr<detail::Tenants> tenants_;  // with APIKEYS_FILE
   std::unique_ptr<detail::Transport> transport_;
   std::unique_ptr<detail::Dispatcher> dispatcher_;

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace glmproxy {
 
@@ -42,6 +43,22 @@ struct MetricsSnapshot {
   struct Buffers {
     std::uint64_t hits = 0, misses = 0, in_use = 0;
   } buffers;
+
+  /// The requests of the last METRICS_RETENTION_MS (in whole METRICS_AGGREGATION_INTERVAL_MS
+  /// steps): rates and latency percentiles of recent traffic. Zero with METRICS_ENABLED=false.
+  struct Window {
+    double seconds = 0;  ///< how long the window is
+    std::uint64_t requests = 0, errors = 0, cache_hits = 0;
+    double requests_per_second = 0;
+    double error_rate = 0;                      ///< errors / requests
+    double cache_hit_rate = 0;                  ///< cache hits / requests
+    double p50_ms = 0, p95_ms = 0, p99_ms = 0;  ///< request latency (log-linear buckets: each
+                                                ///< within 25% above the true value)
+  } window;
+
+  /// Every field as one JSON object ({"cache": {...}, "coalescing": {...}, "batching": {...},
+  /// "buffers": {...}, "upstream_requests": n, "window": {...}}).
+  std::string to_json() const;
 
   /// Chat, stream and embedding calls handed to the transport (each may take several attempts;
   /// send() is not counted).

@@ -74,6 +74,7 @@ void Metrics::request_done(Api api, Outcome outcome, const Error* error,
     if (code < kCodes) errors_[code].fetch_add(1, std::memory_order_relaxed);
   }
   latency_[static_cast<std::size_t>(api)].record(latency);
+  recent_.record(now(), latency, error != nullptr, outcome == Outcome::CacheHit);
 }
 
 void Metrics::tokens(std::int64_t prompt, std::int64_t completion) noexcept {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "glmproxy/error.hpp"
@@ -23,7 +24,14 @@ enum class Outcome : std::uint8_t { Ok, CacheHit, Error };
 /// Thread safety: thread-safe.
 class Metrics {
  public:
-  explicit Metrics(bool enabled) : enabled_(enabled) {}
+  using Clock = std::chrono::steady_clock;
+  using ClockFn = std::function<Clock::time_point()>;
+
+  /// `retention` and `interval`: METRICS_RETENTION_MS and METRICS_AGGREGATION_INTERVAL_MS;
+  /// `clock`: Config::clock (empty: steady_clock::now).
+  Metrics(bool enabled, std::chrono::milliseconds retention, std::chrono::milliseconds interval,
+          ClockFn clock)
+      : enabled_(enabled), recent_(retention, interval), clock_(std::move(clock)) {}
   bool enabled() const noexcept { return enabled_; }
 
   /// A request resolved, `latency` after the call began.
@@ -31,6 +39,10 @@ class Metrics {
                     std::chrono::microseconds latency) noexcept;
   void tokens(std::int64_t prompt, std::int64_t completion) noexcept;
   void time_to_first_token(std::chrono::microseconds d) noexcept;
+
+  /// The requests of the retention window, at now.
+  WindowedHistogram::Window recent() const { return recent_.snapshot(now()); }
+  std::chrono::milliseconds window() const noexcept { return recent_.window(); }
 
   HistogramSnapshot latency(Api api) const noexcept {
     return latency_[static_cast<std::size_t>(api)].snapshot();
@@ -48,7 +60,11 @@ class Metrics {
     return static_cast<std::size_t>(a) * kOutcomes + static_cast<std::size_t>(o);
   }
 
+  Clock::time_point now() const { return clock_ ? clock_() : Clock::now(); }
+
   const bool enabled_;
+  WindowedHistogram recent_;
+  ClockFn clock_;
   std::array<std::atomic<std::uint64_t>, kApis * kOutcomes> requests_{};
   std::array<std::atomic<std::uint64_t>, kCodes> errors_{};
   std::array<LatencyHistogram, kApis> latency_;

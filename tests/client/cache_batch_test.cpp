@@ -78,7 +78,7 @@ std::vector<Result<ChatResponse>> concurrent(ProxyClient& client, int n,
 
 }  // namespace
 
-TEST_CASE("cache: 100 identical concurrent calls make one upstream request; TTL; Bypass",
+TEST_CASE("cache: 100 identical concurrent calls make one upstream request, TTL, Bypass",
           "[cache]") {
   auto server = start_mock();
   Fault slow;  // keeps the first call in flight while the others arrive
@@ -130,7 +130,7 @@ TEST_CASE("cache: 100 identical concurrent calls make one upstream request; TTL;
   CHECK(m.cache.hits >= 101);
 }
 
-TEST_CASE("cache: different parameters are different entries; Refresh re-asks and stores",
+TEST_CASE("cache: different parameters are different entries, Refresh re-asks and stores",
           "[cache]") {
   auto server = start_mock();
   Config config = config_for(*server);
@@ -247,7 +247,7 @@ TEST_CASE("coalescing: works with the cache off, errors are shared too", "[coale
   CHECK(server->stats().chat_requests == 5);
 }
 
-TEST_CASE("batching: a full queue refuses at once; nothing is lost or sent twice", "[batch]") {
+TEST_CASE("batching: a full queue refuses at once, nothing is lost or sent twice", "[batch]") {
   auto server = start_mock();
   Config config = config_for(*server);
   config.batch.enabled = true;
@@ -279,7 +279,7 @@ TEST_CASE("batching: a full queue refuses at once; nothing is lost or sent twice
   CHECK(client.metrics().batching.queue_full == static_cast<std::uint64_t>(full.load()));
 }
 
-TEST_CASE("batching: the window opens at the first request; a full batch goes at once", "[batch]") {
+TEST_CASE("batching: the window opens at the first request, a full batch goes at once", "[batch]") {
   auto server = start_mock();
   Config config = config_for(*server);
   config.batch.enabled = true;

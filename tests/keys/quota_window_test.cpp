@@ -50,7 +50,7 @@ TEST_CASE("quota window: time until below the limit", "[quota]") {
   CHECK(*longer == (kStart - 2min + 60min + 5h) - now);
 }
 
-TEST_CASE("quota window: a long gap empties it; history can be loaded", "[quota]") {
+TEST_CASE("quota window: a long gap empties it, history can be loaded", "[quota]") {
   QuotaWindow w;
   w.add(kStart, 50);
   CHECK(w.used(kStart + 30h) == 0);

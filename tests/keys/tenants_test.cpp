@@ -87,7 +87,7 @@ struct ManualWallClock {
 
 }  // namespace
 
-TEST_CASE("tenants: 400-token requests against a 1000-token quota; 5 hours later, again",
+TEST_CASE("tenants: 400-token requests against a 1000-token quota, 5 hours later, again",
           "[keys][quota]") {
   auto server = start_mock();
   Fault tokens;  // every answer reports 200 + 200 tokens
@@ -132,7 +132,7 @@ TEST_CASE("tenants: 400-token requests against a 1000-token quota; 5 hours later
   CHECK(client.key_stats("pk_quota_1")->current_usage.tokens_used_in_current_window == 400);
 }
 
-TEST_CASE("tenants: unknown, empty and expired keys; the model override", "[keys]") {
+TEST_CASE("tenants: unknown, empty and expired keys, the model override", "[keys]") {
   auto server = start_mock();
   KeyFile file(keys_file(
       {key_json("pk_ok", 100000, R"(,"model":"glm-4.5-air")"),
@@ -179,7 +179,7 @@ TEST_CASE("tenants: a malformed key file fails create() naming the file and posi
   CHECK(client.error().message.find("1:") != std::string::npos);
 }
 
-TEST_CASE("tenants: the key cache reads the file once for 10,000 requests; TTL and invalidate",
+TEST_CASE("tenants: the key cache reads the file once for 10,000 requests, TTL and invalidate",
           "[keys]") {
   auto server = start_mock(0);
   KeyFile file(keys_file({key_json("pk_many", 1'000'000'000), key_json("pk_gone", 1'000'000)}));

@@ -60,3 +60,26 @@ TEST_CASE("histogram: quantiles, merging, concurrent recording", "[metrics]") {
   for (auto c : all.counts) total += c;
   CHECK(total == 200'000);
 }
+
+TEST_CASE("histogram: the windowed histogram keeps only the retention window", "[metrics]") {
+  using glmproxy::detail::WindowedHistogram;
+  using Clock = WindowedHistogram::Clock;
+  const Clock::time_point t0{};
+  WindowedHistogram w(3000ms, 1000ms);  // three 1-second intervals
+  CHECK(w.window() == 3000ms);
+  w.record(t0 + 100ms, 10ms, false, true);
+  w.record(t0 + 1100ms, 20ms, true, false);
+  w.record(t0 + 2100ms, 30ms, false, false);
+  auto all = w.snapshot(t0 + 2500ms);
+  CHECK(all.latency.count == 3);
+  CHECK(all.errors == 1);
+  CHECK(all.cache_hits == 1);
+  // One interval later the first one has left the window; its slot is reused and cleared.
+  w.record(t0 + 3100ms, 40ms, false, false);
+  auto later = w.snapshot(t0 + 3500ms);
+  CHECK(later.latency.count == 3);
+  CHECK(later.cache_hits == 0);
+  CHECK(later.latency.sum_us == 90'000);
+  // Long after, nothing is left.
+  CHECK(w.snapshot(t0 + 60s).latency.count == 0);
+}

@@ -1,8 +1,11 @@
 // The Prometheus exposition: one HELP and TYPE per family, every sample in a declared family,
 // real cumulative histograms, counters that moved with the traffic; nothing with metrics off.
 
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -98,4 +101,41 @@ TEST_CASE("prometheus: METRICS_ENABLED=false records nothing on the request path
   CHECK(p.samples.at(R"(glm_proxy_requests_total{api="openai",outcome="ok"})") == 0);
   CHECK(p.samples.at(R"(glm_proxy_request_duration_seconds_count{api="openai"})") == 0);
   CHECK(p.samples.at(R"(glm_proxy_tokens_total{kind="completion"})") == 0);
+}
+
+TEST_CASE("metrics(): rates and percentiles over the retention window, and its JSON form",
+          "[metrics]") {
+  auto server = glmproxy::mock::MockUpstream::start();
+  REQUIRE(server);
+  auto ms = std::make_shared<std::atomic<std::int64_t>>(1'000'000);
+  glmproxy::Config c;
+  c.upstream.openai_base_url = server->base_url() + "/api/paas/v4";
+  c.cache.enabled = true;
+  c.metrics.retention = std::chrono::milliseconds(10'000);
+  c.metrics.aggregation_interval = std::chrono::milliseconds(1'000);
+  c.clock = [ms] {
+    return std::chrono::steady_clock::time_point(std::chrono::milliseconds(ms->load()));
+  };
+  auto client = glmproxy::ProxyClient::create(c);
+  REQUIRE(client);
+  glmproxy::ChatRequest r;
+  r.messages = {{"user", "window"}};
+  for (int i = 0; i < 4; ++i) REQUIRE(client->complete(r));  // 1 upstream answer, 3 cache hits
+  REQUIRE_FALSE(client->complete(glmproxy::ChatRequest{}));  // 1 error
+  auto m = client->metrics();
+  CHECK(m.window.seconds == Approx(10.0));
+  CHECK(m.window.requests == 5);
+  CHECK(m.window.errors == 1);
+  CHECK(m.window.cache_hits == 3);
+  CHECK(m.window.cache_hit_rate == Approx(0.6));
+  CHECK(m.window.requests_per_second == Approx(0.5));
+  CHECK(m.window.p99_ms >= m.window.p50_ms);
+  CHECK(m.window.p99_ms > 0);
+  const std::string json = m.to_json();
+  CHECK(json.find("\"window\":{\"seconds\":10,\"requests\":5,\"errors\":1,\"cache_hits\":3") !=
+        std::string::npos);
+  CHECK(json.front() == '{');
+  CHECK(json.back() == '}');
+  ms->fetch_add(11'000);  // past the retention window
+  CHECK(client->metrics().window.requests == 0);
 }

@@ -191,7 +191,7 @@ TEST_CASE("models and embeddings", "[mock]") {
   CHECK(int64_t(data.at(2)["index"]) == 2);
 }
 
-TEST_CASE("keep-alive: one connection serves many requests; counters see each", "[mock]") {
+TEST_CASE("keep-alive: one connection serves many requests, counters see each", "[mock]") {
   auto server = start();
   RawClient client;
   for (int i = 0; i < 50; ++i) {

@@ -265,7 +265,7 @@ TEST_CASE("retries: 429 with Retry-After: 1 twice, then 200", "[client][retry]")
   CHECK(server->stats().chat_requests == 3);
 }
 
-TEST_CASE("retries: 400 fails at once; 1113 (no balance) is never retried", "[client][retry]") {
+TEST_CASE("retries: 400 fails at once, 1113 (no balance) is never retried", "[client][retry]") {
   auto server = start_mock();
   auto client = make_client(config_for(*server));
   Fault bad;

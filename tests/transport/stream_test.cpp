@@ -299,7 +299,7 @@ TEST_CASE("stream: request bodies above STREAM_REQUEST_CHUNK_SIZE go out in chun
   CHECK(glmproxy::detail::transport_stats(client).upload_reads == stats.upload_reads);
 }
 
-TEST_CASE("stream: STREAM_BUFFER_POOL_ENABLED reuses buffers; disabled, it allocates", "[stream]") {
+TEST_CASE("stream: STREAM_BUFFER_POOL_ENABLED reuses buffers, disabled, it allocates", "[stream]") {
   auto server = start_mock(streaming_mock());
   for (bool enabled : {true, false}) {
     Config config = config_for(*server);
