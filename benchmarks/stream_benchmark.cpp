@@ -19,36 +19,10 @@
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "protocol/chat_stream.hpp"
 #include "protocol/sse.hpp"
+#include "support/counting_new.hpp"
 
-// Counts operator new calls made while g_counting is set on the calling thread, so the
+// operator new is counted while counting_new::counting is set on the calling thread, so the
 // per-chunk path can report its allocations (it should make none).
-namespace {
-thread_local bool g_counting = false;
-thread_local std::uint64_t g_allocations = 0;
-}  // namespace
-
-// GCC 12 pairs the inlined replacement operators with its built-in new/delete and reports
-// malloc/free as mismatched; they are matched here by construction.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t size) {
-  if (g_counting) ++g_allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) { return operator new(size); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  if (g_counting) ++g_allocations;
-  return std::malloc(size == 0 ? 1 : size);
-}
-void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept {
-  return operator new(size, tag);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace {
 
@@ -156,14 +130,14 @@ void BM_SseParseAndDecode(benchmark::State& state) {
   for (auto _ : state) {
     glmproxy::detail::ChatStream stream(glmproxy::Protocol::OpenAI, &on_event, {});
     stream.begin(pool, "text/event-stream");
-    g_allocations = 0;
-    g_counting = true;
+    counting_new::allocations = 0;
+    counting_new::counting = true;
     for (std::size_t i = 0; i < body.size(); i += piece) {
       stream.on_body(std::string_view(body).substr(i, piece));
       ++chunks;
     }
-    g_counting = false;
-    allocations += g_allocations;
+    counting_new::counting = false;
+    allocations += counting_new::allocations;
     if (stream.on_end()) state.SkipWithError("the recorded stream did not decode");
     stream.release();
     benchmark::DoNotOptimize(text);

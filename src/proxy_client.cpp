@@ -579,13 +579,9 @@ class ProxyClient::Impl {
     if (!r) return std::move(r).error();
     detail::HttpResult& http = *r;
     if (http.status < 200 || http.status >= 300) {
-      std::string_view retry_after, retry_after_ms;
-      for (const auto& [k, v] : http.headers) {
-        if (k == "retry-after") retry_after = v;
-        if (k == "retry-after-ms") retry_after_ms = v;
-      }
-      return detail::map_error_response(protocol, http.status, http.body, retry_after,
-                                        retry_after_ms, std::chrono::system_clock::now());
+      return detail::map_error_response(
+          protocol, http.status, http.body, detail::find_header(http.headers, "retry-after"),
+          detail::find_header(http.headers, "retry-after-ms"), std::chrono::system_clock::now());
     }
     auto parsed = detail::parse_chat_response(protocol, http.body);
     if (!parsed) {

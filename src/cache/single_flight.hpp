@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cache/lru_cache.hpp"
+#include "core/fan_out.hpp"
 
 namespace glmproxy::detail {
 
@@ -45,17 +46,7 @@ class SingleFlight {
       waiting = std::move(it->second);
       flights_.erase(it);
     }
-    for (std::size_t i = 0; i < waiting.size(); ++i) {
-      try {
-        if (i + 1 == waiting.size()) {
-          waiting[i](std::move(result));
-        } else {
-          waiting[i](result);
-        }
-      } catch (...) {
-        // One throwing callback must not keep the others from their answer.
-      }
-    }
+    fan_out(waiting, std::move(result));
   }
 
   std::uint64_t leaders() const {

@@ -6,34 +6,12 @@
 #include <string_view>
 #include <utility>
 
+#include "core/fan_out.hpp"
 #include "protocol/protocol.hpp"
 
 namespace glmproxy::detail {
 
 namespace {
-
-// Calls every callback with its own copy of the result (the last one gets it moved).
-template <class R, class F>
-void fan_out(std::vector<F>& callbacks, R result) {
-  for (std::size_t i = 0; i < callbacks.size(); ++i) {
-    try {
-      if (i + 1 == callbacks.size()) {
-        callbacks[i](std::move(result));
-      } else {
-        callbacks[i](result);
-      }
-    } catch (...) {
-      // A throwing callback must not keep the others from their answer.
-    }
-  }
-}
-
-std::string_view header_value(const HttpResult& r, std::string_view name) {
-  for (const auto& [k, v] : r.headers) {
-    if (k == name) return v;
-  }
-  return {};
-}
 
 std::string embedding_group(const EmbeddingJob& job) {
   // Jobs merge only when everything but their inputs is the same, credentials included.
@@ -89,9 +67,13 @@ void Dispatcher::chat(ChatJob job) {
     return;
   }
   std::string group = job.group;
+  enqueue(std::move(group), std::move(job));
+}
+
+template <class J>
+void Dispatcher::enqueue(std::string group, J job) {
   // Counted from here until answered (the queue counted it when it took it).
-  job.on_done = [outstanding = outstanding_,
-                 cb = std::move(job.on_done)](Result<HttpResult> r) mutable {
+  job.on_done = [outstanding = outstanding_, cb = std::move(job.on_done)](auto r) mutable {
     outstanding->fetch_sub(1);
     cb(std::move(r));
   };
@@ -111,16 +93,7 @@ void Dispatcher::embed(EmbeddingJob job) {
     return;
   }
   std::string group = embedding_group(job);
-  job.on_done = [outstanding = outstanding_,
-                 cb = std::move(job.on_done)](Result<EmbeddingResponse> r) mutable {
-    outstanding->fetch_sub(1);
-    cb(std::move(r));
-  };
-  Job item(std::move(job));
-  if (auto queued = queue_->push(std::move(group), std::move(item)); !queued) {
-    outstanding_->fetch_add(1);  // the wrapper will take one off again
-    reject(std::move(item), std::move(queued).error());
-  }
+  enqueue(std::move(group), std::move(job));
 }
 
 void Dispatcher::flush(std::vector<Job> batch) {
@@ -218,8 +191,8 @@ void Dispatcher::send_embeddings(std::vector<EmbeddingJob> jobs, bool batched) {
     HttpResult& http = *r;
     if (http.status < 200 || http.status >= 300) {
       return fail_all(map_error_response(
-          Protocol::OpenAI, http.status, http.body, header_value(http, "retry-after"),
-          header_value(http, "retry-after-ms"), std::chrono::system_clock::now()));
+          Protocol::OpenAI, http.status, http.body, find_header(http.headers, "retry-after"),
+          find_header(http.headers, "retry-after-ms"), std::chrono::system_clock::now()));
     }
     auto parsed = parse_embedding_response(http.body, total_inputs);
     if (!parsed) {

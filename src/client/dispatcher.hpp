@@ -60,6 +60,9 @@ class Dispatcher {
 
  private:
   using Job = std::variant<ChatJob, EmbeddingJob>;
+  /// Through the batching queue; QueueFull is answered on the I/O thread.
+  template <class J>
+  void enqueue(std::string group, J job);
   void flush(std::vector<Job> batch);
   void send_embeddings(std::vector<EmbeddingJob> jobs, bool batched);
   void reject(Job job, Error error);

@@ -59,6 +59,15 @@ Result<Tenants::RecordPtr> Tenants::record(std::string_view key) {
   return record;
 }
 
+Result<Tenants::RecordPtr> Tenants::known_record(std::string_view key) {
+  auto found = record(key);
+  if (found && !*found) {
+    return make_error(ErrorCode::Unauthorized,
+                      fmt::format("unknown tenant key {}", redact_key(key)));
+  }
+  return found;
+}
+
 Tenants::Usage& Tenants::usage_of(const KeyRecord& record) {
   auto [it, first] = usage_.try_emplace(record.key);
   Usage& u = it->second;
@@ -78,13 +87,9 @@ Result<std::string> Tenants::admit(std::string_view key) {
     return make_error(ErrorCode::Unauthorized,
                       "no tenant key: ChatRequest::api_key must name a key of APIKEYS_FILE");
   }
-  auto found = record(key);
+  auto found = known_record(key);
   if (!found) return std::move(found).error();
   const RecordPtr& r = *found;
-  if (!r) {
-    return make_error(ErrorCode::Unauthorized,
-                      fmt::format("unknown tenant key {}", redact_key(key)));
-  }
   const auto t = now();
   if (r->expiry && *r->expiry <= t) {
     return make_error(ErrorCode::Forbidden,
@@ -171,13 +176,9 @@ void Tenants::flush() {
 }
 
 Result<KeyStats> Tenants::stats(std::string_view key) {
-  auto found = record(key);
+  auto found = known_record(key);
   if (!found) return std::move(found).error();
   const RecordPtr& r = *found;
-  if (!r) {
-    return make_error(ErrorCode::Unauthorized,
-                      fmt::format("unknown tenant key {}", redact_key(key)));
-  }
   const auto t = now();
   KeyStats s;
   s.key = redact_key(key);

@@ -65,6 +65,8 @@ class Tenants {
 
   Tenants(const Config& config, std::unique_ptr<KeyStore> store);
   Result<RecordPtr> record(std::string_view key);
+  /// record(), with Unauthorized for a key the file does not have.
+  Result<RecordPtr> known_record(std::string_view key);
   Usage& usage_of(const KeyRecord& record);  // mu_ held
   std::chrono::system_clock::time_point now() const {
     return wall_clock_ ? wall_clock_() : std::chrono::system_clock::now();

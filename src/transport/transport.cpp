@@ -417,8 +417,9 @@ class Transport::Impl {
     }
   }
 
-  // What an ended attempt tells the concurrency limiter and the circuit breaker.
-  void report_outcome(Transfer& t, CURLcode code, Clock::time_point now) {
+  // What an ended attempt tells the concurrency limiter and the circuit breaker. `answer` is
+  // the attempt's non-2xx answer as an Error, when it had one.
+  void report_outcome(Transfer& t, CURLcode code, Clock::time_point now, const Error* answer) {
     using Outcome = AimdLimiter::Outcome;
     Outcome outcome = Outcome::Other;
     const int status = static_cast<int>(t.status);
@@ -433,13 +434,12 @@ class Transport::Impl {
     } else {
       breaker_.on_abandon(t.host);
     }
-    if (status == 429) {
+    if (status == 429 && answer != nullptr) {
       // Too many at once (Z.AI 1302, or a 429 that says nothing more) halves the model's limit;
       // quota and balance codes say nothing about concurrency.
-      std::string body = t.body;
-      const Error e =
-          map_error_response(t.ex.protocol, status, body, {}, {}, std::chrono::system_clock::now());
-      if (e.upstream_code == "1302" || e.upstream_code.empty()) outcome = Outcome::Overloaded;
+      if (answer->upstream_code == "1302" || answer->upstream_code.empty()) {
+        outcome = Outcome::Overloaded;
+      }
     } else if (status >= 200 && status < 300) {
       outcome = Outcome::Success;
     }
@@ -570,7 +570,8 @@ class Transport::Impl {
       long status = 0;
       curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
       t->sink_state = status >= 200 && status < 300 ? SinkState::Active : SinkState::Unused;
-      if (t->sink_state == SinkState::Active) t->ex.sink->begin(pool_, header(*t, "content-type"));
+      if (t->sink_state == SinkState::Active)
+        t->ex.sink->begin(pool_, find_header(t->headers, "content-type"));
     }
     if (t->sink_state != SinkState::Active) return 0;  // buffer it
     switch (t->ex.sink->on_body(chunk)) {
@@ -669,7 +670,16 @@ class Transport::Impl {
     release_easy(t.get());
     const auto now = Clock::now();
     last_activity_ = now;
-    report_outcome(*t, code, now);
+    // A non-2xx answer is read once, for the limiter and for the retry decision.
+    const int status = static_cast<int>(t->status);
+    std::optional<Error> answer;
+    if (code == CURLE_OK && !t->abort_error && (status < 200 || status >= 300) &&
+        (t->ex.retry_on_status || status == 429)) {
+      answer = map_error_response(
+          t->ex.protocol, status, t->body, find_header(t->headers, "retry-after"),
+          find_header(t->headers, "retry-after-ms"), std::chrono::system_clock::now());
+    }
+    report_outcome(*t, code, now, answer ? &*answer : nullptr);
 
     if (!t->on_done) {
       // Already answered (a cancelled stream), or a keep-alive probe.
@@ -712,11 +722,10 @@ class Transport::Impl {
       }
       return;
     }
-    const int status = static_cast<int>(t->status);
     if (t->ex.sink && status >= 200 && status < 300) {
       if (t->sink_state == SinkState::Undecided) {
         t->sink_state = SinkState::Active;  // a 2xx without a body
-        t->ex.sink->begin(pool_, header(*t, "content-type"));
+        t->ex.sink->begin(pool_, find_header(t->headers, "content-type"));
       }
       if (auto end = t->ex.sink->on_end()) {
         Error e = std::move(*end);
@@ -725,22 +734,11 @@ class Transport::Impl {
       }
       return resolve_ok(*t);
     }
-    if (t->ex.retry_on_status && (status < 200 || status >= 300)) {
-      Error e = map_error_response(t->ex.protocol, status, t->body, header(*t, "retry-after"),
-                                   header(*t, "retry-after-ms"), std::chrono::system_clock::now());
-      if (e.retryable()) {
-        retry_or_resolve(std::move(t), std::move(e), now, /*final_result=*/true);
-        return;
-      }
+    if (t->ex.retry_on_status && answer && answer->retryable()) {
+      retry_or_resolve(std::move(t), std::move(*answer), now, /*final_result=*/true);
+      return;
     }
     resolve_ok(*t);
-  }
-
-  static std::string_view header(const Transfer& t, std::string_view name) {
-    for (const auto& [k, v] : t.headers) {
-      if (k == name) return v;
-    }
-    return {};
   }
 
   Error transport_error(const Transfer& t, CURLcode code, curl_off_t connect_us,

@@ -57,6 +57,15 @@ struct TransportStats {
   std::uint64_t breaker_rejections = 0;          ///< requests failed fast by an open breaker
 };
 
+/// The first header called `name` (lower-case) in `headers`, or "".
+inline std::string_view find_header(const std::vector<std::pair<std::string, std::string>>& headers,
+                                    std::string_view name) noexcept {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
 /// Runs on the I/O thread, exactly once per submitted exchange.
 using TransferCallback = std::function<void(Result<HttpResult>)>;
 

@@ -2,11 +2,10 @@
 // directly (no network), and the zero-allocation property of its steady state.
 
 #include "protocol/chat_stream.hpp"
+#include "support/counting_new.hpp"
 
 #include <atomic>
 #include <catch2/catch.hpp>
-#include <cstdlib>
-#include <new>
 #include <string>
 #include <vector>
 
@@ -18,47 +17,7 @@ using glmproxy::detail::BufferPool;
 using glmproxy::detail::ChatStream;
 using glmproxy::detail::StreamCallback;
 
-// --- A counting allocator: every operator new of this test binary goes through here. ---------
-
-namespace {
-thread_local bool g_counting = false;
-thread_local std::size_t g_allocations = 0;
-}  // namespace
-
-// GCC 12 pairs the inlined replacement operators with its built-in idea of new/delete and
-// reports malloc/free as mismatched; they are matched here by construction.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-void* operator new(std::size_t size) {
-  if (g_counting) ++g_allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) { return operator new(size); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-  if (g_counting) ++g_allocations;
-  return std::malloc(size == 0 ? 1 : size);
-}
-void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept {
-  return operator new(size, tag);
-}
-void* operator new(std::size_t size, std::align_val_t align) {
-  if (g_counting) ++g_allocations;
-  const auto a = static_cast<std::size_t>(align);
-  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size, std::align_val_t align) { return operator new(size, align); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+// Every operator new of this test binary is counted (tests/support/counting_new.hpp).
 
 namespace {
 
@@ -339,14 +298,14 @@ TEST_CASE("chat stream: no heap allocation per chunk in steady state", "[stream]
   for (; i < warm_pieces; ++i) REQUIRE(stream.on_body(pieces[i]) == BodySink::Action::Continue);
   const std::uint64_t events_before = stream.events();
 
-  g_allocations = 0;
-  g_counting = true;
+  counting_new::allocations = 0;
+  counting_new::counting = true;
   bool all_continue = true;
   for (; i < pieces.size(); ++i) {
     all_continue = all_continue && stream.on_body(pieces[i]) == BodySink::Action::Continue;
   }
-  g_counting = false;
-  const std::size_t allocations = g_allocations;
+  counting_new::counting = false;
+  const std::size_t allocations = counting_new::allocations;
 
   REQUIRE(all_continue);
   const std::uint64_t measured_events = stream.events() - events_before;
@@ -361,10 +320,10 @@ TEST_CASE("chat stream: no heap allocation per chunk in steady state", "[stream]
 
 TEST_CASE("chat stream: the counting allocator does count", "[stream][alloc]") {
   // Guards the test above against a counter that never moves.
-  g_allocations = 0;
-  g_counting = true;
+  counting_new::allocations = 0;
+  counting_new::counting = true;
   auto* p = new std::string(100, 'x');
-  g_counting = false;
+  counting_new::counting = false;
   delete p;
-  CHECK(g_allocations >= 2);
+  CHECK(counting_new::allocations >= 2);
 }
