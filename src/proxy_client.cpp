@@ -15,6 +15,8 @@
 #include "client_access.hpp"
 #include "glmproxy/version.hpp"
 #include "keys/tenants.hpp"
+#include "metrics/process_stats.hpp"
+#include "metrics/profiler.hpp"
 #include "metrics/registry.hpp"
 #include "protocol/chat_stream.hpp"
 #include "protocol/protocol.hpp"
@@ -44,6 +46,9 @@ class ProxyClient::Impl {
       options.clock = config_.clock;
       cache_ = std::make_unique<detail::LruCache<CachedPtr>>(options);
     }
+    if (config_.profiling.enabled) {
+      profiler_ = std::make_unique<detail::Profiler>(config_.profiling.ring_size);
+    }
     if (config_.pool.warm && config_.pool.min_connections > 0) {
       auto warmed =
           transport_->warm(config_.upstream.openai_base_url, config_.pool.min_connections);
@@ -52,64 +57,92 @@ class ProxyClient::Impl {
     return {};
   }
 
-  // --- the public calls, timed and counted (METRICS_ENABLED=false: straight through) --------
+  // --- the public calls, timed, counted and profiled (METRICS_ENABLED=false and
+  // PROFILING_ENABLED=false: straight through) --------------------------------------------
 
   void complete_async(const ChatRequest& request,
                       std::function<void(Result<ChatResponse>)> on_done) {
-    if (!metrics_.enabled()) return complete_async_impl(request, std::move(on_done));
-    complete_async_impl(request, [this, api = api_of(request.protocol), start = Clock::now(),
-                                  cb = std::move(on_done)](Result<ChatResponse> r) {
-      count(api, start, r);
-      cb(std::move(r));
-    });
+    if (!metrics_.enabled() && !profiler_) {
+      return complete_async_impl(request, std::move(on_done), nullptr);
+    }
+    const detail::Api api = api_of(request.protocol);
+    auto trace = begin_trace(request.request_id, api, false);
+    detail::Trace* raw = trace.get();
+    complete_async_impl(
+        request,
+        [this, api, start = Clock::now(), trace = std::move(trace),
+         cb = std::move(on_done)](Result<ChatResponse> r) {
+          count(api, start, r);
+          end_trace(trace.get(), r);
+          cb(std::move(r));
+        },
+        raw);
   }
 
   Result<ChatResponse> complete(const ChatRequest& request) {
-    if (!metrics_.enabled()) return complete_impl(request);
+    if (!metrics_.enabled() && !profiler_) return complete_impl(request, nullptr);
     const auto start = Clock::now();
-    Result<ChatResponse> r = complete_impl(request);
-    count(api_of(request.protocol), start, r);
+    const detail::Api api = api_of(request.protocol);
+    auto trace = begin_trace(request.request_id, api, false);
+    Result<ChatResponse> r = complete_impl(request, trace.get());
+    count(api, start, r);
+    end_trace(trace.get(), r);
     return r;
   }
 
   Result<ChatResponse> stream(const ChatRequest& request,
                               const std::function<bool(const StreamEvent&)>& on_event) {
-    if (!metrics_.enabled()) return stream_impl(request, on_event);
+    if (!metrics_.enabled() && !profiler_) return stream_impl(request, on_event, nullptr);
     const auto start = Clock::now();
+    const detail::Api api = api_of(request.protocol);
+    auto trace = begin_trace(request.request_id, api, true);
     bool first = true;
     const std::function<bool(const StreamEvent&)> timed = [&](const StreamEvent& e) {
       if (first && (e.type == StreamEvent::Type::Text || e.type == StreamEvent::Type::Reasoning)) {
         first = false;
-        metrics_.time_to_first_token(
-            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start));
+        const auto now = Clock::now();
+        if (metrics_.enabled()) {
+          metrics_.time_to_first_token(
+              std::chrono::duration_cast<std::chrono::microseconds>(now - start));
+        }
+        if (trace) trace->first_token = now;
       }
       return on_event ? on_event(e) : true;
     };
-    Result<ChatResponse> r = stream_impl(request, timed);
-    count(api_of(request.protocol), start, r);
+    Result<ChatResponse> r = stream_impl(request, timed, trace.get());
+    count(api, start, r);
+    end_trace(trace.get(), r);
     return r;
   }
 
   Result<EmbeddingResponse> embed(const EmbeddingRequest& request) {
-    if (!metrics_.enabled()) return embed_impl(request);
+    if (!metrics_.enabled() && !profiler_) return embed_impl(request, nullptr);
     const auto start = Clock::now();
-    Result<EmbeddingResponse> r = embed_impl(request);
-    const auto latency =
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
-    metrics_.request_done(detail::Api::Embeddings,
-                          !r ? detail::Outcome::Error
-                             : (r->from_cache ? detail::Outcome::CacheHit : detail::Outcome::Ok),
-                          r ? nullptr : &r.error(), latency);
+    auto trace = begin_trace(request.request_id, detail::Api::Embeddings, false);
+    Result<EmbeddingResponse> r = embed_impl(request, trace.get());
+    count(detail::Api::Embeddings, start, r);
+    end_trace(trace.get(), r);
     return r;
   }
 
-  std::string prometheus_text() const { return metrics_.prometheus_text(metrics()); }
+  ProfilingReport profiling(std::size_t slowest) const {
+    return profiler_ ? profiler_->report(slowest) : ProfilingReport{};
+  }
+
+  std::optional<RequestProfile> request_profile(std::string_view request_id) const {
+    return profiler_ ? profiler_->find(request_id) : std::nullopt;
+  }
+
+  std::string prometheus_text() const {
+    return metrics_.prometheus_text(metrics(), transport_->stats().acquire_wait);
+  }
 
   // --- chat -------------------------------------------------------------------------------
 
   void complete_async_impl(const ChatRequest& request,
-                           std::function<void(Result<ChatResponse>)> on_done) {
-    auto admitted = prepare_chat(request, /*stream=*/false);
+                           std::function<void(Result<ChatResponse>)> on_done,
+                           detail::Trace* trace) {
+    auto admitted = prepare_chat(request, /*stream=*/false, trace);
     if (!admitted) {
       transport_->fail(
           std::move(admitted).error(),
@@ -131,9 +164,9 @@ class ProxyClient::Impl {
     send_chat(std::move(prepared), std::move(on_done));
   }
 
-  Result<ChatResponse> complete_impl(const ChatRequest& request) {
+  Result<ChatResponse> complete_impl(const ChatRequest& request, detail::Trace* trace) {
     if (transport_->on_io_thread()) return called_from_callback("complete()");
-    auto admitted = prepare_chat(request, /*stream=*/false);
+    auto admitted = prepare_chat(request, /*stream=*/false, trace);
     if (!admitted) return std::move(admitted).error();
     PreparedChat& prepared = *admitted;
     if (auto hit = cached_chat(prepared)) return std::move(*hit);  // no thread hand-off
@@ -147,15 +180,16 @@ class ProxyClient::Impl {
   }
 
   Result<ChatResponse> stream_impl(const ChatRequest& request,
-                                   const std::function<bool(const StreamEvent&)>& on_event) {
+                                   const std::function<bool(const StreamEvent&)>& on_event,
+                                   detail::Trace* trace) {
     if (transport_->on_io_thread()) return called_from_callback("stream()");
-    auto admitted = prepare_chat(request, /*stream=*/true);
+    auto admitted = prepare_chat(request, /*stream=*/true, trace);
     if (!admitted) return std::move(admitted).error();
     PreparedChat& prepared = *admitted;
     static const detail::StreamCallback kIgnore = [](const StreamEvent&) { return true; };
     const detail::StreamCallback& callback = on_event ? on_event : kIgnore;
     if (prepared.read_cache) {
-      if (auto hit = cache_lookup(prepared.key)) {
+      if (auto hit = cache_lookup(prepared.key, trace)) {
         // A cached stream is replayed event by event, on this thread.
         for (const StreamEvent& e : (*hit)->events) {
           bool go_on = false;
@@ -182,7 +216,7 @@ class ProxyClient::Impl {
     sink->record_events(prepared.write_cache);
 
     detail::HttpExchange ex =
-        chat_exchange(request, std::move(prepared.body), prepared.model, true);
+        chat_exchange(request, std::move(prepared.body), prepared.model, true, trace);
     ex.sink = sink;
     auto promise = std::make_shared<std::promise<Result<detail::HttpResult>>>();
     auto future = promise->get_future();
@@ -210,10 +244,11 @@ class ProxyClient::Impl {
 
   // --- embeddings -------------------------------------------------------------------------
 
-  Result<EmbeddingResponse> embed_impl(const EmbeddingRequest& request) {
+  Result<EmbeddingResponse> embed_impl(const EmbeddingRequest& request, detail::Trace* trace) {
     if (transport_->on_io_thread()) return called_from_callback("embed()");
     const std::string& model =
         request.model.empty() ? config_.upstream.embedding_model : request.model;
+    if (trace != nullptr) trace->model = model;
     std::vector<std::string_view> inputs(request.input.begin(), request.input.end());
     // Written once now to refuse a bad request before it waits in a batch.
     auto body =
@@ -232,7 +267,7 @@ class ProxyClient::Impl {
       key = detail::embedding_cache_key(request, base, model, request.api_key);
     }
     if (policy.read_cache) {
-      if (auto hit = cache_lookup(key)) {
+      if (auto hit = cache_lookup(key, trace)) {
         EmbeddingResponse out = (*hit)->embedding;
         out.from_cache = true;
         return out;
@@ -243,6 +278,7 @@ class ProxyClient::Impl {
     std::function<void(Result<EmbeddingResponse>)> deliver =
         [promise](Result<EmbeddingResponse> r) { promise->set_value(std::move(r)); };
     if (policy.coalesce && !embed_flights_.lead_or_join(key, std::move(deliver))) {
+      if (trace != nullptr) trace->coalesced = true;
       return future.get();  // an identical request is in flight: its answer is ours
     }
     detail::EmbeddingJob job;
@@ -253,6 +289,8 @@ class ProxyClient::Impl {
     job.exchange.model = model;
     add_headers(job.exchange, Protocol::OpenAI, {});
     job.exchange.headers.emplace_back("Content-Type: application/json");
+    if (trace != nullptr)
+      job.exchange.marks = trace->transfer = std::make_shared<detail::TransferMarks>();
     job.model = model;
     job.dimensions = request.dimensions;
     job.extra_json = detail::canonical_json(request.extra_json);
@@ -377,6 +415,33 @@ class ProxyClient::Impl {
       w.p95_ms = static_cast<double>(recent.latency.quantile_us(0.95)) / 1000.0;
       w.p99_ms = static_cast<double>(recent.latency.quantile_us(0.99)) / 1000.0;
     }
+    metrics_.fill(m);
+    auto& pool = m.pool;
+    pool.max_connections = config_.pool.max_connections;
+    pool.in_use = t.in_flight;
+    pool.open = t.open_connections;
+    pool.idle = std::max(0, t.open_connections - t.in_flight);
+    pool.waiting = t.waiting;
+    pool.connections_opened = t.connections_opened;
+    pool.utilisation =
+        static_cast<double>(t.in_flight) / static_cast<double>(config_.pool.max_connections);
+    pool.acquired = t.acquire_wait.count;
+    if (t.acquire_wait.count > 0) {
+      pool.acquire_wait_avg_ms = static_cast<double>(t.acquire_wait.sum_us) /
+                                 static_cast<double>(t.acquire_wait.count) / 1000.0;
+      pool.acquire_wait_p99_ms = static_cast<double>(t.acquire_wait.quantile_us(0.99)) / 1000.0;
+    }
+    m.upstream.attempts = t.attempts;
+    m.upstream.retries = t.retries;
+    m.upstream.bytes_sent = t.bytes_sent;
+    m.upstream.bytes_received = t.bytes_received;
+    const detail::ProcessSample process = detail::sample_process();
+    const detail::CpuMeter::Reading cpu = cpu_.read(process);
+    m.process.rss_bytes = process.rss_bytes;
+    m.process.peak_rss_bytes = process.peak_rss_bytes;
+    m.process.cpu_seconds = process.cpu_seconds;
+    m.process.cpu_percent = cpu.percent;
+    m.process.cpu_interval_seconds = cpu.interval_seconds;
     return m;
   }
 
@@ -408,13 +473,37 @@ class ProxyClient::Impl {
     return p == Protocol::Anthropic ? detail::Api::Anthropic : detail::Api::OpenAI;
   }
 
-  void count(detail::Api api, Clock::time_point start, const Result<ChatResponse>& r) noexcept {
+  template <class R>
+  void count(detail::Api api, Clock::time_point start, const Result<R>& r) noexcept {
+    if (!metrics_.enabled()) return;
     const auto latency =
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
     metrics_.request_done(api,
                           !r ? detail::Outcome::Error
                              : (r->from_cache ? detail::Outcome::CacheHit : detail::Outcome::Ok),
                           r ? nullptr : &r.error(), latency);
+  }
+
+  // PROFILING_ENABLED: a trace per request (nullptr otherwise).
+  std::shared_ptr<detail::Trace> begin_trace(std::string_view request_id, detail::Api api,
+                                             bool stream) {
+    if (!profiler_) return nullptr;
+    static constexpr std::string_view kApis[] = {"openai", "anthropic", "embeddings"};
+    auto trace = profiler_->begin(request_id, kApis[static_cast<std::size_t>(api)]);
+    trace->stream = stream;
+    return trace;
+  }
+
+  template <class R>
+  void end_trace(detail::Trace* trace, const Result<R>& r) {
+    if (trace == nullptr) return;
+    if (!r) {
+      profiler_->finish(*trace, "error", to_string(r.error().code), r.error().http_status);
+    } else {
+      int status = 0;
+      if constexpr (requires { r->http_status; }) status = r->http_status;
+      profiler_->finish(*trace, r->from_cache ? "cache_hit" : "ok", "", status);
+    }
   }
 
   // What a request's CachePolicy means with this client's configuration.
@@ -435,19 +524,21 @@ class ProxyClient::Impl {
     bool stream;
     detail::CacheKey key;
     bool read_cache, write_cache, coalesce;
-    std::string body;  // written by write_body(), after the cache missed
+    std::string body;                // written by write_body(), after the cache missed
+    detail::Trace* trace = nullptr;  // PROFILING_ENABLED
   };
 
   // Tenant key and quota first (with a key registry), then the cache key: a cache hit needs
   // neither the request body nor a thread hand-off. (An invalid request cannot hit: only
   // answers to valid ones are stored.)
-  Result<PreparedChat> prepare_chat(const ChatRequest& request, bool stream) {
+  Result<PreparedChat> prepare_chat(const ChatRequest& request, bool stream, detail::Trace* trace) {
     std::string model = request.model.empty() ? config_.upstream.default_model : request.model;
     if (tenants_) {
       auto override_model = tenants_->admit(request.api_key);
       if (!override_model) return std::move(override_model).error();
       if (!override_model->empty()) model = std::move(*override_model);
     }
+    if (trace != nullptr) trace->model = model;
     const Policy policy = policy_for(request.cache);
     PreparedChat p{&request,
                    std::move(model),
@@ -456,7 +547,8 @@ class ProxyClient::Impl {
                    policy.read_cache,
                    policy.write_cache,
                    policy.coalesce && !stream,  // streams are not coalesced
-                   {}};
+                   {},
+                   trace};
     if (p.read_cache || p.write_cache || p.coalesce) {
       p.key = detail::chat_cache_key(request, base_url(request.protocol), p.model, stream,
                                      request.api_key);
@@ -471,14 +563,16 @@ class ProxyClient::Impl {
     return {};
   }
 
-  std::optional<CachedPtr> cache_lookup(const detail::CacheKey& key) {
+  std::optional<CachedPtr> cache_lookup(const detail::CacheKey& key, detail::Trace* trace) {
     if (!cache_) return std::nullopt;
-    return cache_->get(key);
+    auto hit = cache_->get(key);
+    if (trace != nullptr) trace->cache = Clock::now();
+    return hit;
   }
 
   std::optional<ChatResponse> cached_chat(const PreparedChat& p) {
     if (!p.read_cache) return std::nullopt;
-    auto hit = cache_lookup(p.key);
+    auto hit = cache_lookup(p.key, p.trace);
     if (!hit) return std::nullopt;
     ChatResponse out = (*hit)->chat;
     out.from_cache = true;
@@ -508,9 +602,15 @@ class ProxyClient::Impl {
   // queue when it is on). `on_done` runs on the I/O thread, exactly once.
   void send_chat(PreparedChat p, std::function<void(Result<ChatResponse>)> on_done) {
     const ChatRequest& request = *p.request;
-    if (p.coalesce && !chat_flights_.lead_or_join(p.key, on_done)) return;
+    if (p.coalesce) {
+      // Marked before joining: a joined request may be answered (on the I/O thread) before
+      // lead_or_join returns here.
+      if (p.trace != nullptr) p.trace->coalesced = true;
+      if (!chat_flights_.lead_or_join(p.key, on_done)) return;
+      if (p.trace != nullptr) p.trace->coalesced = false;
+    }
     detail::ChatJob job;
-    job.exchange = chat_exchange(request, std::move(p.body), p.model, false);
+    job.exchange = chat_exchange(request, std::move(p.body), p.model, false, p.trace);
     job.group = "c|" + job.exchange.url;
     if (p.coalesce) job.identity = p.key;
     const Protocol protocol = request.protocol;
@@ -534,8 +634,9 @@ class ProxyClient::Impl {
   }
 
   detail::HttpExchange chat_exchange(const ChatRequest& request, std::string body,
-                                     const std::string& model, bool stream) {
+                                     const std::string& model, bool stream, detail::Trace* trace) {
     detail::HttpExchange ex;
+    if (trace != nullptr) ex.marks = trace->transfer = std::make_shared<detail::TransferMarks>();
     ex.method = "POST";
     ex.model = model;
     ex.protocol = request.protocol;
@@ -607,6 +708,8 @@ class ProxyClient::Impl {
   std::unique_ptr<detail::Transport> transport_;
   std::unique_ptr<detail::Dispatcher> dispatcher_;
   std::unique_ptr<detail::LruCache<CachedPtr>> cache_;  // when CACHE_ENABLED
+  std::unique_ptr<detail::Profiler> profiler_;          // when PROFILING_ENABLED
+  mutable detail::CpuMeter cpu_{config_.metrics.aggregation_interval};
   detail::SingleFlight<Result<ChatResponse>> chat_flights_;
   detail::SingleFlight<Result<EmbeddingResponse>> embed_flights_;
 };
@@ -657,6 +760,14 @@ Result<EmbeddingResponse> ProxyClient::embed(const EmbeddingRequest& request) {
 
 MetricsSnapshot ProxyClient::metrics() const {
   return impl_ ? impl_->metrics() : MetricsSnapshot{};
+}
+
+ProfilingReport ProxyClient::profiling(std::size_t slowest) const {
+  return impl_ ? impl_->profiling(slowest) : ProfilingReport{};
+}
+
+std::optional<RequestProfile> ProxyClient::request_profile(std::string_view request_id) const {
+  return impl_ ? impl_->request_profile(request_id) : std::nullopt;
 }
 
 std::string ProxyClient::prometheus_text() const {

@@ -7,6 +7,7 @@
 #include "glmproxy/keys.hpp"
 #include "glmproxy/log.hpp"
 #include "glmproxy/metrics.hpp"
+#include "glmproxy/profiling.hpp"
 #include "glmproxy/proxy_client.hpp"
 #include "glmproxy/request.hpp"
 #include "glmproxy/response.hpp"

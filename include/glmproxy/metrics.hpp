@@ -2,11 +2,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace glmproxy {
 
-/// Counters of one ProxyClient since it was created, read with ProxyClient::metrics().
+/// Counters of one ProxyClient since it was created, read with ProxyClient::metrics(), with
+/// the recent window's rates and percentiles, the connection pool and the process.
 /// Counters are read one by one without a global lock: while requests run, related numbers
 /// may be off by the requests in between.
 ///
@@ -56,8 +58,48 @@ struct MetricsSnapshot {
                                                 ///< within 25% above the true value)
   } window;
 
+  /// Requests since the client was created, by how they ended (zero with
+  /// METRICS_ENABLED=false). `ok` includes requests answered by an identical request's call.
+  struct Requests {
+    std::uint64_t total = 0, ok = 0, cache_hits = 0, errors = 0;
+    std::uint64_t prompt_tokens = 0, completion_tokens = 0;  ///< as the upstream reported them
+    std::map<std::string, std::uint64_t> errors_by_code;     ///< to_string(ErrorCode) -> count,
+                                                             ///< codes seen only
+  } requests;
+
+  /// The connection pool (POOL_MAX_CONNECTIONS), as the I/O thread last saw it.
+  struct Pool {
+    int max_connections = 0;
+    int in_use = 0;           ///< requests on the wire, each holding a connection slot
+    int idle = 0;             ///< open connections carrying no request
+    int open = 0;             ///< connections open now
+    std::size_t waiting = 0;  ///< requests waiting for a slot (at most POOL_ACQUIRE_TIMEOUT)
+    std::uint64_t connections_opened = 0;  ///< since the client was created
+    double utilisation = 0;                ///< in_use / max_connections
+    std::uint64_t acquired = 0;            ///< slots handed out (METRICS_ENABLED)
+    double acquire_wait_avg_ms = 0, acquire_wait_p99_ms = 0;  ///< time spent waiting for them
+  } pool;
+
+  /// HTTP traffic to the upstream.
+  struct Upstream {
+    std::uint64_t attempts = 0;                        ///< HTTP requests sent, retries included
+    std::uint64_t retries = 0;                         ///< attempts after the first
+    std::uint64_t bytes_sent = 0, bytes_received = 0;  ///< headers and bodies (METRICS_ENABLED)
+  } upstream;
+
+  /// The whole process the client lives in (Linux /proc and getrusage).
+  struct Process {
+    std::uint64_t rss_bytes = 0, peak_rss_bytes = 0;
+    double cpu_seconds = 0;           ///< user + system, since the process started
+    double cpu_percent = 0;           ///< over the last METRICS_AGGREGATION_INTERVAL_MS or more
+                                      ///< (100 = one core busy; the first reading covers the
+                                      ///< time since the client was created)
+    double cpu_interval_seconds = 0;  ///< the interval cpu_percent covers
+  } process;
+
   /// Every field as one JSON object ({"cache": {...}, "coalescing": {...}, "batching": {...},
-  /// "buffers": {...}, "upstream_requests": n, "window": {...}}).
+  /// "buffers": {...}, "upstream_requests": n, "window": {...}, "requests": {...},
+  /// "pool": {...}, "upstream": {...}, "process": {...}}).
   std::string to_json() const;
 
   /// Chat, stream and embedding calls handed to the transport (each may take several attempts;

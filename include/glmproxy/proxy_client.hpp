@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -9,6 +10,7 @@
 #include "glmproxy/error.hpp"
 #include "glmproxy/keys.hpp"
 #include "glmproxy/metrics.hpp"
+#include "glmproxy/profiling.hpp"
 #include "glmproxy/request.hpp"
 #include "glmproxy/response.hpp"
 
@@ -83,14 +85,26 @@ class ProxyClient {
   /// like complete().
   Result<EmbeddingResponse> embed(const EmbeddingRequest& request);
 
-  /// Counters: cache, coalescing, batching, stream buffers.
+  /// Counters (cache, coalescing, batching, stream buffers, requests, upstream traffic), the
+  /// recent window's rates and latency percentiles, the pool, and the process's RSS and CPU.
   MetricsSnapshot metrics() const;
+
+  /// PROFILING_ENABLED: the newest GLMPROXY_PROFILING_RING_SIZE requests' phase marks
+  /// summarised (avg/p50/p95/p99), with the `slowest` slowest of them. Disabled: an empty
+  /// report with `enabled` false.
+  ProfilingReport profiling(std::size_t slowest = 10) const;
+
+  /// PROFILING_ENABLED: the newest profile whose request id is `request_id` (the caller's
+  /// ChatRequest::request_id, also sent upstream as X-Request-ID, or the "glmproxy-<n>" id the
+  /// profiler gave it). nullopt when disabled or no longer in the ring.
+  std::optional<RequestProfile> request_profile(std::string_view request_id) const;
 
   /// Prometheus text exposition (format 0.0.4) of the client's metrics, names prefixed
   /// `glm_proxy_`: requests by API and outcome, errors by code, request-duration and
   /// time-to-first-token histograms (seconds), tokens, upstream calls, cache, coalescing,
-  /// batching and stream-buffer counters. With METRICS_ENABLED=false the request families stay
-  /// at zero.
+  /// batching and stream-buffer counters, upstream attempts, retries and bytes, pool gauges and
+  /// acquire-wait histogram, process memory and CPU. With METRICS_ENABLED=false the request
+  /// families stay at zero.
   std::string prometheus_text() const;
 
   /// A tenant key's standing (APIKEYS_FILE): its record, tokens used in the rolling 5-hour

@@ -69,6 +69,8 @@ struct EmbeddingRequest {
   std::string extra_json;          ///< raw JSON object members merged into the body
   std::string api_key;             ///< tenant key when a key registry is configured
   CachePolicy cache = CachePolicy::Default;
+  std::string request_id;  ///< names the request in profiles (PROFILING_ENABLED); not sent
+                           ///< upstream, since batching may merge it with others
 };
 
 /// A raw HTTP request for ProxyClient::send(): the path is joined to the protocol's base URL.

@@ -19,8 +19,9 @@ constexpr ErrorCode kErrorCodes[] = {
 
 // Bucket bounds (seconds) of the exported histograms. Each counts the internal log-linear
 // buckets whose upper edge is at or below it.
-constexpr double kBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                              1,     2.5,    5,     10,   30,    60,   120, 300};
+constexpr double kBounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                              0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
+                              5,      10,      30,     60,    120,    300};
 
 class Writer {
  public:
@@ -31,9 +32,12 @@ class Writer {
     out_ += fmt::format("glm_proxy_{}{}{}{}{} {}\n", name, labels.empty() ? "" : "{", labels,
                         labels.empty() ? "" : "}", "", value);
   }
-  void counter(std::string_view name, std::string_view help, std::uint64_t value) {
+  void counter(std::string_view name, std::string_view help, double value) {
     family(name, "counter", help);
-    sample(name, {}, static_cast<double>(value));
+    sample(name, {}, value);
+  }
+  void counter(std::string_view name, std::string_view help, std::uint64_t value) {
+    counter(name, help, static_cast<double>(value));
   }
   void gauge(std::string_view name, std::string_view help, double value) {
     family(name, "gauge", help);
@@ -90,7 +94,27 @@ void Metrics::time_to_first_token(std::chrono::microseconds d) noexcept {
   if (enabled_) ttft_.record(d);
 }
 
-std::string Metrics::prometheus_text(const MetricsSnapshot& m) const {
+void Metrics::fill(MetricsSnapshot& m) const {
+  auto& r = m.requests;
+  for (std::size_t a = 0; a < kApis; ++a) {
+    const std::uint64_t ok = requests_[a * kOutcomes].load(std::memory_order_relaxed);
+    const std::uint64_t hits = requests_[a * kOutcomes + 1].load(std::memory_order_relaxed);
+    const std::uint64_t errors = requests_[a * kOutcomes + 2].load(std::memory_order_relaxed);
+    r.ok += ok;
+    r.cache_hits += hits;
+    r.errors += errors;
+  }
+  r.total = r.ok + r.cache_hits + r.errors;
+  r.prompt_tokens = prompt_tokens();
+  r.completion_tokens = completion_tokens();
+  for (ErrorCode code : kErrorCodes) {
+    if (const std::uint64_t n = errors(code); n > 0)
+      r.errors_by_code[std::string(to_string(code))] = n;
+  }
+}
+
+std::string Metrics::prometheus_text(const MetricsSnapshot& m,
+                                     const HistogramSnapshot& acquire_wait) const {
   Writer w;
   w.family("requests_total", "counter", "Requests resolved, by API and outcome.");
   for (std::size_t a = 0; a < kApis; ++a) {
@@ -143,6 +167,32 @@ std::string Metrics::prometheus_text(const MetricsSnapshot& m) const {
   w.counter("stream_buffer_hits_total", "Stream buffers reused from the pool.", m.buffers.hits);
   w.counter("stream_buffer_misses_total", "Stream buffers that had to be allocated.",
             m.buffers.misses);
+  w.counter("upstream_attempts_total", "HTTP requests sent to the upstream, retries included.",
+            m.upstream.attempts);
+  w.counter("upstream_retries_total", "HTTP requests sent again after a transient failure.",
+            m.upstream.retries);
+  w.counter("upstream_sent_bytes_total", "Bytes sent to the upstream (headers and bodies).",
+            m.upstream.bytes_sent);
+  w.counter("upstream_received_bytes_total",
+            "Bytes received from the upstream (headers and bodies).", m.upstream.bytes_received);
+  w.family("pool_connections", "gauge", "Open upstream connections, by state.");
+  w.sample("pool_connections", "state=\"in_use\"", static_cast<double>(m.pool.in_use));
+  w.sample("pool_connections", "state=\"idle\"", static_cast<double>(m.pool.idle));
+  w.gauge("pool_max_connections", "POOL_MAX_CONNECTIONS: requests on the wire at most.",
+          static_cast<double>(m.pool.max_connections));
+  w.gauge("pool_waiting_requests", "Requests waiting for a connection slot.",
+          static_cast<double>(m.pool.waiting));
+  w.counter("pool_connections_opened_total", "Upstream connections opened.",
+            m.pool.connections_opened);
+  w.family("pool_acquire_wait_seconds", "histogram", "Time requests waited for a connection slot.");
+  w.histogram("pool_acquire_wait_seconds", {}, acquire_wait);
+  w.gauge("process_resident_memory_bytes", "Resident memory of the process.",
+          static_cast<double>(m.process.rss_bytes));
+  w.counter("process_cpu_seconds_total", "User and system CPU time of the process.",
+            m.process.cpu_seconds);
+  w.gauge("process_cpu_usage_ratio",
+          "CPU time over wall time in the last interval (1 = one core busy).",
+          m.process.cpu_percent / 100.0);
   return w.take();
 }
 

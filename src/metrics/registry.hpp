@@ -50,12 +50,28 @@ class Metrics {
   std::uint64_t requests(Api api, Outcome outcome) const noexcept {
     return requests_[index(api, outcome)].load(std::memory_order_relaxed);
   }
+  std::uint64_t errors(ErrorCode code) const noexcept {
+    const auto i = static_cast<std::size_t>(code);
+    return i < kCodes ? errors_[i].load(std::memory_order_relaxed) : 0;
+  }
+  std::uint64_t prompt_tokens() const noexcept {
+    return prompt_tokens_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t completion_tokens() const noexcept {
+    return completion_tokens_.load(std::memory_order_relaxed);
+  }
 
-  /// Prometheus text exposition 0.0.4 of these metrics plus the subsystem counters in `m`.
-  std::string prometheus_text(const MetricsSnapshot& m) const;
+  /// The request counters of `m` (requests), from these metrics.
+  void fill(MetricsSnapshot& m) const;
+
+  /// Prometheus text exposition 0.0.4 of these metrics plus the subsystem counters in `m` and
+  /// the transport's pool histogram `acquire_wait`.
+  std::string prometheus_text(const MetricsSnapshot& m,
+                              const HistogramSnapshot& acquire_wait) const;
 
  private:
   static constexpr std::size_t kApis = 3, kOutcomes = 3, kCodes = 15;
+  static_assert(static_cast<std::size_t>(ErrorCode::Internal) + 1 == kCodes);
   static std::size_t index(Api a, Outcome o) noexcept {
     return static_cast<std::size_t>(a) * kOutcomes + static_cast<std::size_t>(o);
   }

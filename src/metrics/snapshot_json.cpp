@@ -7,7 +7,7 @@
 namespace glmproxy {
 
 std::string MetricsSnapshot::to_json() const {
-  return fmt::format(
+  std::string out = fmt::format(
       R"({{"cache":{{"hits":{},"misses":{},"stores":{},"evictions":{},"expirations":{},)"
       R"("entries":{},"bytes":{}}},"coalescing":{{"leaders":{},"joined":{}}},)"
       R"("batching":{{"batches":{},"batched_requests":{},"upstream_calls":{},"calls_saved":{},)"
@@ -15,7 +15,7 @@ std::string MetricsSnapshot::to_json() const {
       R"("buffers":{{"hits":{},"misses":{},"in_use":{}}},"upstream_requests":{},)"
       R"("window":{{"seconds":{},"requests":{},"errors":{},"cache_hits":{},)"
       R"("requests_per_second":{},"error_rate":{},"cache_hit_rate":{},"p50_ms":{},)"
-      R"("p95_ms":{},"p99_ms":{}}}}})",
+      R"("p95_ms":{},"p99_ms":{}}},)",
       cache.hits, cache.misses, cache.stores, cache.evictions, cache.expirations, cache.entries,
       cache.bytes, coalescing.leaders, coalescing.joined, batching.batches,
       batching.batched_requests, batching.upstream_calls, batching.calls_saved, batching.queue_full,
@@ -23,6 +23,29 @@ std::string MetricsSnapshot::to_json() const {
       buffers.in_use, upstream_requests, window.seconds, window.requests, window.errors,
       window.cache_hits, window.requests_per_second, window.error_rate, window.cache_hit_rate,
       window.p50_ms, window.p95_ms, window.p99_ms);
+  out += fmt::format(
+      R"("requests":{{"total":{},"ok":{},"cache_hits":{},"errors":{},"prompt_tokens":{},)"
+      R"("completion_tokens":{},"errors_by_code":{{)",
+      requests.total, requests.ok, requests.cache_hits, requests.errors, requests.prompt_tokens,
+      requests.completion_tokens);
+  bool first = true;
+  for (const auto& [code, n] : requests.errors_by_code) {
+    // Codes are to_string(ErrorCode): plain identifiers, nothing to escape.
+    out += fmt::format(R"({}"{}":{})", first ? "" : ",", code, n);
+    first = false;
+  }
+  out += fmt::format(
+      R"(}}}},"pool":{{"max_connections":{},"in_use":{},"idle":{},"open":{},"waiting":{},)"
+      R"("connections_opened":{},"utilisation":{},"acquired":{},"acquire_wait_avg_ms":{},)"
+      R"("acquire_wait_p99_ms":{}}},"upstream":{{"attempts":{},"retries":{},"bytes_sent":{},)"
+      R"("bytes_received":{}}},"process":{{"rss_bytes":{},"peak_rss_bytes":{},"cpu_seconds":{},)"
+      R"("cpu_percent":{},"cpu_interval_seconds":{}}}}})",
+      pool.max_connections, pool.in_use, pool.idle, pool.open, pool.waiting,
+      pool.connections_opened, pool.utilisation, pool.acquired, pool.acquire_wait_avg_ms,
+      pool.acquire_wait_p99_ms, upstream.attempts, upstream.retries, upstream.bytes_sent,
+      upstream.bytes_received, process.rss_bytes, process.peak_rss_bytes, process.cpu_seconds,
+      process.cpu_percent, process.cpu_interval_seconds);
+  return out;
 }
 
 }  // namespace glmproxy

@@ -3,6 +3,8 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -52,6 +54,7 @@ struct Transfer {
   Clock::time_point deadline;        // one deadline across all attempts
   Clock::time_point admit_deadline;  // while waiting for a slot
   Clock::time_point retry_at;        // while waiting out a backoff
+  Clock::time_point queued_at;       // joined the admission queue (acquire wait)
   // The attempt on the wire.
   CURL* easy = nullptr;
   curl_slist* slist = nullptr;
@@ -147,6 +150,15 @@ class Transport::Impl {
     s.concurrency_decreases = aimd_decreases_.load(std::memory_order_relaxed);
     s.breaker_opened = breaker_opened_.load(std::memory_order_relaxed);
     s.breaker_rejections = breaker_rejections_.load(std::memory_order_relaxed);
+    s.in_flight = in_flight_now_.load(std::memory_order_relaxed);
+    s.waiting = waiting_now_.load(std::memory_order_relaxed);
+    s.open_connections = open_sockets_.load(std::memory_order_relaxed);
+    s.connections_opened = sockets_opened_.load(std::memory_order_relaxed);
+    s.attempts = attempts_.load(std::memory_order_relaxed);
+    s.retries = retries_.load(std::memory_order_relaxed);
+    s.bytes_sent = bytes_sent_.load(std::memory_order_relaxed);
+    s.bytes_received = bytes_received_.load(std::memory_order_relaxed);
+    s.acquire_wait = acquire_wait_.snapshot();
     return s;
   }
 
@@ -248,6 +260,7 @@ class Transport::Impl {
         }
         t->deadline = now + config_.timeouts.total;
         t->admit_deadline = now + config_.pool.acquire_timeout;
+        t->queued_at = now;
         waiting_.push_back(std::move(t));
         last_activity_ = now;
       }
@@ -257,6 +270,8 @@ class Transport::Impl {
       curl_multi_perform(multi_, &still_running);
       drain_done();
       admit(Clock::now());
+      in_flight_now_.store(in_flight_, std::memory_order_relaxed);
+      waiting_now_.store(waiting_.size(), std::memory_order_relaxed);
       curl_multi_poll(multi_, nullptr, 0, poll_timeout_ms(Clock::now()), nullptr);
     }
     shutdown();
@@ -284,6 +299,7 @@ class Transport::Impl {
       TransferPtr t = std::move(const_cast<TransferPtr&>(delayed_.top()));
       delayed_.pop();
       t->admit_deadline = now + config_.pool.acquire_timeout;
+      t->queued_at = now;
       waiting_.push_back(std::move(t));
     }
     update_first_byte_deadlines();
@@ -413,6 +429,10 @@ class Transport::Impl {
         continue;
       }
       t->aimd_ticket = aimd_.on_start(t->ex.model);
+      if (config_.metrics.enabled) {
+        acquire_wait_.record(
+            std::chrono::duration_cast<std::chrono::microseconds>(now - t->queued_at));
+      }
       start_attempt(std::move(t), now);
     }
   }
@@ -459,6 +479,8 @@ class Transport::Impl {
   void start_attempt(TransferPtr owned, Clock::time_point now) {
     Transfer* t = owned.release();
     ++t->attempts;
+    attempts_.fetch_add(1, std::memory_order_relaxed);
+    if (t->attempts > 1) retries_.fetch_add(1, std::memory_order_relaxed);
     t->got_response = false;
     t->status = 0;
     t->headers.clear();
@@ -513,6 +535,11 @@ class Transport::Impl {
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, static_cast<long>(config_.stream.response_chunk_size));
+    // Sockets are counted as curl opens and closes them (open = in use + idle in the pool).
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &Impl::on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Impl::on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
     if (config_.pool.disabled) {
       curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
       curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
@@ -542,6 +569,64 @@ class Transport::Impl {
     ++in_flight_;
     active_.push_back(t);
     curl_multi_add_handle(multi_, e);
+  }
+
+  static curl_socket_t on_open_socket(void* user, curlsocktype, curl_sockaddr* address) {
+    const curl_socket_t fd = ::socket(address->family, address->socktype, address->protocol);
+    if (fd != CURL_SOCKET_BAD) {
+      auto* self = static_cast<Impl*>(user);
+      self->open_sockets_.fetch_add(1, std::memory_order_relaxed);
+      self->sockets_opened_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return fd;
+  }
+
+  static int on_close_socket(void* user, curl_socket_t fd) {
+    static_cast<Impl*>(user)->open_sockets_.fetch_sub(1, std::memory_order_relaxed);
+    return ::close(fd);
+  }
+
+  // Bytes on the wire and, when profiled, curl's phase timings of the attempt that just ended.
+  void account(Transfer& t) {
+    const bool marks = t.ex.marks != nullptr;
+    if (!config_.metrics.enabled && !marks) return;
+    long request_size = 0, header_size = 0;
+    curl_off_t uploaded = 0, downloaded = 0;
+    curl_easy_getinfo(t.easy, CURLINFO_REQUEST_SIZE, &request_size);
+    curl_easy_getinfo(t.easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
+    curl_easy_getinfo(t.easy, CURLINFO_HEADER_SIZE, &header_size);
+    curl_easy_getinfo(t.easy, CURLINFO_SIZE_DOWNLOAD_T, &downloaded);
+    // curl counts a POSTFIELDS body in the request size, but not one sent by the read callback.
+    const bool read_callback = t.ex.body.size() > config_.stream.request_chunk_size;
+    const auto sent =
+        static_cast<std::uint64_t>(std::max<long>(0, request_size)) +
+        (read_callback ? static_cast<std::uint64_t>(std::max<curl_off_t>(0, uploaded)) : 0);
+    const auto received = static_cast<std::uint64_t>(std::max<curl_off_t>(0, downloaded)) +
+                          static_cast<std::uint64_t>(std::max<long>(0, header_size));
+    if (config_.metrics.enabled) {
+      bytes_sent_.fetch_add(sent, std::memory_order_relaxed);
+      bytes_received_.fetch_add(received, std::memory_order_relaxed);
+    }
+    if (!marks) return;
+    TransferMarks& m = *t.ex.marks;
+    m.admitted = t.attempt_start;
+    m.attempts = t.attempts;
+    m.bytes_sent += sent;
+    m.bytes_received += received;
+    auto time_of = [&](CURLINFO info) -> std::int64_t {
+      curl_off_t us = 0;
+      curl_easy_getinfo(t.easy, info, &us);
+      return us > 0 ? static_cast<std::int64_t>(us) : -1;
+    };
+    long new_connections = 0;
+    curl_easy_getinfo(t.easy, CURLINFO_NUM_CONNECTS, &new_connections);
+    m.reused_connection = new_connections == 0;
+    m.dns_us = m.reused_connection ? -1 : time_of(CURLINFO_NAMELOOKUP_TIME_T);
+    m.connect_us = m.reused_connection ? -1 : time_of(CURLINFO_CONNECT_TIME_T);
+    m.tls_us = m.reused_connection ? -1 : time_of(CURLINFO_APPCONNECT_TIME_T);
+    m.sent_us = time_of(CURLINFO_PRETRANSFER_TIME_T);
+    m.first_byte_us = t.got_response ? time_of(CURLINFO_STARTTRANSFER_TIME_T) : -1;
+    m.total_us = time_of(CURLINFO_TOTAL_TIME_T);
   }
 
   static size_t on_read(char* buffer, size_t size, size_t n, void* user) {
@@ -667,6 +752,7 @@ class Transport::Impl {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
     curl_off_t connect_us = 0;
     curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+    account(*t);
     release_easy(t.get());
     const auto now = Clock::now();
     last_activity_ = now;
@@ -893,6 +979,12 @@ class Transport::Impl {
   AimdLimiter aimd_;        // I/O thread
   CircuitBreaker breaker_;  // I/O thread
   std::atomic<std::uint64_t> aimd_decreases_{0}, breaker_opened_{0}, breaker_rejections_{0};
+  // Pool and traffic figures for stats().
+  std::atomic<int> in_flight_now_{0}, open_sockets_{0};
+  std::atomic<std::size_t> waiting_now_{0};
+  std::atomic<std::uint64_t> sockets_opened_{0}, attempts_{0}, retries_{0};
+  std::atomic<std::uint64_t> bytes_sent_{0}, bytes_received_{0};
+  LatencyHistogram acquire_wait_;  // with METRICS_ENABLED
 };
 
 Result<std::unique_ptr<Transport>> Transport::create(const Config& config) {
@@ -905,6 +997,7 @@ Transport::Transport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Transport::~Transport() = default;
 
 void Transport::submit(HttpExchange exchange, TransferCallback on_done) {
+  if (exchange.marks) exchange.marks->submitted = Clock::now();
   std::vector<TransferPtr> one;
   one.push_back(std::make_unique<Transfer>());
   one.back()->ex = std::move(exchange);
@@ -915,7 +1008,9 @@ void Transport::submit(HttpExchange exchange, TransferCallback on_done) {
 void Transport::submit_batch(std::vector<std::pair<HttpExchange, TransferCallback>> exchanges) {
   std::vector<TransferPtr> batch;
   batch.reserve(exchanges.size());
+  const auto now = Clock::now();
   for (auto& [exchange, on_done] : exchanges) {
+    if (exchange.marks) exchange.marks->submitted = now;
     batch.push_back(std::make_unique<Transfer>());
     batch.back()->ex = std::move(exchange);
     batch.back()->on_done = std::move(on_done);

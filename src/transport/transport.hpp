@@ -6,6 +6,7 @@
 // POOL_ACQUIRE_TIMEOUT. Transient failures are retried with full-jitter backoff within one
 // overall deadline, never once a response has been received.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -17,9 +18,25 @@
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
 #include "glmproxy/request.hpp"
+#include "metrics/histogram.hpp"
 #include "transport/body_sink.hpp"
 
 namespace glmproxy::detail {
+
+/// Where one exchange's time went (PROFILING_ENABLED), written by the transport on the I/O
+/// thread before the exchange's callback runs (`submitted` by the submitting thread).
+struct TransferMarks {
+  using TimePoint = std::chrono::steady_clock::time_point;
+  TimePoint submitted;  ///< handed to the transport
+  TimePoint admitted;   ///< the last attempt got its connection slot
+  /// curl's timings of the last attempt, in microseconds after `admitted`; -1: not reached
+  /// (a reused connection has no DNS, connect or TLS phase).
+  std::int64_t dns_us = -1, connect_us = -1, tls_us = -1, sent_us = -1, first_byte_us = -1,
+               total_us = -1;
+  bool reused_connection = false;
+  int attempts = 0;
+  std::uint64_t bytes_sent = 0, bytes_received = 0;  ///< all attempts, headers included
+};
 
 /// What one logical request sends (each attempt sends the same).
 struct HttpExchange {
@@ -34,6 +51,8 @@ struct HttpExchange {
   /// (other statuses are still buffered, for the error). The exchange is retried only while
   /// sink->delivered() is false; an idle gap longer than GLMPROXY_STREAM_IDLE_TIMEOUT_MS ends it.
   std::shared_ptr<BodySink> sink;
+  /// Set to have the transport fill in where the time went (profiling).
+  std::shared_ptr<TransferMarks> marks;
 };
 
 /// The final HTTP answer of an exchange.
@@ -55,6 +74,16 @@ struct TransportStats {
   std::uint64_t concurrency_decreases = 0;       ///< per-model limits halved after 429/1302
   std::uint64_t breaker_opened = 0;              ///< times a circuit breaker opened
   std::uint64_t breaker_rejections = 0;          ///< requests failed fast by an open breaker
+  // The pool, as last seen by the I/O thread.
+  int in_flight = 0;         ///< transfers on the wire, each holding a connection slot
+  std::size_t waiting = 0;   ///< transfers waiting for a slot (POOL_ACQUIRE_TIMEOUT)
+  int open_connections = 0;  ///< sockets curl holds open, in use or idle
+  std::uint64_t connections_opened = 0;
+  // Counted with METRICS_ENABLED only.
+  std::uint64_t attempts = 0;  ///< HTTP requests sent: first attempts and retries
+  std::uint64_t retries = 0;   ///< attempts after the first (backoffs waited out)
+  std::uint64_t bytes_sent = 0, bytes_received = 0;  ///< headers and bodies, as on the wire
+  HistogramSnapshot acquire_wait;  ///< from joining the admission queue to getting a slot
 };
 
 /// The first header called `name` (lower-case) in `headers`, or "".

@@ -91,7 +91,20 @@ TEST_CASE("prometheus: families, histograms and counters after mixed traffic", "
     previous = v;
   }
   CHECK(previous == p.samples.at(R"(glm_proxy_request_duration_seconds_count{api="openai"})"));
-  CHECK(previous == 6);
+  CHECK(previous == 7);
+  // Upstream traffic, the pool and the process.
+  CHECK(p.samples.at("glm_proxy_upstream_attempts_total") == 8);
+  CHECK(p.samples.at("glm_proxy_upstream_retries_total") == 2);
+  CHECK(p.samples.at("glm_proxy_upstream_sent_bytes_total") > 8 * 100);
+  CHECK(p.samples.at("glm_proxy_upstream_received_bytes_total") > 8 * 100);
+  CHECK(p.samples.at("glm_proxy_pool_acquire_wait_seconds_count") == 8);
+  CHECK(p.samples.at(R"(glm_proxy_pool_connections{state="in_use"})") == 0);
+  CHECK(p.samples.at(R"(glm_proxy_pool_connections{state="idle"})") >= 1);
+  CHECK(p.samples.at("glm_proxy_pool_connections_opened_total") >= 1);
+  CHECK(p.samples.at("glm_proxy_pool_max_connections") == 10);
+  CHECK(p.samples.at("glm_proxy_process_resident_memory_bytes") > 1 << 20);
+  CHECK(p.samples.at("glm_proxy_process_cpu_seconds_total") > 0);
+  CHECK(p.types.at("glm_proxy_pool_acquire_wait_seconds") == "histogram");
 }
 
 TEST_CASE("prometheus: METRICS_ENABLED=false records nothing on the request path", "[metrics]") {
@@ -101,6 +114,9 @@ TEST_CASE("prometheus: METRICS_ENABLED=false records nothing on the request path
   CHECK(p.samples.at(R"(glm_proxy_requests_total{api="openai",outcome="ok"})") == 0);
   CHECK(p.samples.at(R"(glm_proxy_request_duration_seconds_count{api="openai"})") == 0);
   CHECK(p.samples.at(R"(glm_proxy_tokens_total{kind="completion"})") == 0);
+  CHECK(p.samples.at("glm_proxy_upstream_sent_bytes_total") == 0);
+  CHECK(p.samples.at("glm_proxy_pool_acquire_wait_seconds_count") == 0);
+  CHECK(p.samples.at("glm_proxy_upstream_attempts_total") == 8);  // counted regardless
 }
 
 TEST_CASE("metrics(): rates and percentiles over the retention window, and its JSON form",

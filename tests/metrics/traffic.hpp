@@ -4,6 +4,7 @@
 // embeddings. Fills `text` with the client's prometheus_text(); false if the traffic itself
 // did not behave as planned.
 
+#include <chrono>
 #include <string>
 
 #include "glmproxy/mock/mock_upstream.hpp"
@@ -18,7 +19,8 @@ inline bool mixed_traffic(std::string& text, bool metrics_enabled = true) {
   c.upstream.api_key = "sk-metrics-test";
   c.upstream.openai_base_url = server->base_url() + "/api/paas/v4";
   c.upstream.anthropic_base_url = server->base_url() + "/api/anthropic";
-  c.retry.max_attempts = 1;
+  c.retry.max_attempts = 2;
+  c.retry.base_delay = std::chrono::milliseconds(1);
   c.cache.enabled = true;
   c.metrics.enabled = metrics_enabled;
   auto client = glmproxy::ProxyClient::create(c);
@@ -32,8 +34,14 @@ inline bool mixed_traffic(std::string& text, bool metrics_enabled = true) {
   r.protocol = glmproxy::Protocol::OpenAI;
   r.messages[0].content = "stream it";
   ok = ok && client->stream(r, [](const glmproxy::StreamEvent&) { return true; });
-  glmproxy::mock::Fault bad;
+  glmproxy::mock::Fault busy;  // one 503, then the retry is answered
+  busy.status = 503;
+  server->add_fault(busy);
+  r.messages[0].content = "retried";
+  ok = ok && client->complete(r);
+  glmproxy::mock::Fault bad;  // both attempts fail
   bad.status = 500;
+  bad.times = 2;
   server->add_fault(bad);
   r.messages[0].content = "this fails";
   ok = ok && !client->complete(r);  // an UpstreamError
