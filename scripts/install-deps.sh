@@ -15,6 +15,8 @@ packages=(
   catch2                 # tests (2.13, single header)
   libbenchmark-dev       # Google Benchmark
   prometheus             # promtool: a test checks the Prometheus exposition with it
+  libcpp-httplib-dev     # glmproxy::admin, the optional admin endpoint
+  chromium               # a test loads the admin dashboard in headless Chromium
   curl wrk               # tests and measurements of the mock upstream
   clang libclang-rt-14-dev  # the SSE parser fuzzer (libFuzzer)
 )

@@ -134,6 +134,17 @@ struct ProfilingConfig {
   std::size_t ring_size = 1000;  ///< GLMPROXY_PROFILING_RING_SIZE: requests kept
 };
 
+/// The optional admin endpoint. The core library serves nothing: link glmproxy::admin and call
+/// glmproxy::admin::AdminServer::start(client), which reads these.
+struct AdminConfig {
+  bool enabled = false;            ///< GLMPROXY_ADMIN_ENABLED
+  std::string host = "127.0.0.1";  ///< GLMPROXY_ADMIN_HOST: a loopback address (127.x, ::1,
+                                   ///< localhost)
+  int port = 0;                    ///< GLMPROXY_ADMIN_PORT: 0 = any free port
+  std::string token;  ///< GLMPROXY_ADMIN_TOKEN: bearer token every request must carry; empty =
+                      ///< none (the port is loopback-only either way)
+};
+
 /// Everything that tunes a ProxyClient: a plain value, one sub-struct per subsystem.
 /// Defaults are the tuning guide's; docs/configuration.md lists every variable.
 ///
@@ -155,6 +166,7 @@ struct Config {
   RateLimitConfig rate_limit;
   MetricsConfig metrics;
   ProfilingConfig profiling;
+  AdminConfig admin;
   /// Where the library's log lines go; empty = nowhere. Not read from the environment.
   LogCallback logger;
   /// Time source for cache TTLs; empty = std::chrono::steady_clock::now. Not read from the

@@ -125,6 +125,11 @@ constexpr ConfigVariable kVariables[] = {
     {"PROFILING_ENABLED", field<&C::profiling, &ProfilingConfig::enabled>},
     {"GLMPROXY_PROFILING_RING_SIZE", field<&C::profiling, &ProfilingConfig::ring_size>, 1,
      10'000'000},
+    // The admin endpoint (glmproxy::admin).
+    {"GLMPROXY_ADMIN_ENABLED", field<&C::admin, &AdminConfig::enabled>},
+    {"GLMPROXY_ADMIN_HOST", field<&C::admin, &AdminConfig::host>, 0, 0, TextKind::Token},
+    {"GLMPROXY_ADMIN_PORT", field<&C::admin, &AdminConfig::port>, 0, 65535},
+    {"GLMPROXY_ADMIN_TOKEN", field<&C::admin, &AdminConfig::token>, 0, 0, TextKind::Secret},
     // Logging.
     {"GLMPROXY_LOG_LEVEL", top_field<&C::log_level>},
 };

@@ -308,6 +308,12 @@ const std::vector<Knob>& knobs() {
       {"PROFILING_ENABLED", "TRUE", [](const Config& c) { return c.profiling.enabled; }},
       {"GLMPROXY_PROFILING_RING_SIZE", "64",
        [](const Config& c) { return c.profiling.ring_size == 64; }},
+      {"GLMPROXY_ADMIN_ENABLED", "on", [](const Config& c) { return c.admin.enabled; }},
+      {"GLMPROXY_ADMIN_HOST", "127.0.0.2",
+       [](const Config& c) { return c.admin.host == "127.0.0.2"; }},
+      {"GLMPROXY_ADMIN_PORT", "9464", [](const Config& c) { return c.admin.port == 9464; }},
+      {"GLMPROXY_ADMIN_TOKEN", "admin-token-1234",
+       [](const Config& c) { return c.admin.token == "admin-token-1234"; }},
       {"GLMPROXY_LOG_LEVEL", "debug",
        [](const Config& c) { return c.log_level == LogLevel::Debug; }},
   };
@@ -369,8 +375,30 @@ TEST_CASE("the parser's table and the test's list name the same variables", "[co
   std::set<std::string> tested;
   for (const Knob& knob : knobs()) tested.insert(knob.name);
   CHECK(parsed == tested);
-  CHECK(parsed.size() == 50);
-  CHECK(describe_lines(Config{}).size() == 50);
+  CHECK(parsed.size() == 54);
+  CHECK(describe_lines(Config{}).size() == 54);
+}
+
+TEST_CASE("GLMPROXY_ADMIN_HOST must be loopback, the admin token is never echoed",
+          "[config][admin]") {
+  for (const char* host : {"127.0.0.1", "127.1.2.3", "::1", "localhost"}) {
+    INFO(host);
+    CHECK(load({{"GLMPROXY_ADMIN_HOST", host}}));
+  }
+  for (const char* host : {"0.0.0.0", "10.0.0.1", "127.0.0", "127.0.0.256", "example.com"}) {
+    INFO(host);
+    Result<Config> r = load({{"GLMPROXY_ADMIN_HOST", host}});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == glmproxy::ErrorCode::InvalidConfig);
+    CHECK(contains(r.error().message, "GLMPROXY_ADMIN_HOST must be a loopback address"));
+  }
+  Result<Config> r = load({{"GLMPROXY_ADMIN_TOKEN", "admin-secret-5678"}});
+  REQUIRE(r);
+  CHECK_FALSE(contains(r->describe(), "admin-secret-5678"));
+  CHECK(contains(r->describe(), "GLMPROXY_ADMIN_TOKEN=admi"));
+  Result<Config> bad = load({{"GLMPROXY_ADMIN_TOKEN", "admin secret 5678"}});
+  REQUIRE_FALSE(bad);
+  CHECK_FALSE(contains(bad.error().message, "admin secret 5678"));
 }
 
 TEST_CASE("GLMPROXY_PRESET picks a starting point that variables override", "[config][preset]") {

@@ -36,6 +36,12 @@ if(NOT out MATCHES "glmproxy [0-9]+\\.[0-9]+\\.[0-9]+ ok")
   message(FATAL_ERROR "consumer printed an unexpected line")
 endif()
 
+execute_process(COMMAND "${WORK_DIR}/build/admin_consumer" RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+message(STATUS "admin_consumer said: ${out}")
+if(NOT rc EQUAL 0 OR NOT out MATCHES "admin on http://127.0.0.1:[0-9]+ ok")
+  message(FATAL_ERROR "admin_consumer run failed: ${rc} ${out}")
+endif()
+
 # The pkg-config file resolves too (when pkg-config is present).
 find_program(PKG_CONFIG pkg-config)
 if(PKG_CONFIG)
