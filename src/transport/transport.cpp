@@ -572,7 +572,9 @@ class Transport::Impl {
   }
 
   static curl_socket_t on_open_socket(void* user, curlsocktype, curl_sockaddr* address) {
-    const curl_socket_t fd = ::socket(address->family, address->socktype, address->protocol);
+    // Close-on-exec, so that a child the application spawns does not inherit the connection.
+    const curl_socket_t fd =
+        ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
     if (fd != CURL_SOCKET_BAD) {
       auto* self = static_cast<Impl*>(user);
       self->open_sockets_.fetch_add(1, std::memory_order_relaxed);
