@@ -6,8 +6,10 @@
 //   (scripts/bench-cache.sh runs it and writes the figures into docs/performance.md)
 
 #include <benchmark/benchmark.h>
+#include <curl/curl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -17,6 +19,7 @@
 #include "cache/lru_cache.hpp"
 #include "glmproxy/glmproxy.hpp"
 #include "glmproxy/mock/mock_upstream.hpp"
+#include "metrics/histogram.hpp"
 
 namespace {
 
@@ -113,6 +116,45 @@ void BM_CacheKeyNoExtra(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_CacheKeyNoExtra);
+
+// What the transport adds per upstream attempt with METRICS_ENABLED (src/transport/transport.cpp,
+// account() and admit()): four curl_easy_getinfo reads of a finished transfer, two byte
+// counters and one acquire-wait histogram record. The same calls, on a handle that has just
+// made a real request to the mock, so that curl's info is filled in.
+void BM_UpstreamAccounting(benchmark::State& state) {
+  static auto server = glmproxy::mock::MockUpstream::start();
+  const std::string url = server->base_url() + "/api/paas/v4/chat/completions";
+  const std::string body = R"({"model":"glm-4.7","messages":[{"role":"user","content":"hi"}]})";
+  CURL* easy = curl_easy_init();
+  std::string sink;
+  curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION,
+                   +[](char* d, size_t s, size_t n, void* u) -> size_t {
+                     static_cast<std::string*>(u)->append(d, s * n);
+                     return s * n;
+                   });
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &sink);
+  if (curl_easy_perform(easy) != CURLE_OK) state.SkipWithError("request to the mock failed");
+  glmproxy::detail::LatencyHistogram acquire_wait;
+  std::atomic<std::uint64_t> sent{0}, received{0};
+  std::int64_t us = 0;
+  for (auto _ : state) {
+    long request_size = 0, header_size = 0;
+    curl_off_t uploaded = 0, downloaded = 0;
+    curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &request_size);
+    curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
+    curl_easy_getinfo(easy, CURLINFO_HEADER_SIZE, &header_size);
+    curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &downloaded);
+    sent.fetch_add(static_cast<std::uint64_t>(request_size), std::memory_order_relaxed);
+    received.fetch_add(static_cast<std::uint64_t>(downloaded + header_size),
+                       std::memory_order_relaxed);
+    acquire_wait.record(std::chrono::microseconds(us++ & 1023));
+    benchmark::DoNotOptimize(uploaded);
+  }
+  curl_easy_cleanup(easy);
+}
+BENCHMARK(BM_UpstreamAccounting);
 
 }  // namespace
 

@@ -14,7 +14,7 @@ section (`scripts/perf-doc.sh` reassembles this page). The machines are shared a
 compare the rows of one run, not figures across runs.
 
 MD
-  for section in complete stream cache; do
+  for section in load complete stream cache; do
     if [[ -f "$gen/perf-$section.md" ]]; then
       cat "$gen/perf-$section.md"
       echo
