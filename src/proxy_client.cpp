@@ -38,6 +38,15 @@ class ProxyClient::Impl {
       tenants_ = std::move(*tenants);
     }
     dispatcher_ = std::make_unique<detail::Dispatcher>(config_, *transport_);
+    // A chat request without its own X-Request-ID sends one of four fixed header sets.
+    for (Protocol p : {Protocol::OpenAI, Protocol::Anthropic}) {
+      for (bool stream : {false, true}) {
+        detail::HttpExchange ex;
+        add_headers(ex, p, {}, stream ? "text/event-stream" : "application/json");
+        ex.headers.emplace_back("Content-Type: application/json");
+        chat_headers_[p == Protocol::Anthropic][stream] = detail::SharedHeaders::make(ex.headers);
+      }
+    }
     if (config_.cache.enabled) {
       detail::LruCacheOptions options;
       options.max_entries = config_.cache.max_entries;
@@ -289,6 +298,7 @@ class ProxyClient::Impl {
     job.exchange.model = model;
     add_headers(job.exchange, Protocol::OpenAI, {});
     job.exchange.headers.emplace_back("Content-Type: application/json");
+    job.exchange.keep_all_headers = false;
     if (trace != nullptr)
       job.exchange.marks = trace->transfer = std::make_shared<detail::TransferMarks>();
     job.model = model;
@@ -611,7 +621,6 @@ class ProxyClient::Impl {
     }
     detail::ChatJob job;
     job.exchange = chat_exchange(request, std::move(p.body), p.model, false, p.trace);
-    job.group = "c|" + job.exchange.url;
     if (p.coalesce) job.identity = p.key;
     const Protocol protocol = request.protocol;
     job.on_done = [this, protocol, key = p.key, write = p.write_cache, coalesce = p.coalesce,
@@ -642,6 +651,11 @@ class ProxyClient::Impl {
     ex.protocol = request.protocol;
     ex.url = detail::join_url(base_url(request.protocol), detail::chat_path(request.protocol));
     ex.body = std::move(body);
+    ex.keep_all_headers = false;
+    if (request.request_id.empty()) {
+      ex.shared_headers = chat_headers_[request.protocol == Protocol::Anthropic][stream];
+      return ex;
+    }
     add_headers(ex, request.protocol, request.request_id,
                 stream ? "text/event-stream" : "application/json");
     ex.headers.emplace_back("Content-Type: application/json");
@@ -709,6 +723,8 @@ class ProxyClient::Impl {
   std::unique_ptr<detail::Dispatcher> dispatcher_;
   std::unique_ptr<detail::LruCache<CachedPtr>> cache_;  // when CACHE_ENABLED
   std::unique_ptr<detail::Profiler> profiler_;          // when PROFILING_ENABLED
+  // [anthropic][stream]: the constant headers of chat requests.
+  std::shared_ptr<const detail::SharedHeaders> chat_headers_[2][2];
   mutable detail::CpuMeter cpu_{config_.metrics.aggregation_interval};
   detail::SingleFlight<Result<ChatResponse>> chat_flights_;
   detail::SingleFlight<Result<EmbeddingResponse>> embed_flights_;

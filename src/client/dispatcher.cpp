@@ -66,7 +66,7 @@ void Dispatcher::chat(ChatJob job) {
     transport_.submit(std::move(job.exchange), std::move(job.on_done));
     return;
   }
-  std::string group = job.group;
+  std::string group = job.group.empty() ? "c|" + job.exchange.url : job.group;
   enqueue(std::move(group), std::move(job));
 }
 

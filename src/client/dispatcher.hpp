@@ -24,7 +24,7 @@ namespace glmproxy::detail {
 
 struct ChatJob {
   std::optional<CacheKey> identity;  ///< set: identical jobs in one batch are sent once
-  std::string group;                 ///< jobs with the same group may share a batch
+  std::string group;                 ///< jobs with the same group may share a batch; "" = by URL
   HttpExchange exchange;
   TransferCallback on_done;  ///< on the I/O thread, exactly once
 };

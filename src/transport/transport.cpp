@@ -199,11 +199,22 @@ class Transport::Impl {
 
   // Hands transfers to the I/O thread together (they start in the same loop iteration).
   void submit(std::vector<TransferPtr> transfers) {
+    if (on_io_thread()) {
+      // From a callback on the I/O thread (e.g. complete_async() sending the next request):
+      // no lock and no wake-up; the loop takes them before it polls again.
+      for (auto& t : transfers) local_.push_back(std::move(t));
+      return;
+    }
+    bool wake = false;
     {
       std::lock_guard lock(mu_);
       if (!stopping_) {
         for (auto& t : transfers) incoming_.push_back(std::move(t));
         transfers.clear();
+        // Only a sleeping I/O thread needs the wake-up (a system call and a poll round); a
+        // busy one takes the queue before it sleeps again.
+        wake = sleeping_;
+        sleeping_ = false;
       }
     }
     if (!transfers.empty()) {
@@ -217,7 +228,7 @@ class Transport::Impl {
       }
       return;
     }
-    curl_multi_wakeup(multi_);
+    if (wake) curl_multi_wakeup(multi_);
   }
 
   bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
@@ -246,35 +257,61 @@ class Transport::Impl {
         std::lock_guard lock(mu_);
         batch.swap(incoming_);
         stop = stopping_;
+        sleeping_ = false;
       }
       const auto now = Clock::now();
-      for (auto& t : batch) {
-        if (t->task) {
-          run_task(*t);
-          continue;
-        }
-        if (t->preset_error) {
-          Error e = std::move(*t->preset_error);
-          resolve(*t, std::move(e));
-          continue;
-        }
-        t->deadline = now + config_.timeouts.total;
-        t->admit_deadline = now + config_.pool.acquire_timeout;
-        t->queued_at = now;
-        waiting_.push_back(std::move(t));
-        last_activity_ = now;
-      }
+      accept(batch, now);
       if (stop) break;
       step(now);
       int still_running = 0;
       curl_multi_perform(multi_, &still_running);
       drain_done();
+      // What the callbacks just submitted starts now, without a trip through poll.
+      while (!local_.empty()) {
+        std::vector<TransferPtr> mine;
+        mine.swap(local_);
+        accept(mine, Clock::now());
+      }
       admit(Clock::now());
       in_flight_now_.store(in_flight_, std::memory_order_relaxed);
       waiting_now_.store(waiting_.size(), std::memory_order_relaxed);
-      curl_multi_poll(multi_, nullptr, 0, poll_timeout_ms(Clock::now()), nullptr);
+      // Tasks run by accept() may have submitted more: then only look, do not wait.
+      int timeout = local_.empty() ? poll_timeout_ms(Clock::now()) : 0;
+      if (timeout > 0) {
+        // Checked under the lock, so a submitter either sees sleeping_ and wakes the poll, or
+        // its work is seen here and the poll does not wait.
+        std::lock_guard lock(mu_);
+        if (!incoming_.empty() || stopping_) {
+          timeout = 0;
+        } else {
+          sleeping_ = true;
+        }
+      }
+      curl_multi_poll(multi_, nullptr, 0, timeout, nullptr);
     }
     shutdown();
+  }
+
+  // Takes submitted transfers in: tasks and preset errors are run and resolved at once, the
+  // rest queue for admission.
+  void accept(std::vector<TransferPtr>& batch, Clock::time_point now) {
+    for (auto& t : batch) {
+      if (t->task) {
+        run_task(*t);
+        continue;
+      }
+      if (t->preset_error) {
+        Error e = std::move(*t->preset_error);
+        resolve(*t, std::move(e));
+        continue;
+      }
+      t->deadline = now + config_.timeouts.total;
+      t->admit_deadline = now + config_.pool.acquire_timeout;
+      t->queued_at = now;
+      waiting_.push_back(std::move(t));
+      last_activity_ = now;
+    }
+    batch.clear();
   }
 
   // Timers: pool waits, backoffs, first-byte deadlines.
@@ -511,7 +548,7 @@ class Transport::Impl {
     }
     t->easy = e;
     if (keepalive_url_ != t->ex.url) keepalive_url_ = t->ex.url;
-    if (t->slist == nullptr) {
+    if (t->slist == nullptr && !t->ex.shared_headers) {
       for (const std::string& h : t->ex.headers) t->slist = curl_slist_append(t->slist, h.c_str());
       // No "Expect: 100-continue" round trip for large bodies.
       t->slist = curl_slist_append(t->slist, "Expect:");
@@ -521,7 +558,8 @@ class Transport::Impl {
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_SHARE, share_);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->slist);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER,
+                     t->ex.shared_headers ? t->ex.shared_headers->list() : t->slist);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_long_ms(config_.timeouts.connect));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, to_long_ms(remaining));
@@ -692,7 +730,7 @@ class Transport::Impl {
     if (len == 0) return 0;
     t->owner->body_reads_.fetch_add(1, std::memory_order_relaxed);
     t->got_response = true;
-    t->last_rx = Clock::now();
+    if (t->ex.sink) t->last_rx = Clock::now();  // the stream idle timeout
     if (t->draining) {
       t->drained += len;
       return t->drained > kDrainBytes ? CURL_WRITEFUNC_ERROR : len;
@@ -718,15 +756,18 @@ class Transport::Impl {
     const size_t len = size * n;
     std::string_view line(data, len);
     t->got_response = true;
-    t->last_rx = Clock::now();
+    if (t->ex.sink) t->last_rx = Clock::now();  // the stream idle timeout
     if (line.starts_with("HTTP/")) {
       t->headers.clear();  // a new response (after 1xx) starts
       return len;
     }
     const auto colon = line.find(':');
     if (colon != std::string_view::npos) {
-      t->headers.emplace_back(lower(trim(line.substr(0, colon))),
-                              std::string(trim(line.substr(colon + 1))));
+      const std::string_view name = trim(line.substr(0, colon));
+      if (t->ex.keep_all_headers || iequals(name, "content-type") || iequals(name, "retry-after") ||
+          iequals(name, "retry-after-ms")) {
+        t->headers.emplace_back(lower(name), std::string(trim(line.substr(colon + 1))));
+      }
     }
     return len;
   }
@@ -929,13 +970,9 @@ class Transport::Impl {
       std::lock_guard lock(mu_);
       rest.swap(incoming_);
     }
-    for (auto& t : rest) {
-      if (t->task) {
-        run_task(*t);
-      } else {
-        resolve(*t, make_error(ErrorCode::ShuttingDown, "the client is shutting down"));
-      }
-    }
+    for (auto& t : local_) rest.push_back(std::move(t));
+    local_.clear();
+    resolve_shutting_down(rest);
     for (auto& t : waiting_)
       resolve(*t, make_error(ErrorCode::ShuttingDown, "the client is shutting down"));
     waiting_.clear();
@@ -951,6 +988,23 @@ class Transport::Impl {
       resolve(*t, make_error(ErrorCode::Cancelled,
                              "the client was destroyed while the request was in flight"));
     }
+    // Callbacks above may have submitted more (stopping_ is set, so only from this thread).
+    while (!local_.empty()) {
+      std::vector<TransferPtr> more;
+      more.swap(local_);
+      resolve_shutting_down(more);
+    }
+  }
+
+  void resolve_shutting_down(std::vector<TransferPtr>& transfers) {
+    for (auto& t : transfers) {
+      if (t->task) {
+        run_task(*t);
+      } else {
+        resolve(*t, make_error(ErrorCode::ShuttingDown, "the client is shutting down"));
+      }
+    }
+    transfers.clear();
   }
 
   Config config_;
@@ -962,6 +1016,8 @@ class Transport::Impl {
   std::mutex mu_;
   std::vector<TransferPtr> incoming_;  // guarded by mu_
   bool stopping_ = false;              // guarded by mu_
+  bool sleeping_ = false;              // guarded by mu_: the I/O thread is in (or at) its poll
+  std::vector<TransferPtr> local_;     // I/O thread only: submitted by its own callbacks
 
   // I/O thread only.
   std::deque<TransferPtr> waiting_;
@@ -988,6 +1044,17 @@ class Transport::Impl {
   std::atomic<std::uint64_t> bytes_sent_{0}, bytes_received_{0};
   LatencyHistogram acquire_wait_;  // with METRICS_ENABLED
 };
+
+std::shared_ptr<const SharedHeaders> SharedHeaders::make(const std::vector<std::string>& headers) {
+  std::shared_ptr<SharedHeaders> out(new SharedHeaders());
+  for (const std::string& h : headers) out->list_ = curl_slist_append(out->list_, h.c_str());
+  out->list_ = curl_slist_append(out->list_, "Expect:");
+  return out;
+}
+
+SharedHeaders::~SharedHeaders() {
+  if (list_ != nullptr) curl_slist_free_all(list_);
+}
 
 Result<std::unique_ptr<Transport>> Transport::create(const Config& config) {
   auto impl = std::make_unique<Impl>(config);

@@ -21,7 +21,27 @@
 #include "metrics/histogram.hpp"
 #include "transport/body_sink.hpp"
 
+struct curl_slist;
+
 namespace glmproxy::detail {
+
+/// Request headers built once into curl's list and shared by every exchange that sends exactly
+/// them (a client's constant headers), instead of a list per request.
+///
+/// Thread safety: immutable once made; curl only reads it.
+class SharedHeaders {
+ public:
+  /// `headers` as "Name: value" lines; "Expect:" is added (no 100-continue round trip).
+  static std::shared_ptr<const SharedHeaders> make(const std::vector<std::string>& headers);
+  ~SharedHeaders();
+  SharedHeaders(const SharedHeaders&) = delete;
+  SharedHeaders& operator=(const SharedHeaders&) = delete;
+  curl_slist* list() const noexcept { return list_; }
+
+ private:
+  SharedHeaders() = default;
+  curl_slist* list_ = nullptr;
+};
 
 /// Where one exchange's time went (PROFILING_ENABLED), written by the transport on the I/O
 /// thread before the exchange's callback runs (`submitted` by the submitting thread).
@@ -42,7 +62,11 @@ struct TransferMarks {
 struct HttpExchange {
   std::string method = "POST";
   std::string url;
-  std::vector<std::string> headers;  ///< "Name: value"
+  std::vector<std::string> headers;  ///< "Name: value"; ignored when shared_headers is set
+  std::shared_ptr<const SharedHeaders> shared_headers;  ///< all of the request's headers
+  /// false: of the response headers keep only those the client reads (content-type,
+  /// retry-after, retry-after-ms), saving a copy of every other one per request.
+  bool keep_all_headers = true;
   std::string body;
   Protocol protocol = Protocol::OpenAI;  ///< for reading error bodies
   std::string model;  ///< per-model concurrency limit (AIMD); "" = none (send(), HEAD probes)
