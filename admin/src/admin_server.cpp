@@ -1,10 +1,13 @@
 #include "glmproxy/admin/admin_server.hpp"
 
+#include <fcntl.h>
 #include <httplib.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <mutex>
 #include <string_view>
 #include <thread>
 
@@ -27,6 +30,20 @@ bool same_secret(std::string_view a, std::string_view b) noexcept {
   return diff == 0;
 }
 
+// The host part of a Host header: "[::1]:8080" -> "::1", "127.0.0.1:80" -> "127.0.0.1".
+std::string_view host_part(std::string_view host) {
+  if (host.starts_with('[')) {
+    const auto close = host.find(']');
+    return close == std::string_view::npos ? host : host.substr(1, close - 1);
+  }
+  const auto colon = host.rfind(':');
+  return colon == std::string_view::npos ? host : host.substr(0, colon);
+}
+
+bool loopback_name(std::string_view host) {
+  return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
 void json(httplib::Response& res, int status, const std::string& body) {
   res.status = status;
   res.set_header("Cache-Control", "no-store");
@@ -43,17 +60,28 @@ class AdminServer::Impl {
   ~Impl() { stop(); }
 
   Result<void> start() {
-    server_.new_task_queue = [] { return new httplib::ThreadPool(2); };
+    // Four workers, and a kept-alive connection let go after 1 s idle: httplib holds a worker
+    // for as long as a connection stays open, and a dashboard tab alone keeps two open.
+    server_.new_task_queue = [] { return new httplib::ThreadPool(4); };
     // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second server
-    // bind the same port and take half of its connections.
+    // bind the same port and take half of its connections. Close-on-exec, so that a child the
+    // application spawns does not inherit the listening socket.
     server_.set_socket_options([](socket_t sock) {
       int yes = 1;
       ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+      ::fcntl(sock, F_SETFD, FD_CLOEXEC);
     });
     server_.set_keep_alive_max_count(100);
+    server_.set_keep_alive_timeout(1);
     server_.set_read_timeout(std::chrono::seconds(5));
     server_.set_payload_max_length(64 * 1024);
     server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      // A Host that is not loopback is a browser led here by DNS rebinding, not a local client.
+      if (!loopback_name(host_part(req.get_header_value("Host"))) &&
+          host_part(req.get_header_value("Host")) != options_.host) {
+        json(res, 403, R"({"error":"forbidden: the admin endpoint answers loopback hosts only"})");
+        return httplib::Server::HandlerResponse::Handled;
+      }
       if (authorized(req)) return httplib::Server::HandlerResponse::Unhandled;
       res.set_header("WWW-Authenticate", "Bearer realm=\"glmproxy admin\"");
       json(res, 401,
@@ -129,6 +157,7 @@ class AdminServer::Impl {
   }
 
   void stop() noexcept {
+    std::lock_guard lock(stop_mu_);
     if (!thread_.joinable()) return;
     server_.stop();
     thread_.join();
@@ -182,6 +211,7 @@ class AdminServer::Impl {
   const AdminConfig options_;
   httplib::Server server_;
   std::thread thread_;
+  std::mutex stop_mu_;  // stop() from two threads (or with the destructor) joins once
   int port_ = 0;
 };
 
@@ -200,7 +230,12 @@ Result<AdminServer> AdminServer::start(const ProxyClient& client, const AdminCon
   Config check = client.config();
   check.admin = options;
   if (auto valid = check.validate(); !valid) return std::move(valid).error();
+  // httplib's Server constructor sets SIGPIPE to SIG_IGN for the whole process; it sends with
+  // MSG_NOSIGNAL anyway, so the application's own disposition is put back.
+  struct sigaction before {};
+  const bool saved = ::sigaction(SIGPIPE, nullptr, &before) == 0;
   auto impl = std::make_unique<Impl>(client, options);
+  if (saved) ::sigaction(SIGPIPE, &before, nullptr);
   if (auto started = impl->start(); !started) return std::move(started).error();
   return AdminServer(std::move(impl));
 }

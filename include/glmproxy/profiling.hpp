@@ -17,8 +17,9 @@ struct RequestProfile {
   std::string api;         ///< "openai", "anthropic" or "embeddings"
   std::string model;       ///< the effective model ("" for embeddings without one)
   bool stream = false;
-  /// "ok" (answered by its own upstream call), "coalesced" (by an identical request's call),
-  /// "cache_hit" or "error".
+  /// "ok" (answered by an upstream call), "coalesced" (by an identical request's call),
+  /// "cache_hit" or "error". An embedding request merged into another's batch call is "ok"
+  /// with attempts 0 and no transport marks (the batch's leader carries them).
   std::string outcome;
   std::string error_code;          ///< to_string(ErrorCode) when outcome is "error"
   int http_status = 0;             ///< the upstream's final status; 0 without one
@@ -61,9 +62,10 @@ struct ProfilingReport {
     std::size_t count = 0;
     double avg_ms = 0, p50_ms = 0, p95_ms = 0, p99_ms = 0, max_ms = 0;
   };
-  Summary total;                        ///< call to answer
-  Summary queue_wait;                   ///< call to admitted: before the request got on the wire
-  Summary upstream;                     ///< admitted to first byte: the upstream's own time
+  Summary total;       ///< call to answer
+  Summary queue_wait;  ///< call to admitted: before the request got on the wire (for a retried
+                       ///< request this includes the earlier attempts and their backoffs)
+  Summary upstream;    ///< admitted to first byte: the upstream's own time
   std::vector<RequestProfile> slowest;  ///< by total time, slowest first
 
   std::string to_json() const;

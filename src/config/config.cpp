@@ -1,6 +1,7 @@
 // Config::validate(), Config::describe(), redact_key() and the message helpers they share with
 // from_env().
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -274,14 +275,23 @@ std::string scrub_secret(std::string text, std::string_view secret) {
   return text;
 }
 
-Error invalid_config(std::span<const std::string> problems, std::string_view secret) {
+std::string scrub_secrets(std::string text, std::span<const std::string> secrets) {
+  // Longest first, so that a secret containing another is replaced whole.
+  std::vector<std::string_view> order(secrets.begin(), secrets.end());
+  std::sort(order.begin(), order.end(),
+            [](std::string_view a, std::string_view b) { return a.size() > b.size(); });
+  for (std::string_view secret : order) text = scrub_secret(std::move(text), secret);
+  return text;
+}
+
+Error invalid_config(std::span<const std::string> problems, std::span<const std::string> secrets) {
   std::string message = "invalid configuration: ";
   for (std::size_t i = 0; i < problems.size(); ++i) {
     if (i != 0) message += "; ";
     message += problems[i];
   }
   // A key pasted into the wrong variable would otherwise be echoed back.
-  return make_error(ErrorCode::InvalidConfig, scrub_secret(std::move(message), secret));
+  return make_error(ErrorCode::InvalidConfig, scrub_secrets(std::move(message), secrets));
 }
 
 }  // namespace detail
@@ -324,7 +334,8 @@ Result<void> Config::validate() const {
   }
 
   if (problems.empty()) return {};
-  return detail::invalid_config(problems, upstream.api_key);
+  const std::string secrets[] = {upstream.api_key, admin.token};
+  return detail::invalid_config(problems, secrets);
 }
 
 std::string Config::describe() const {
@@ -336,7 +347,8 @@ std::string Config::describe() const {
     out += '\n';
   }
   // The key is redacted in its own line; this catches it pasted into another field.
-  return detail::scrub_secret(std::move(out), upstream.api_key);
+  const std::string secrets[] = {upstream.api_key, admin.token};
+  return detail::scrub_secrets(std::move(out), secrets);
 }
 
 std::string redact_key(std::string_view key) {

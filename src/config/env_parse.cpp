@@ -248,15 +248,15 @@ Result<Config> Config::from_env(
     }
   }
 
-  std::string raw_key;  // to scrub from messages even when it is itself invalid
+  std::vector<std::string> secrets;  // to scrub from messages even when they are invalid
   for (const detail::ConfigVariable& variable : detail::config_variables()) {
     std::optional<std::string> value = read(variable.name);
     if (!value) continue;
-    if (variable.text == detail::TextKind::Secret) raw_key = *value;
+    if (variable.text == detail::TextKind::Secret) secrets.push_back(*value);
     std::string problem = detail::apply(variable, *value, config);
     if (!problem.empty()) problems.push_back(std::move(problem));
   }
-  if (!problems.empty()) return detail::invalid_config(problems, raw_key);
+  if (!problems.empty()) return detail::invalid_config(problems, secrets);
 
   if (Result<void> valid = config.validate(); !valid) return std::move(valid).error();
   return config;

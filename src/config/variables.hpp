@@ -53,7 +53,10 @@ std::string check_text(const ConfigVariable& variable, std::string_view value);
 /// `text` with every occurrence of `secret` replaced by redact_key(secret) (no-op when empty).
 std::string scrub_secret(std::string text, std::string_view secret);
 
-/// "invalid configuration: " + problems joined with "; ".
-Error invalid_config(std::span<const std::string> problems, std::string_view secret);
+/// scrub_secret() for each of `secrets` (the API key, the admin token, ...).
+std::string scrub_secrets(std::string text, std::span<const std::string> secrets);
+
+/// "invalid configuration: " + problems joined with "; ", with every secret scrubbed.
+Error invalid_config(std::span<const std::string> problems, std::span<const std::string> secrets);
 
 }  // namespace glmproxy::detail

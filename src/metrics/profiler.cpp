@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "protocol/protocol.hpp"
 
@@ -47,10 +48,13 @@ std::string json_string(std::string_view s) {
   return out;
 }
 
+// JSON has no NaN or infinity: a caller-built value with one is written as 0.
+double finite(double v) { return std::isfinite(v) ? v : 0.0; }
+
 std::string summary_json(const ProfilingReport::Summary& s) {
   return fmt::format(
       R"({{"count":{},"avg_ms":{},"p50_ms":{},"p95_ms":{},"p99_ms":{},"max_ms":{}}})", s.count,
-      s.avg_ms, s.p50_ms, s.p95_ms, s.p99_ms, s.max_ms);
+      finite(s.avg_ms), finite(s.p50_ms), finite(s.p95_ms), finite(s.p99_ms), finite(s.max_ms));
 }
 
 }  // namespace
@@ -110,31 +114,38 @@ ProfilingReport Profiler::report(std::size_t slowest) const {
   ProfilingReport r;
   r.enabled = true;
   r.capacity = capacity_;
-  std::vector<const RequestProfile*> order;
   std::vector<std::int64_t> total, queue_wait, upstream;
-  std::lock_guard lock(mu_);
-  r.kept = ring_.size();
-  r.recorded = recorded_;
-  order.reserve(ring_.size());
-  total.reserve(ring_.size());
-  for (const RequestProfile& p : ring_) {
-    order.push_back(&p);
-    total.push_back(p.at_us.done);
-    if (p.at_us.admitted >= 0) {
-      queue_wait.push_back(p.at_us.admitted);
-      if (p.at_us.first_byte >= 0) upstream.push_back(p.at_us.first_byte - p.at_us.admitted);
+  {
+    // Under the lock only what is needed: the numbers to summarise and the slowest profiles
+    // (found in linear time); the sorting happens after, while requests record freely.
+    std::lock_guard lock(mu_);
+    r.kept = ring_.size();
+    r.recorded = recorded_;
+    total.reserve(ring_.size());
+    for (const RequestProfile& p : ring_) {
+      total.push_back(p.at_us.done);
+      if (p.at_us.admitted >= 0) {
+        queue_wait.push_back(p.at_us.admitted);
+        if (p.at_us.first_byte >= 0) upstream.push_back(p.at_us.first_byte - p.at_us.admitted);
+      }
+    }
+    const std::size_t n = std::min(slowest, ring_.size());
+    if (n > 0) {
+      std::vector<std::pair<std::int64_t, std::size_t>> order;
+      order.reserve(ring_.size());
+      for (std::size_t i = 0; i < ring_.size(); ++i) order.emplace_back(ring_[i].at_us.done, i);
+      const auto by_time = [](const auto& a, const auto& b) { return a.first > b.first; };
+      std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n - 1),
+                       order.end(), by_time);
+      order.resize(n);
+      std::sort(order.begin(), order.end(), by_time);
+      r.slowest.reserve(n);
+      for (const auto& [done, i] : order) r.slowest.push_back(ring_[i]);
     }
   }
   r.total = summarise(total);
   r.queue_wait = summarise(queue_wait);
   r.upstream = summarise(upstream);
-  const std::size_t n = std::min(slowest, order.size());
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
-                    [](const RequestProfile* a, const RequestProfile* b) {
-                      return a->at_us.done > b->at_us.done;
-                    });
-  r.slowest.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) r.slowest.push_back(*order[i]);
   return r;
 }
 

@@ -55,11 +55,15 @@ class Writer {
       out_ += fmt::format("glm_proxy_{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep, bound,
                           cumulative);
     }
-    out_ += fmt::format("glm_proxy_{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, sep, h.count);
+    // +Inf and _count from the buckets themselves: a snapshot taken while another thread
+    // records can hold a bucket increment whose count increment is not in yet.
+    std::uint64_t all = 0;
+    for (std::uint64_t c : h.counts) all += c;
+    out_ += fmt::format("glm_proxy_{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, sep, all);
     out_ += fmt::format("glm_proxy_{}_sum{}{}{} {}\n", name, labels.empty() ? "" : "{", labels,
                         labels.empty() ? "" : "}", static_cast<double>(h.sum_us) / 1e6);
     out_ += fmt::format("glm_proxy_{}_count{}{}{} {}\n", name, labels.empty() ? "" : "{", labels,
-                        labels.empty() ? "" : "}", h.count);
+                        labels.empty() ? "" : "}", all);
   }
   std::string take() { return std::move(out_); }
 

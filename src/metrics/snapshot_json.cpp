@@ -2,9 +2,17 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "glmproxy/metrics.hpp"
+#include "protocol/protocol.hpp"
 
 namespace glmproxy {
+
+namespace {
+// JSON has no NaN or infinity: a caller-built snapshot with one gets 0 there.
+double finite(double v) { return std::isfinite(v) ? v : 0.0; }
+}  // namespace
 
 std::string MetricsSnapshot::to_json() const {
   std::string out = fmt::format(
@@ -19,10 +27,11 @@ std::string MetricsSnapshot::to_json() const {
       cache.hits, cache.misses, cache.stores, cache.evictions, cache.expirations, cache.entries,
       cache.bytes, coalescing.leaders, coalescing.joined, batching.batches,
       batching.batched_requests, batching.upstream_calls, batching.calls_saved, batching.queue_full,
-      batching.queued, batching.outstanding, batching.mean_batch_size, buffers.hits, buffers.misses,
-      buffers.in_use, upstream_requests, window.seconds, window.requests, window.errors,
-      window.cache_hits, window.requests_per_second, window.error_rate, window.cache_hit_rate,
-      window.p50_ms, window.p95_ms, window.p99_ms);
+      batching.queued, batching.outstanding, finite(batching.mean_batch_size), buffers.hits,
+      buffers.misses, buffers.in_use, upstream_requests, finite(window.seconds), window.requests,
+      window.errors, window.cache_hits, finite(window.requests_per_second),
+      finite(window.error_rate), finite(window.cache_hit_rate), finite(window.p50_ms),
+      finite(window.p95_ms), finite(window.p99_ms));
   out += fmt::format(
       R"("requests":{{"total":{},"ok":{},"cache_hits":{},"errors":{},"prompt_tokens":{},)"
       R"("completion_tokens":{},"errors_by_code":{{)",
@@ -30,8 +39,10 @@ std::string MetricsSnapshot::to_json() const {
       requests.completion_tokens);
   bool first = true;
   for (const auto& [code, n] : requests.errors_by_code) {
-    // Codes are to_string(ErrorCode): plain identifiers, nothing to escape.
-    out += fmt::format(R"({}"{}":{})", first ? "" : ",", code, n);
+    if (!first) out += ',';
+    // to_string(ErrorCode) names, but the map is the caller's to fill too: escaped.
+    if (!detail::append_json_string(out, code)) out += "\"?\"";
+    out += fmt::format(":{}", n);
     first = false;
   }
   out += fmt::format(
@@ -41,10 +52,11 @@ std::string MetricsSnapshot::to_json() const {
       R"("bytes_received":{}}},"process":{{"rss_bytes":{},"peak_rss_bytes":{},"cpu_seconds":{},)"
       R"("cpu_percent":{},"cpu_interval_seconds":{}}}}})",
       pool.max_connections, pool.in_use, pool.idle, pool.open, pool.waiting,
-      pool.connections_opened, pool.utilisation, pool.acquired, pool.acquire_wait_avg_ms,
-      pool.acquire_wait_p99_ms, upstream.attempts, upstream.retries, upstream.bytes_sent,
-      upstream.bytes_received, process.rss_bytes, process.peak_rss_bytes, process.cpu_seconds,
-      process.cpu_percent, process.cpu_interval_seconds);
+      pool.connections_opened, finite(pool.utilisation), pool.acquired,
+      finite(pool.acquire_wait_avg_ms), finite(pool.acquire_wait_p99_ms), upstream.attempts,
+      upstream.retries, upstream.bytes_sent, upstream.bytes_received, process.rss_bytes,
+      process.peak_rss_bytes, finite(process.cpu_seconds), finite(process.cpu_percent),
+      finite(process.cpu_interval_seconds));
   return out;
 }
 

@@ -80,6 +80,7 @@ struct Transfer {
   std::string host;               // scheme://host[:port] of ex.url: the breaker's key
   std::uint64_t aimd_ticket = 0;  // from AimdLimiter::on_start for this attempt
   int free_retries = 0;           // retries after a 429/1302 (our concurrency, not counted)
+  bool probe = false;             // a keep-alive HEAD of the transport's own: not in metrics
 };
 
 // "scheme://authority" of a URL (the circuit breaker is per upstream host).
@@ -266,8 +267,10 @@ class Transport::Impl {
       int still_running = 0;
       curl_multi_perform(multi_, &still_running);
       drain_done();
-      // What the callbacks just submitted starts now, without a trip through poll.
-      while (!local_.empty()) {
+      // What the callbacks just submitted starts now, without a trip through poll. Once per
+      // turn: callbacks that keep submitting (a chain of cache hits, an instant retry of a
+      // refusal) are taken on the next turn, after the timers, the transfers and `stop`.
+      if (!local_.empty()) {
         std::vector<TransferPtr> mine;
         mine.swap(local_);
         accept(mine, Clock::now());
@@ -393,9 +396,11 @@ class Transport::Impl {
       t->ex.method = "HEAD";
       t->ex.url = keepalive_url_;
       t->ex.retry_on_status = false;
+      t->probe = true;
       t->deadline =
           now + std::min<std::chrono::milliseconds>(config_.timeouts.total, config_.pool.max_idle);
       t->admit_deadline = now + config_.pool.acquire_timeout;
+      t->queued_at = now;
       waiting_.push_back(std::move(t));
     }
   }
@@ -466,7 +471,7 @@ class Transport::Impl {
         continue;
       }
       t->aimd_ticket = aimd_.on_start(t->ex.model);
-      if (config_.metrics.enabled) {
+      if (config_.metrics.enabled && !t->probe) {
         acquire_wait_.record(
             std::chrono::duration_cast<std::chrono::microseconds>(now - t->queued_at));
       }
@@ -516,8 +521,10 @@ class Transport::Impl {
   void start_attempt(TransferPtr owned, Clock::time_point now) {
     Transfer* t = owned.release();
     ++t->attempts;
-    attempts_.fetch_add(1, std::memory_order_relaxed);
-    if (t->attempts > 1) retries_.fetch_add(1, std::memory_order_relaxed);
+    if (!t->probe) {
+      attempts_.fetch_add(1, std::memory_order_relaxed);
+      if (t->attempts > 1) retries_.fetch_add(1, std::memory_order_relaxed);
+    }
     t->got_response = false;
     t->status = 0;
     t->headers.clear();
@@ -628,26 +635,43 @@ class Transport::Impl {
 
   // Bytes on the wire and, when profiled, curl's phase timings of the attempt that just ended.
   void account(Transfer& t) {
-    const bool marks = t.ex.marks != nullptr;
-    if (!config_.metrics.enabled && !marks) return;
+    // A transfer already answered (a cancelled stream) had its marks filled then: its caller
+    // may be reading them now.
+    const bool marks = t.ex.marks != nullptr && t.on_done;
+    const bool count = config_.metrics.enabled && !t.probe;
+    if (!count && !marks) return;
+    const auto [sent, received] = wire_bytes(t);
+    if (count) {
+      bytes_sent_.fetch_add(sent, std::memory_order_relaxed);
+      bytes_received_.fetch_add(received, std::memory_order_relaxed);
+    }
+    if (marks) fill_marks(t, sent, received);
+  }
+
+  // Bytes the attempt sent and received so far, headers included.
+  std::pair<std::uint64_t, std::uint64_t> wire_bytes(const Transfer& t) const {
     long request_size = 0, header_size = 0;
     curl_off_t uploaded = 0, downloaded = 0;
     curl_easy_getinfo(t.easy, CURLINFO_REQUEST_SIZE, &request_size);
     curl_easy_getinfo(t.easy, CURLINFO_SIZE_UPLOAD_T, &uploaded);
     curl_easy_getinfo(t.easy, CURLINFO_HEADER_SIZE, &header_size);
     curl_easy_getinfo(t.easy, CURLINFO_SIZE_DOWNLOAD_T, &downloaded);
-    // curl counts a POSTFIELDS body in the request size, but not one sent by the read callback.
+    // curl 7.88 counts a POSTFIELDS body in the request size when it goes out with the
+    // headers (under 64 KiB); a larger one, or one sent by the read callback, only as upload.
+    constexpr std::size_t kSentWithHeaders = 64u << 10;
     const bool read_callback = t.ex.body.size() > config_.stream.request_chunk_size;
+    const bool in_request_size = !read_callback && t.ex.body.size() < kSentWithHeaders;
     const auto sent =
         static_cast<std::uint64_t>(std::max<long>(0, request_size)) +
-        (read_callback ? static_cast<std::uint64_t>(std::max<curl_off_t>(0, uploaded)) : 0);
+        (in_request_size ? 0 : static_cast<std::uint64_t>(std::max<curl_off_t>(0, uploaded)));
     const auto received = static_cast<std::uint64_t>(std::max<curl_off_t>(0, downloaded)) +
                           static_cast<std::uint64_t>(std::max<long>(0, header_size));
-    if (config_.metrics.enabled) {
-      bytes_sent_.fetch_add(sent, std::memory_order_relaxed);
-      bytes_received_.fetch_add(received, std::memory_order_relaxed);
-    }
-    if (!marks) return;
+    return {sent, received};
+  }
+
+  // curl's phase timings of the attempt, for the profiler. Called before the exchange's
+  // callback runs (which hands the marks to the caller), never after.
+  void fill_marks(Transfer& t, std::uint64_t sent, std::uint64_t received) {
     TransferMarks& m = *t.ex.marks;
     m.admitted = t.attempt_start;
     m.attempts = t.attempts;
@@ -660,7 +684,7 @@ class Transport::Impl {
     };
     long new_connections = 0;
     curl_easy_getinfo(t.easy, CURLINFO_NUM_CONNECTS, &new_connections);
-    m.reused_connection = new_connections == 0;
+    m.reused_connection = new_connections == 0 && time_of(CURLINFO_PRETRANSFER_TIME_T) >= 0;
     m.dns_us = m.reused_connection ? -1 : time_of(CURLINFO_NAMELOOKUP_TIME_T);
     m.connect_us = m.reused_connection ? -1 : time_of(CURLINFO_CONNECT_TIME_T);
     m.tls_us = m.reused_connection ? -1 : time_of(CURLINFO_APPCONNECT_TIME_T);
@@ -708,8 +732,13 @@ class Transport::Impl {
       case BodySink::Action::Cancel:
         break;
     }
-    // The caller is answered now; the transfer winds down on its own.
+    // The caller is answered now; the transfer winds down on its own. Its marks are filled
+    // before the answer: after it, the caller may be reading them.
     streams_cancelled_.fetch_add(1, std::memory_order_relaxed);
+    if (t->ex.marks) {
+      const auto [sent, received] = wire_bytes(*t);
+      fill_marks(*t, sent, received);
+    }
     resolve(*t,
             make_error(ErrorCode::Cancelled, "the stream was cancelled by its on_event callback"));
     long version = 0;

@@ -103,11 +103,13 @@ struct TransportStats {
   std::size_t waiting = 0;   ///< transfers waiting for a slot (POOL_ACQUIRE_TIMEOUT)
   int open_connections = 0;  ///< sockets curl holds open, in use or idle
   std::uint64_t connections_opened = 0;
-  // Counted with METRICS_ENABLED only.
-  std::uint64_t attempts = 0;  ///< HTTP requests sent: first attempts and retries
-  std::uint64_t retries = 0;   ///< attempts after the first (backoffs waited out)
+  // Not counting the transport's own keep-alive probes.
+  std::uint64_t attempts = 0;  ///< HTTP requests sent: first attempts and retries (always)
+  std::uint64_t retries = 0;   ///< attempts after the first (backoffs waited out) (always)
   std::uint64_t bytes_sent = 0, bytes_received = 0;  ///< headers and bodies, as on the wire
+                                                     ///< (METRICS_ENABLED)
   HistogramSnapshot acquire_wait;  ///< from joining the admission queue to getting a slot
+                                   ///< (METRICS_ENABLED)
 };
 
 /// The first header called `name` (lower-case) in `headers`, or "".

@@ -110,6 +110,15 @@ TEST_CASE("admin: the endpoints serve the client's metrics, profiles and dashboa
   CHECK(missing.status == 404);
   CHECK(missing.body.find("/dashboard") != std::string::npos);
 
+  // DNS rebinding: a browser sent here under another name is refused.
+  RawClient http;
+  const auto rebound =
+      http.perform("GET", base + "/api/metrics/system", nullptr, {"Host: attacker.example"});
+  CHECK(rebound.status == 403);
+  CHECK(http.perform("GET", base + "/api/metrics/system", nullptr,
+                     {"Host: localhost:" + std::to_string(admin->port())})
+            .status == 200);
+
   for (const auto* body : {&prom.body, &system.body, &profiling.body, &page.body}) {
     CHECK(body->find(c.upstream.api_key) == std::string::npos);
   }

@@ -399,6 +399,14 @@ TEST_CASE("GLMPROXY_ADMIN_HOST must be loopback, the admin token is never echoed
   Result<Config> bad = load({{"GLMPROXY_ADMIN_TOKEN", "admin secret 5678"}});
   REQUIRE_FALSE(bad);
   CHECK_FALSE(contains(bad.error().message, "admin secret 5678"));
+  // Both secrets set, the API key pasted into another variable: neither is echoed.
+  Result<Config> pasted = load({{"ZAI_API_KEY", "sk-both-secrets-1234"},
+                                {"GLMPROXY_ADMIN_TOKEN", "admin-token-9999"},
+                                {"ZAI_API_BASE", "sk-both-secrets-1234"},
+                                {"DEFAULT_MODEL", "admin-token-9999 x"}});
+  REQUIRE_FALSE(pasted);
+  CHECK_FALSE(contains(pasted.error().message, "sk-both-secrets-1234"));
+  CHECK_FALSE(contains(pasted.error().message, "admin-token-9999"));
 }
 
 TEST_CASE("GLMPROXY_PRESET picks a starting point that variables override", "[config][preset]") {

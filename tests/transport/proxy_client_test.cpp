@@ -518,3 +518,39 @@ TEST_CASE("timeouts: connect timeout names itself and is retried", "[client][tim
   CHECK(elapsed >= 400ms);  // two attempts of 200 ms each
   CHECK(elapsed < 3s);
 }
+
+TEST_CASE("a callback that keeps resubmitting does not starve other requests or shutdown",
+          "[client]") {
+  auto server = test_support::start_mock();
+  Config c = config_for(*server);
+  c.cache.enabled = true;
+  ChatRequest hit;
+  hit.messages = {{"user", "answered from the cache"}};
+  auto stop = std::make_shared<std::atomic<bool>>(false);
+  auto rounds = std::make_shared<std::atomic<int>>(0);
+  auto ended = std::make_shared<std::promise<void>>();
+  {
+    ProxyClient client = test_support::make_client(c);
+    REQUIRE(client.complete(hit));  // stored: from now on each call is an instant cache hit
+    // Each answer (on the I/O thread) sends the same request again, until told to stop: an
+    // endless chain of callbacks that each submit more work from the I/O thread itself.
+    std::function<void(Result<ChatResponse>)> again;
+    again = [&client, &again, &hit, stop, rounds, ended](Result<ChatResponse> r) {
+      rounds->fetch_add(1);
+      if (!r || stop->load()) {
+        ended->set_value();
+        return;
+      }
+      client.complete_async(hit, again);
+    };
+    client.complete_async(hit, again);
+    // Meanwhile another request needs the I/O thread for a real transfer.
+    ChatRequest other;
+    other.messages = {{"user", "needs the network"}};
+    auto reply = client.complete(other);
+    stop->store(true);
+    CHECK(reply);
+    CHECK(ended->get_future().wait_for(10s) == std::future_status::ready);
+    CHECK(rounds->load() > 1);
+  }  // and the client shuts down
+}

@@ -19,9 +19,12 @@ namespace glmproxy::admin {
 /// With a token (GLMPROXY_ADMIN_TOKEN) every request must carry `Authorization: Bearer TOKEN`
 /// or `?token=TOKEN` (the dashboard passes its own query's token on to the API); otherwise 401.
 ///
-/// Thread safety: thread-safe. Requests are served on two threads of the server's own; they
-/// read the client through its thread-safe const calls. The client must outlive the server:
-/// destroy (or stop()) the server first.
+/// Requests whose Host header is not a loopback name (or the configured host) get 403: a web
+/// page that points a DNS name at 127.0.0.1 cannot read the endpoint through the browser.
+///
+/// Thread safety: thread-safe. A listener thread and four worker threads of the server's own
+/// serve requests; they read the client through its thread-safe const calls. The client must
+/// outlive the server: destroy (or stop()) the server first.
 /// Example:
 ///   auto client = glmproxy::ProxyClient::create(*glmproxy::Config::from_env());
 ///   auto admin = glmproxy::admin::AdminServer::start(*client);  // GLMPROXY_ADMIN_ENABLED=1
