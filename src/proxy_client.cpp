@@ -81,8 +81,7 @@ class ProxyClient::Impl {
         request,
         [this, api, start = Clock::now(), trace = std::move(trace),
          cb = std::move(on_done)](Result<ChatResponse> r) {
-          count(api, start, r);
-          end_trace(trace.get(), r);
+          finish_call(api, start, trace.get(), r);
           cb(std::move(r));
         },
         raw);
@@ -94,8 +93,7 @@ class ProxyClient::Impl {
     const detail::Api api = api_of(request.protocol);
     auto trace = begin_trace(request.request_id, api, false);
     Result<ChatResponse> r = complete_impl(request, trace.get());
-    count(api, start, r);
-    end_trace(trace.get(), r);
+    finish_call(api, start, trace.get(), r);
     return r;
   }
 
@@ -119,8 +117,7 @@ class ProxyClient::Impl {
       return on_event ? on_event(e) : true;
     };
     Result<ChatResponse> r = stream_impl(request, timed, trace.get());
-    count(api, start, r);
-    end_trace(trace.get(), r);
+    finish_call(api, start, trace.get(), r);
     return r;
   }
 
@@ -129,8 +126,7 @@ class ProxyClient::Impl {
     const auto start = Clock::now();
     auto trace = begin_trace(request.request_id, detail::Api::Embeddings, false);
     Result<EmbeddingResponse> r = embed_impl(request, trace.get());
-    count(detail::Api::Embeddings, start, r);
-    end_trace(trace.get(), r);
+    finish_call(detail::Api::Embeddings, start, trace.get(), r);
     return r;
   }
 
@@ -143,7 +139,8 @@ class ProxyClient::Impl {
   }
 
   std::string prometheus_text() const {
-    return metrics_.prometheus_text(metrics(), transport_->stats().acquire_wait);
+    const detail::TransportStats t = transport_->stats();
+    return metrics_.prometheus_text(metrics(t), t.acquire_wait);
   }
 
   // --- chat -------------------------------------------------------------------------------
@@ -379,7 +376,10 @@ class ProxyClient::Impl {
   std::uint64_t key_file_writes() const noexcept { return tenants_ ? tenants_->file_writes() : 0; }
   detail::TransportStats transport_stats() const noexcept { return transport_->stats(); }
 
-  MetricsSnapshot metrics() const {
+  MetricsSnapshot metrics() const { return metrics(transport_->stats()); }
+
+  // The snapshot, from the transport's counters `t` (read once by the caller).
+  MetricsSnapshot metrics(const detail::TransportStats& t) const {
     MetricsSnapshot m;
     if (cache_) {
       const detail::LruCacheStats c = cache_->stats();
@@ -405,7 +405,6 @@ class ProxyClient::Impl {
     m.batching.mean_batch_size = d.queue.batches == 0 ? 0.0
                                                       : static_cast<double>(d.batched_requests) /
                                                             static_cast<double>(d.queue.batches);
-    const detail::TransportStats t = transport_->stats();
     m.buffers.hits = t.buffers.hits();
     m.buffers.misses = t.buffers.misses();
     m.buffers.in_use = t.buffers.in_use();
@@ -483,37 +482,37 @@ class ProxyClient::Impl {
     return p == Protocol::Anthropic ? detail::Api::Anthropic : detail::Api::OpenAI;
   }
 
+  // A public call ended: its metrics and, with PROFILING_ENABLED, its profile.
   template <class R>
-  void count(detail::Api api, Clock::time_point start, const Result<R>& r) noexcept {
-    if (!metrics_.enabled()) return;
-    const auto latency =
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
-    metrics_.request_done(api,
-                          !r ? detail::Outcome::Error
-                             : (r->from_cache ? detail::Outcome::CacheHit : detail::Outcome::Ok),
-                          r ? nullptr : &r.error(), latency);
+  void finish_call(detail::Api api, Clock::time_point start, detail::Trace* trace,
+                   const Result<R>& r) {
+    const detail::Outcome outcome =
+        !r ? detail::Outcome::Error
+           : (r->from_cache ? detail::Outcome::CacheHit : detail::Outcome::Ok);
+    if (metrics_.enabled()) {
+      const auto latency =
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+      metrics_.request_done(api, outcome, r ? nullptr : &r.error(), latency);
+    }
+    if (trace == nullptr) return;
+    int status = 0;
+    std::string_view code;
+    if (!r) {
+      code = to_string(r.error().code);
+      status = r.error().http_status;
+    } else if constexpr (requires { r->http_status; }) {
+      status = r->http_status;
+    }
+    profiler_->finish(*trace, detail::outcome_name(outcome), code, status);
   }
 
   // PROFILING_ENABLED: a trace per request (nullptr otherwise).
   std::shared_ptr<detail::Trace> begin_trace(std::string_view request_id, detail::Api api,
                                              bool stream) {
     if (!profiler_) return nullptr;
-    static constexpr std::string_view kApis[] = {"openai", "anthropic", "embeddings"};
-    auto trace = profiler_->begin(request_id, kApis[static_cast<std::size_t>(api)]);
+    auto trace = profiler_->begin(request_id, detail::api_name(api));
     trace->stream = stream;
     return trace;
-  }
-
-  template <class R>
-  void end_trace(detail::Trace* trace, const Result<R>& r) {
-    if (trace == nullptr) return;
-    if (!r) {
-      profiler_->finish(*trace, "error", to_string(r.error().code), r.error().http_status);
-    } else {
-      int status = 0;
-      if constexpr (requires { r->http_status; }) status = r->http_status;
-      profiler_->finish(*trace, r->from_cache ? "cache_hit" : "ok", "", status);
-    }
   }
 
   // What a request's CachePolicy means with this client's configuration.

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <thread>
 
+#include "config/variables.hpp"
+
 namespace glmproxy::admin {
 
 namespace detail {
@@ -38,10 +40,6 @@ std::string_view host_part(std::string_view host) {
   }
   const auto colon = host.rfind(':');
   return colon == std::string_view::npos ? host : host.substr(0, colon);
-}
-
-bool loopback_name(std::string_view host) {
-  return host == "localhost" || host == "::1" || host.starts_with("127.");
 }
 
 void json(httplib::Response& res, int status, const std::string& body) {
@@ -77,8 +75,9 @@ class AdminServer::Impl {
     server_.set_payload_max_length(64 * 1024);
     server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       // A Host that is not loopback is a browser led here by DNS rebinding, not a local client.
-      if (!loopback_name(host_part(req.get_header_value("Host"))) &&
-          host_part(req.get_header_value("Host")) != options_.host) {
+      const std::string host_header = req.get_header_value("Host");
+      const std::string_view host = host_part(host_header);
+      if (!glmproxy::detail::is_loopback_host(host) && host != options_.host) {
         json(res, 403, R"({"error":"forbidden: the admin endpoint answers loopback hosts only"})");
         return httplib::Server::HandlerResponse::Handled;
       }

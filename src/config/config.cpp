@@ -199,28 +199,6 @@ void require_not_above(std::vector<std::string>& problems, std::string_view a_na
   }
 }
 
-// The admin endpoint listens on loopback only: 127.0.0.0/8, ::1 or "localhost".
-bool is_loopback_host(std::string_view host) {
-  if (host == "localhost" || host == "::1") return true;
-  if (!host.starts_with("127.")) return false;
-  int parts = 0;
-  std::size_t i = 0;
-  while (i <= host.size()) {
-    const std::size_t end = std::min(host.find('.', i), host.size());
-    const std::string_view part = host.substr(i, end - i);
-    if (part.empty() || part.size() > 3) return false;
-    int value = 0;
-    for (char c : part) {
-      if (c < '0' || c > '9') return false;
-      value = value * 10 + (c - '0');
-    }
-    if (value > 255) return false;
-    ++parts;
-    i = end + 1;
-  }
-  return parts == 4;
-}
-
 }  // namespace
 
 namespace detail {
@@ -294,6 +272,27 @@ Error invalid_config(std::span<const std::string> problems, std::span<const std:
   return make_error(ErrorCode::InvalidConfig, scrub_secrets(std::move(message), secrets));
 }
 
+bool is_loopback_host(std::string_view host) {
+  if (host == "localhost" || host == "::1") return true;
+  if (!host.starts_with("127.")) return false;
+  int parts = 0;
+  std::size_t i = 0;
+  while (i <= host.size()) {
+    const std::size_t end = std::min(host.find('.', i), host.size());
+    const std::string_view part = host.substr(i, end - i);
+    if (part.empty() || part.size() > 3) return false;
+    int value = 0;
+    for (char c : part) {
+      if (c < '0' || c > '9') return false;
+      value = value * 10 + (c - '0');
+    }
+    if (value > 255) return false;
+    ++parts;
+    i = end + 1;
+  }
+  return parts == 4;
+}
+
 }  // namespace detail
 
 Result<void> Config::validate() const {
@@ -319,7 +318,7 @@ Result<void> Config::validate() const {
                     "METRICS_RETENTION_MS", metrics.retention);
   require_not_above(problems, "GLMPROXY_SSE_MAX_LINE_BYTES", stream.max_line_bytes,
                     "GLMPROXY_SSE_MAX_EVENT_BYTES", stream.max_event_bytes);
-  if (!is_loopback_host(admin.host)) {
+  if (!detail::is_loopback_host(admin.host)) {
     problems.push_back(fmt::format(
         "GLMPROXY_ADMIN_HOST must be a loopback address (127.x.y.z, ::1 or localhost), got {}",
         detail::quoted(admin.host)));

@@ -73,6 +73,12 @@ class Writer {
 
 }  // namespace
 
+std::string_view api_name(Api api) noexcept { return kApiNames[static_cast<std::size_t>(api)]; }
+
+std::string_view outcome_name(Outcome outcome) noexcept {
+  return kOutcomeNames[static_cast<std::size_t>(outcome)];
+}
+
 void Metrics::request_done(Api api, Outcome outcome, const Error* error,
                            std::chrono::microseconds latency) noexcept {
   if (!enabled_) return;

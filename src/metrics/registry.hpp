@@ -21,6 +21,11 @@ enum class Api : std::uint8_t { OpenAI, Anthropic, Embeddings };
 /// How a request ended (a label).
 enum class Outcome : std::uint8_t { Ok, CacheHit, Error };
 
+/// The label values: "openai", "anthropic", "embeddings"; "ok", "cache_hit", "error" (also the
+/// profiler's names for them).
+std::string_view api_name(Api api) noexcept;
+std::string_view outcome_name(Outcome outcome) noexcept;
+
 /// Thread safety: thread-safe.
 class Metrics {
  public:

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cmath>
 
 #include "glmproxy/metrics.hpp"
 #include "protocol/protocol.hpp"
@@ -10,8 +9,8 @@
 namespace glmproxy {
 
 namespace {
-// JSON has no NaN or infinity: a caller-built snapshot with one gets 0 there.
-double finite(double v) { return std::isfinite(v) ? v : 0.0; }
+// A caller-built snapshot may hold NaN or infinity: written as 0.
+constexpr auto finite = detail::json_finite;
 }  // namespace
 
 std::string MetricsSnapshot::to_json() const {

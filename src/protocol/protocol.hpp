@@ -5,6 +5,7 @@
 // files. Every function is thread-safe (no shared mutable state beyond thread-local scratch).
 
 #include <chrono>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,8 +61,7 @@ std::string join_url(std::string_view base, std::string_view path);
 /// InvalidArgument for no inputs, an empty model, non-positive dimensions, invalid UTF-8 or an
 /// extra_json that is not a JSON object.
 Result<std::string> write_embedding_request(const std::vector<std::string_view>& inputs,
-                                            std::string_view model,
-                                            std::optional<int> dimensions,
+                                            std::string_view model, std::optional<int> dimensions,
                                             std::string_view extra_json);
 
 /// Parses a 2xx embeddings body sent for `expected` inputs: vectors placed by their "index"
@@ -76,5 +76,8 @@ std::string_view chat_path(Protocol protocol) noexcept;
 /// \u00XX, U+2028/U+2029 as \u2028/\u2029). Returns false, leaving `out` as it was, when `s` is
 /// not valid UTF-8 (overlong forms, surrogates and truncated sequences included).
 bool append_json_string(std::string& out, std::string_view s);
+
+/// `v` when finite, else 0: JSON has no NaN or infinity.
+inline double json_finite(double v) noexcept { return std::isfinite(v) ? v : 0.0; }
 
 }  // namespace glmproxy::detail

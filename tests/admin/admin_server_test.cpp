@@ -24,10 +24,7 @@ RawResponse get(const std::string& url, const std::string& token = {}) {
 }
 
 glmproxy::ChatRequest numbered(int i) {
-  glmproxy::ChatRequest r;
-  r.messages = {{"user", "admin " + std::to_string(i)}};
-  r.request_id = "admin-" + std::to_string(i);
-  return r;
+  return test_support::numbered(i, "admin-" + std::to_string(i));
 }
 
 }  // namespace

@@ -14,15 +14,7 @@
 
 using namespace std::chrono_literals;
 
-namespace {
-
-glmproxy::ChatRequest numbered(int i) {
-  glmproxy::ChatRequest r;
-  r.messages = {{"user", "request " + std::to_string(i)}};
-  return r;
-}
-
-}  // namespace
+using test_support::numbered;
 
 TEST_CASE("metrics(): pool slots in use, requests waiting, idle connections, acquire wait",
           "[metrics]") {

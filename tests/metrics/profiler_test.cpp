@@ -16,12 +16,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-glmproxy::ChatRequest numbered(int i, std::string request_id = {}) {
-  glmproxy::ChatRequest r;
-  r.messages = {{"user", "request " + std::to_string(i)}};
-  r.request_id = std::move(request_id);
-  return r;
-}
+using test_support::numbered;
 
 glmproxy::Config profiled(const glmproxy::mock::MockUpstream& server) {
   auto c = test_support::config_for(server);

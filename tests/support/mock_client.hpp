@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "glmproxy/mock/mock_upstream.hpp"
@@ -37,6 +38,15 @@ inline glmproxy::Config config_for(const glmproxy::mock::MockUpstream& server) {
   c.retry.base_delay = 10ms;
   c.retry.max_delay = 50ms;
   return c;
+}
+
+/// A distinct chat request ("request <i>"): identical requests in flight at once would share one
+/// upstream call (coalescing is on by default). `request_id` is sent as X-Request-ID.
+inline glmproxy::ChatRequest numbered(int i, std::string request_id = {}) {
+  glmproxy::ChatRequest r;
+  r.messages = {{"user", "request " + std::to_string(i)}};
+  r.request_id = std::move(request_id);
+  return r;
 }
 
 /// ProxyClient::create() that fails the test case, with the reason, when it fails.
