@@ -10,6 +10,7 @@
 #include <atomic>
 #include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 
 namespace glmproxy::detail {
@@ -49,10 +50,12 @@ struct HistogramSnapshot {
     return *this;
   }
 
-  /// The value below which a fraction `q` of the samples lie (a bucket's upper edge), in µs.
+  /// The nearest-rank quantile: the upper edge of the bucket holding the ceil(q × count)-th
+  /// smallest sample, in µs (so the p99 of five samples is the slowest of them, not the fourth).
   std::uint64_t quantile_us(double q) const noexcept {
     if (count == 0) return 0;
-    const auto rank = static_cast<std::uint64_t>(q * static_cast<double>(count - 1)) + 1;
+    const auto rank = std::clamp<std::uint64_t>(
+        static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count))), 1, count);
     std::uint64_t seen = 0;
     for (int i = 0; i < kBuckets; ++i) {
       seen += counts[static_cast<std::size_t>(i)];

@@ -276,7 +276,6 @@ class Transport::Impl {
         accept(mine, Clock::now());
       }
       admit(Clock::now());
-      in_flight_now_.store(in_flight_, std::memory_order_relaxed);
       waiting_now_.store(waiting_.size(), std::memory_order_relaxed);
       // Tasks run by accept() may have submitted more: then only look, do not wait.
       int timeout = local_.empty() ? poll_timeout_ms(Clock::now()) : 0;
@@ -612,6 +611,7 @@ class Transport::Impl {
       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, t->ex.method.c_str());
     }
     ++in_flight_;
+    in_flight_now_.store(in_flight_, std::memory_order_relaxed);
     active_.push_back(t);
     curl_multi_add_handle(multi_, e);
   }
@@ -816,6 +816,8 @@ class Transport::Impl {
     free_easy_.push_back(t->easy);
     t->easy = nullptr;
     --in_flight_;
+    // Published before the transfer's callback runs: a caller answered by it sees its slot free.
+    in_flight_now_.store(in_flight_, std::memory_order_relaxed);
     active_.erase(std::find(active_.begin(), active_.end(), t));
   }
 
