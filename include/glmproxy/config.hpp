@@ -108,6 +108,10 @@ struct StreamConfig {
   bool buffer_pool_enabled = true;           ///< STREAM_BUFFER_POOL_ENABLED
   std::size_t max_line_bytes = 1u << 20;     ///< GLMPROXY_SSE_MAX_LINE_BYTES
   std::size_t max_event_bytes = 8u << 20;    ///< GLMPROXY_SSE_MAX_EVENT_BYTES
+  /// GLMPROXY_MAX_RESPONSE_BYTES: the largest body of one response after decoding (gzip, br,
+  /// zstd), for complete(), send() and embed(), and the largest aggregated reply of stream()
+  /// (text, reasoning and tool arguments together). Beyond it: BadResponse naming this knob.
+  std::size_t max_response_bytes = 32u << 20;
 };
 
 /// Tenant keys (a registry file is optional; without one, requests use UpstreamConfig::api_key).

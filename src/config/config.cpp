@@ -253,6 +253,30 @@ std::string scrub_secret(std::string text, std::string_view secret) {
   return text;
 }
 
+std::string url_password(std::string_view url) {
+  const std::size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return {};
+  std::string_view authority = url.substr(scheme + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  const std::size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return {};
+  const std::string_view userinfo = authority.substr(0, at);
+  const std::size_t colon = userinfo.find(':');
+  if (colon == std::string_view::npos) return {};
+  return std::string(userinfo.substr(colon + 1));
+}
+
+std::vector<std::string> config_secrets(const Config& config) {
+  std::vector<std::string> out{config.upstream.api_key, config.admin.token};
+  for (const std::string* url : {&config.upstream.openai_base_url,
+                                 &config.upstream.anthropic_base_url}) {
+    if (std::string password = url_password(*url); !password.empty()) {
+      out.push_back(std::move(password));
+    }
+  }
+  return out;
+}
+
 std::string scrub_secrets(std::string text, std::span<const std::string> secrets) {
   // Longest first, so that a secret containing another is replaced whole.
   std::vector<std::string_view> order(secrets.begin(), secrets.end());

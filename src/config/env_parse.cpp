@@ -108,6 +108,8 @@ constexpr ConfigVariable kVariables[] = {
      1 * kGiB},
     {"GLMPROXY_SSE_MAX_EVENT_BYTES", field<&C::stream, &StreamConfig::max_event_bytes>, 1024,
      1 * kGiB},
+    {"GLMPROXY_MAX_RESPONSE_BYTES", field<&C::stream, &StreamConfig::max_response_bytes>, 4096,
+     std::min<std::int64_t>(4 * kGiB, kMaxBytes)},
     // Tenant keys.
     {"APIKEYS_FILE", field<&C::keys, &KeysConfig::file>, 0, 0, TextKind::Any},
     {"APIKEY_CACHE_SIZE", field<&C::keys, &KeysConfig::cache_size>, 1, 100'000'000},

@@ -21,6 +21,7 @@
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
 #include "glmproxy/keys.hpp"
+#include "core/secrets.hpp"
 #include "keys/key_store.hpp"
 #include "keys/quota_window.hpp"
 
@@ -78,6 +79,7 @@ class Tenants {
   const WallClock wall_clock_;
   std::unique_ptr<KeyStore> store_;
   LruCache<RecordPtr> records_;  // APIKEY_CACHE_SIZE, APIKEY_CACHE_TTL_MS
+  SecretScope secrets_{std::span<const std::string>{}};  // the keys seen valid
 
   std::mutex mu_;
   std::condition_variable cv_;

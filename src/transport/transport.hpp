@@ -139,8 +139,9 @@ class Transport {
   void fail(Error error, TransferCallback on_done);
   bool on_io_thread() const noexcept;
   /// Opens `n` connections to the URL's host by sending `n` concurrent HEAD requests, and waits
-  /// for them. Any HTTP answer counts as a warm connection.
-  Result<void> warm(const std::string& url, int n);
+  /// for them at most `timeout`. Any HTTP answer counts as a warm connection. The probes are
+  /// not counted in the metrics nor reported to the circuit breaker.
+  Result<void> warm(const std::string& url, int n, std::chrono::milliseconds timeout);
   TransportStats stats() const noexcept;
 
   class Impl;

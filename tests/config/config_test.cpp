@@ -291,6 +291,8 @@ const std::vector<Knob>& knobs() {
        [](const Config& c) { return c.stream.max_line_bytes == 2'097'152; }},
       {"GLMPROXY_SSE_MAX_EVENT_BYTES", "16777216",
        [](const Config& c) { return c.stream.max_event_bytes == 16'777'216; }},
+      {"GLMPROXY_MAX_RESPONSE_BYTES", "1048576",
+       [](const Config& c) { return c.stream.max_response_bytes == 1'048'576; }},
       {"APIKEYS_FILE", "/var/lib/glmproxy/apikeys.json",
        [](const Config& c) { return c.keys.file == "/var/lib/glmproxy/apikeys.json"; }},
       {"APIKEY_CACHE_SIZE", "250", [](const Config& c) { return c.keys.cache_size == 250; }},
@@ -375,8 +377,8 @@ TEST_CASE("the parser's table and the test's list name the same variables", "[co
   std::set<std::string> tested;
   for (const Knob& knob : knobs()) tested.insert(knob.name);
   CHECK(parsed == tested);
-  CHECK(parsed.size() == 54);
-  CHECK(describe_lines(Config{}).size() == 54);
+  CHECK(parsed.size() == 55);
+  CHECK(describe_lines(Config{}).size() == 55);
 }
 
 TEST_CASE("GLMPROXY_ADMIN_HOST must be loopback, the admin token is never echoed",
