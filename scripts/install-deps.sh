@@ -12,6 +12,7 @@ packages=(
   libfmt-dev             # formatting
   libxxhash-dev          # XXH3-128 cache keys (used header-only: XXH_INLINE_ALL)
   libhttp-parser-dev     # the mock upstream's HTTP/1.1 request parser
+  zlib1g-dev             # gzip bodies in the hostile-upstream tests
   catch2                 # tests (2.13, single header)
   libbenchmark-dev       # Google Benchmark
   prometheus             # promtool: a test checks the Prometheus exposition with it

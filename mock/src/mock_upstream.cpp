@@ -468,6 +468,7 @@ class MockUpstream::Impl {
       }
     }
     std::optional<Fault> fault = take_fault(path);
+    if (fault && fault->echo_key) echo_key(c, *fault);
     if (std::string err = detail::parse_request(c.body, info); !err.empty()) {
       if (!fault) {
         queue_simple(c, 400, detail::error_body(info.api, 400, err), !keep_alive);
@@ -495,9 +496,31 @@ class MockUpstream::Impl {
     return std::nullopt;
   }
 
+  // Fault::echo_key: the request's own key into the scripted texts.
+  static void echo_key(const Connection& c, Fault& f) {
+    std::string key;
+    for (const auto& [k, v] : c.headers) {
+      if (k == "authorization" && lower(v).starts_with("bearer ")) key = v.substr(7);
+      if (k == "x-api-key") key = v;
+    }
+    for (std::string* text : {f.body ? &*f.body : nullptr, f.sse_body ? &*f.sse_body : nullptr,
+                              &f.stream_error_json}) {
+      if (text == nullptr) continue;
+      for (std::size_t at = text->find("{{key}}"); at != std::string::npos;
+           at = text->find("{{key}}", at + key.size())) {
+        text->replace(at, 7, key);
+      }
+    }
+  }
+
   void apply_fault(const detail::RequestInfo& info, const Fault& f, detail::Planned& plan) {
     if (f.status != 0) plan.status = f.status;
-    if (f.body) {
+    if (f.sse_body) {
+      plan.sse = true;
+      plan.events = {*f.sse_body};
+      plan.body.clear();
+      plan.headers = {{"Content-Type", "text/event-stream"}};
+    } else if (f.body) {
       plan.sse = false;
       plan.events.clear();
       plan.body = *f.body;
@@ -597,7 +620,7 @@ class MockUpstream::Impl {
         else
           all += p;
       }
-      if (plan.sse) all += "0\r\n\r\n";
+      if (plan.sse && !(f != nullptr && f->hold_open)) all += "0\r\n\r\n";
       c.out.push_back(Segment{std::move(all), Milliseconds(0), close_after});
       return;
     }
@@ -646,7 +669,7 @@ class MockUpstream::Impl {
       if (c.out.size() > 0) c.out.back().close_after = true;
       return;
     }
-    if (plan.sse) c.out.push_back(Segment{"0\r\n\r\n", Milliseconds(0), false});
+    if (plan.sse && !f->hold_open) c.out.push_back(Segment{"0\r\n\r\n", Milliseconds(0), false});
     c.out.back().close_after = close_after;
   }
 

@@ -357,7 +357,7 @@ Result<void> Config::validate() const {
   }
 
   if (problems.empty()) return {};
-  const std::string secrets[] = {upstream.api_key, admin.token};
+  const std::vector<std::string> secrets = detail::config_secrets(*this);
   return detail::invalid_config(problems, secrets);
 }
 
@@ -369,8 +369,9 @@ std::string Config::describe() const {
     out += value_text(variable, *this);
     out += '\n';
   }
-  // The key is redacted in its own line; this catches it pasted into another field.
-  const std::string secrets[] = {upstream.api_key, admin.token};
+  // The key is redacted in its own line; this catches it pasted into another field, and the
+  // passwords of URLs.
+  const std::vector<std::string> secrets = detail::config_secrets(*this);
   return detail::scrub_secrets(std::move(out), secrets);
 }
 

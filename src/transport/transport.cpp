@@ -31,8 +31,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Response header lines of one attempt, kept or not: past this the response is refused (an
-// upstream sending headers without end never reaches its body).
-constexpr std::size_t kMaxHeaderBytes = 1u << 20;
+// upstream sending headers without end never reaches its body). Below curl's own 300 KB limit,
+// which reports a retryable receive error instead of a bad response.
+constexpr std::size_t kMaxHeaderBytes = 256u << 10;
 
 // A cancelled HTTP/1.1 stream is read on (and thrown away) for at most this long / this much, so
 // that a stream close to its end leaves its connection reusable; past either, it is closed.

@@ -41,6 +41,15 @@ struct Fault {
                                       ///< "Connection: close" (a server dropping keep-alive)
   std::optional<std::int64_t> prompt_tokens;      ///< usage override
   std::optional<std::int64_t> completion_tokens;  ///< usage override
+  /// Replaces the normal body with these bytes sent as a chunked text/event-stream body (cut
+  /// per split_pieces, paced per delay_between_chunks): a hand-written, possibly hostile stream.
+  std::optional<std::string> sse_body;
+  /// A chunked body (SSE) never ends: the last chunk is not sent and the connection stays open,
+  /// like an upstream that keeps the response open after [DONE].
+  bool hold_open = false;
+  /// "{{key}}" in body, sse_body and stream_error_json becomes the key the request carried
+  /// (Authorization: Bearer ... or x-api-key), as an upstream that echoes it back would.
+  bool echo_key = false;
 };
 
 /// A request as the mock received it (recorded when MockOptions::record_limit > 0).
