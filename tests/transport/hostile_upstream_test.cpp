@@ -391,7 +391,7 @@ TEST_CASE("hostile: gzip bombs stop at GLMPROXY_MAX_RESPONSE_BYTES, decoded size
   CHECK(grown_mib < 200);
 }
 
-TEST_CASE("hostile: a stream of many small deltas stops at the cap; so do endless headers",
+TEST_CASE("hostile: a stream of many small deltas stops at the cap, and so do endless headers",
           "[hostile][bounds]") {
   auto server = start_mock();
   Config config = hostile_config(*server);
