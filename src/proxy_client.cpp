@@ -70,8 +70,8 @@ class ProxyClient::Impl {
       profiler_ = std::make_unique<detail::Profiler>(config_.profiling.ring_size);
     }
     if (config_.pool.warm && config_.pool.min_connections > 0) {
-      auto warmed = transport_->warm(config_.upstream.openai_base_url,
-                                     config_.pool.min_connections, config_.timeouts.connect);
+      auto warmed = transport_->warm(config_.upstream.openai_base_url, config_.pool.min_connections,
+                                     config_.timeouts.connect);
       if (!warmed) log(LogLevel::Warn, "pool warm-up failed: " + warmed.error().describe());
     }
     return {};

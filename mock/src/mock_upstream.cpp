@@ -503,8 +503,8 @@ class MockUpstream::Impl {
       if (k == "authorization" && lower(v).starts_with("bearer ")) key = v.substr(7);
       if (k == "x-api-key") key = v;
     }
-    for (std::string* text : {f.body ? &*f.body : nullptr, f.sse_body ? &*f.sse_body : nullptr,
-                              &f.stream_error_json}) {
+    for (std::string* text :
+         {f.body ? &*f.body : nullptr, f.sse_body ? &*f.sse_body : nullptr, &f.stream_error_json}) {
       if (text == nullptr) continue;
       for (std::size_t at = text->find("{{key}}"); at != std::string::npos;
            at = text->find("{{key}}", at + key.size())) {

@@ -559,6 +559,12 @@ std::string parse_faults(std::string& body, std::vector<Fault>& out) {
         f.stream_error_json = s;
       } else if (key == "close_after_response" && !value.get_bool().get(flag)) {
         f.close_after_response = flag;
+      } else if (key == "sse_body" && !value.get_string().get(s)) {
+        f.sse_body = std::string(s);
+      } else if (key == "hold_open" && !value.get_bool().get(flag)) {
+        f.hold_open = flag;
+      } else if (key == "echo_key" && !value.get_bool().get(flag)) {
+        f.echo_key = flag;
       } else if (key == "prompt_tokens" && as_int(n)) {
         f.prompt_tokens = n;
       } else if (key == "completion_tokens" && as_int(n)) {

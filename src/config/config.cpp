@@ -268,8 +268,8 @@ std::string url_password(std::string_view url) {
 
 std::vector<std::string> config_secrets(const Config& config) {
   std::vector<std::string> out{config.upstream.api_key, config.admin.token};
-  for (const std::string* url : {&config.upstream.openai_base_url,
-                                 &config.upstream.anthropic_base_url}) {
+  for (const std::string* url :
+       {&config.upstream.openai_base_url, &config.upstream.anthropic_base_url}) {
     if (std::string password = url_password(*url); !password.empty()) {
       out.push_back(std::move(password));
     }

@@ -354,8 +354,8 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
       id_.assign(str(*message, "id"));
       model_.assign(str(*message, "model"));
       if (auto usage = obj(*message, "usage")) {
-        usage_ = make_usage(count(*usage, "input_tokens"), count(*usage, "output_tokens"),
-                            std::nullopt);
+        usage_ =
+            make_usage(count(*usage, "input_tokens"), count(*usage, "output_tokens"), std::nullopt);
       }
     }
     return true;

@@ -243,8 +243,8 @@ Usage make_usage(std::optional<std::int64_t> prompt, std::optional<std::int64_t>
   Usage u;
   u.prompt_tokens = non_negative(prompt.value_or(0));
   u.completion_tokens = non_negative(completion.value_or(0));
-  u.total_tokens = total ? non_negative(*total)
-                         : saturating_add(u.prompt_tokens, u.completion_tokens);
+  u.total_tokens =
+      total ? non_negative(*total) : saturating_add(u.prompt_tokens, u.completion_tokens);
   return u;
 }
 

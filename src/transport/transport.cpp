@@ -398,8 +398,8 @@ class Transport::Impl {
   // curl drop them, a HEAD request per connection refreshes them (only once the client has
   // connected somewhere; never with DISABLE_CONNECTION_POOL).
   bool keep_alive_due(Clock::time_point now) const {
-    return config_.pool.min_connections > 0 && !config_.pool.disabled && keepalive_url_ != nullptr &&
-           in_flight_ == 0 && waiting_.empty() && delayed_.empty() &&
+    return config_.pool.min_connections > 0 && !config_.pool.disabled &&
+           keepalive_url_ != nullptr && in_flight_ == 0 && waiting_.empty() && delayed_.empty() &&
            now >= last_activity_ + config_.pool.max_idle / 2;
   }
 
@@ -780,8 +780,8 @@ class Transport::Impl {
     curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version);
     if (version >= CURL_HTTP_VERSION_2_0 || config_.pool.disabled) {
       // HTTP/2 resets the stream alone (the connection stays); nothing to save by reading on.
-      t->abort_error = make_error(ErrorCode::Cancelled,
-                                  finished ? "stream finished" : "stream cancelled");
+      t->abort_error =
+          make_error(ErrorCode::Cancelled, finished ? "stream finished" : "stream cancelled");
       return CURL_WRITEFUNC_ERROR;
     }
     t->draining = true;
@@ -849,9 +849,9 @@ class Transport::Impl {
     std::string_view line(data, len);
     t->header_bytes += len;
     if (t->header_bytes > kMaxHeaderBytes) {
-      t->abort_error = make_error(
-          ErrorCode::BadResponse,
-          fmt::format("the response headers are larger than {} bytes", kMaxHeaderBytes));
+      t->abort_error =
+          make_error(ErrorCode::BadResponse,
+                     fmt::format("the response headers are larger than {} bytes", kMaxHeaderBytes));
       return 0;
     }
     t->got_response = true;
@@ -1142,7 +1142,7 @@ class Transport::Impl {
   std::mt19937_64 rng_;
   Clock::time_point last_activity_ = Clock::now();
   const std::string* keepalive_url_ = nullptr;  // the base URL (config_) last sent to
-  BufferPool pool_;            // stream buffers (I/O thread; stats from anywhere)
+  BufferPool pool_;                             // stream buffers (I/O thread; stats from anywhere)
   std::atomic<std::uint64_t> upload_reads_{0};
   std::atomic<std::uint64_t> body_reads_{0};
   std::atomic<std::uint64_t> streams_cancelled_{0};

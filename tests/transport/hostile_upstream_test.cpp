@@ -224,8 +224,9 @@ TEST_CASE("hostile: an upstream echoing the key never gets it into an error, log
   }
   {
     Fault f;  // the flat `event: error` shape
-    f.sse_body = "event: error\ndata: {\"message\":\"no access for {{key}}\",\"code\":"
-                 "\"{{key}}\",\"type\":\"invalid_request_error\"}\n\n";
+    f.sse_body =
+        "event: error\ndata: {\"message\":\"no access for {{key}}\",\"code\":"
+        "\"{{key}}\",\"type\":\"invalid_request_error\"}\n\n";
     fault(f);
     auto r = client.stream(hello(), [](const StreamEvent&) { return true; });
     REQUIRE_FALSE(r);
@@ -337,9 +338,10 @@ TEST_CASE("hostile: a malformed stream event's error names the event, not its te
   for (const std::string& data : {std::string("{\"choices\": [ sk-live-CREDENTIAL-abc ]}"),
                                   std::string("[\"sk-live-CREDENTIAL-abc\"]")}) {
     Fault f;
-    f.sse_body = "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
-                 "\"ok\"}}]}\n\ndata: " +
-                 data + "\n\n";
+    f.sse_body =
+        "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+        "\"ok\"}}]}\n\ndata: " +
+        data + "\n\n";
     server->add_fault(f);
     auto r = client.stream(hello(), [](const StreamEvent&) { return true; });
     REQUIRE_FALSE(r);
@@ -374,8 +376,8 @@ TEST_CASE("hostile: gzip bombs stop at GLMPROXY_MAX_RESPONSE_BYTES, decoded size
   }
   std::vector<std::future<Result<glmproxy::ChatResponse>>> calls;
   for (int i = 0; i < kAtOnce; ++i) {
-    calls.push_back(std::async(std::launch::async,
-                               [&client, i] { return client.complete(test_support::numbered(i)); }));
+    calls.push_back(std::async(
+        std::launch::async, [&client, i] { return client.complete(test_support::numbered(i)); }));
   }
   for (auto& call : calls) {
     auto r = call.get();
@@ -479,10 +481,11 @@ TEST_CASE("hostile: usage counts saturate and never go negative", "[hostile][usa
   // Streams: the OpenAI usage chunk and Anthropic's message_start + message_delta.
   {
     Fault f;
-    f.sse_body = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},"
-                 "\"finish_reason\":\"stop\"}]}\n\ndata: {\"id\":\"c\",\"choices\":[],\"usage\":"
-                 "{\"prompt_tokens\":" +
-                 max + ",\"completion_tokens\":" + max + "}}\n\ndata: [DONE]\n\n";
+    f.sse_body =
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},"
+        "\"finish_reason\":\"stop\"}]}\n\ndata: {\"id\":\"c\",\"choices\":[],\"usage\":"
+        "{\"prompt_tokens\":" +
+        max + ",\"completion_tokens\":" + max + "}}\n\ndata: [DONE]\n\n";
     server->add_fault(f);
     auto r = client.stream(hello(), [](const StreamEvent&) { return true; });
     REQUIRE(r);
@@ -646,9 +649,10 @@ TEST_CASE("hostile: event: error with a flat error object is a typed error", "[h
   };
   for (const Case& c : cases) {
     Fault f;
-    f.sse_body = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}"
-                 "\n\nevent: error\ndata: " +
-                 c.data + "\n\n";
+    f.sse_body =
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}"
+        "\n\nevent: error\ndata: " +
+        c.data + "\n\n";
     server->add_fault(f);
     auto r = client.stream(hello(), [](const StreamEvent&) { return true; });
     REQUIRE_FALSE(r);
@@ -669,7 +673,7 @@ TEST_CASE("hostile: POOL_WARM against a silent upstream holds create() one conne
   config.pool.min_connections = 2;
   config.timeouts.connect = 300ms;
   config.admission.breaker_failures = 1;  // one reported failure would open it
-  Fault silent;                            // the warm-up HEADs get no answer for 5 s
+  Fault silent;                           // the warm-up HEADs get no answer for 5 s
   silent.path_contains = "/api/paas/v4";
   silent.times = 2;
   silent.delay_before_headers = 5s;
