@@ -4,7 +4,8 @@
 //                          [--stream-chunks N] [--stream-delay-ms N] [--max-concurrency N]
 //                          [--no-record] [--tls-cert CERT.pem --tls-key KEY.pem]
 //
-// Prints "listening on http://HOST:PORT" (https:// with --tls-cert) once ready, then serves until SIGINT or SIGTERM.
+// Prints "listening on http://HOST:PORT" (https:// with --tls-cert) once ready, then serves until
+// SIGINT or SIGTERM.
 
 #include <csignal>
 #include <cstdio>

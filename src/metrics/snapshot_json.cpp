@@ -54,9 +54,9 @@ std::string MetricsSnapshot::to_json() const {
       pool.max_connections, pool.in_use, pool.idle, pool.open, pool.waiting,
       pool.connections_opened, finite(pool.utilisation), pool.acquired,
       finite(pool.acquire_wait_avg_ms), finite(pool.acquire_wait_p99_ms), upstream.attempts,
-      upstream.retries, upstream.tls_handshakes, upstream.bytes_sent, upstream.bytes_received, process.rss_bytes,
-      process.peak_rss_bytes, finite(process.cpu_seconds), finite(process.cpu_percent),
-      finite(process.cpu_interval_seconds));
+      upstream.retries, upstream.tls_handshakes, upstream.bytes_sent, upstream.bytes_received,
+      process.rss_bytes, process.peak_rss_bytes, finite(process.cpu_seconds),
+      finite(process.cpu_percent), finite(process.cpu_interval_seconds));
   return out;
 }
 

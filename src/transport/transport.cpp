@@ -648,9 +648,10 @@ class Transport::Impl {
   }
 
   static Error tls_options_error(CURLcode rc) {
-    return make_error(ErrorCode::InvalidConfig,
-                      fmt::format("libcurl refused GLMPROXY_CA_FILE / GLMPROXY_CA_PATH: {} (curl {})",
-                                  curl_easy_strerror(rc), static_cast<int>(rc)));
+    return make_error(
+        ErrorCode::InvalidConfig,
+        fmt::format("libcurl refused GLMPROXY_CA_FILE / GLMPROXY_CA_PATH: {} (curl {})",
+                    curl_easy_strerror(rc), static_cast<int>(rc)));
   }
 
   static curl_socket_t on_open_socket(void* user, curlsocktype, curl_sockaddr* address) {

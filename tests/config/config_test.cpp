@@ -661,12 +661,12 @@ TEST_CASE("validate catches contradictions", "[config][validate]") {
 TEST_CASE("GLMPROXY_CA_FILE must be a readable file, GLMPROXY_CA_PATH a directory",
           "[config][env]") {
   SECTION("missing paths are named with the variable") {
-    const std::string message = error_of(load({{"GLMPROXY_CA_FILE", "/nonexistent/ca.pem"},
-                                               {"GLMPROXY_CA_PATH", "/nonexistent/certs"}}));
-    CHECK(contains(message,
-                   R"(GLMPROXY_CA_FILE must name a readable regular file, got "/nonexistent/ca.pem")"));
-    CHECK(contains(message,
-                   R"(GLMPROXY_CA_PATH must name a directory, got "/nonexistent/certs")"));
+    const std::string message = error_of(load(
+        {{"GLMPROXY_CA_FILE", "/nonexistent/ca.pem"}, {"GLMPROXY_CA_PATH", "/nonexistent/certs"}}));
+    CHECK(contains(
+        message,
+        R"(GLMPROXY_CA_FILE must name a readable regular file, got "/nonexistent/ca.pem")"));
+    CHECK(contains(message, R"(GLMPROXY_CA_PATH must name a directory, got "/nonexistent/certs")"));
   }
   SECTION("a directory is not a CA file, a file is not a CA directory") {
     Config c;
