@@ -600,8 +600,13 @@ class Transport::Impl {
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Impl::on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
     // HTTP/2: wait for a connection being set up to say whether it multiplexes, instead of
-    // opening one connection per concurrent transfer.
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    // opening one connection per concurrent transfer. Only https (h2 comes by ALPN; over plain
+    // http curl would serialise a burst behind the first connection), and not for HEAD:
+    // POOL_WARM's requests each want a connection of their own.
+    if (t->ex.method != "HEAD" && t->ex.url.size() >= 8 &&
+        iequals(std::string_view(t->ex.url).substr(0, 8), "https://")) {
+      curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    }
     if (config_.pool.disabled) {
       curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
       curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
