@@ -454,6 +454,7 @@ class ProxyClient::Impl {
     }
     m.upstream.attempts = t.attempts;
     m.upstream.retries = t.retries;
+    m.upstream.tls_handshakes = t.tls_handshakes;
     m.upstream.bytes_sent = t.bytes_sent;
     m.upstream.bytes_received = t.bytes_received;
     const detail::ProcessSample process = detail::sample_process();

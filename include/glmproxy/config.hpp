@@ -31,6 +31,12 @@ struct UpstreamConfig {
   std::string default_model = "glm-4.7";                              ///< DEFAULT_MODEL
   std::string anthropic_version = "2023-06-01";  ///< GLMPROXY_ANTHROPIC_VERSION
   std::string embedding_model = "embedding-3";   ///< GLMPROXY_EMBEDDING_MODEL: embed() default
+  /// GLMPROXY_CA_FILE: PEM bundle of the certificate authorities trusted for https upstreams
+  /// instead of the system's; empty = the system store. Verification is always on.
+  std::string ca_file;
+  /// GLMPROXY_CA_PATH: directory of hashed CA certificates (`openssl rehash`), searched as well
+  /// as ca_file; empty = none.
+  std::string ca_path;
 };
 
 /// Deadlines. A request that passes one fails with ErrorCode::Timeout naming which.

@@ -597,6 +597,8 @@ std::string stats_json(const MockStats& s) {
   field("stream_requests", s.stream_requests);
   field("concurrency_rejections", s.concurrency_rejections);
   field("peak_concurrency", s.peak_concurrency);
+  field("tls_handshakes", s.tls_handshakes);
+  field("tls_resumed", s.tls_resumed);
   field("faults_applied", s.faults_applied, true);
   b += '}';
   return b;

@@ -56,6 +56,9 @@ constexpr ConfigVariable kVariables[] = {
      TextKind::Token},
     {"GLMPROXY_ANTHROPIC_VERSION", field<&C::upstream, &UpstreamConfig::anthropic_version>, 0, 0,
      TextKind::Token},
+    // File paths; validate() checks that they exist.
+    {"GLMPROXY_CA_FILE", field<&C::upstream, &UpstreamConfig::ca_file>, 0, 0, TextKind::Any},
+    {"GLMPROXY_CA_PATH", field<&C::upstream, &UpstreamConfig::ca_path>, 0, 0, TextKind::Any},
     // Timeouts.
     {"GLMPROXY_CONNECT_TIMEOUT_MS", field<&C::timeouts, &TimeoutConfig::connect>, 1, 10 * kMinute},
     {"GLMPROXY_FIRST_BYTE_TIMEOUT_MS", field<&C::timeouts, &TimeoutConfig::first_byte>, 1,

@@ -161,6 +161,7 @@ class Transport::Impl {
     s.waiting = waiting_now_.load(std::memory_order_relaxed);
     s.open_connections = open_sockets_.load(std::memory_order_relaxed);
     s.connections_opened = sockets_opened_.load(std::memory_order_relaxed);
+    s.tls_handshakes = tls_handshakes_.load(std::memory_order_relaxed);
     s.attempts = attempts_.load(std::memory_order_relaxed);
     s.retries = retries_.load(std::memory_order_relaxed);
     s.bytes_sent = bytes_sent_.load(std::memory_order_relaxed);
@@ -193,6 +194,12 @@ class Transport::Impl {
     // DNS answers and TLS sessions are shared by every handle (all on the I/O thread).
     curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    // A CA option this libcurl refuses fails create(), not every request.
+    if (CURL* probe = curl_easy_init(); probe != nullptr) {
+      const CURLcode rc = set_tls_options(probe);
+      curl_easy_cleanup(probe);
+      if (rc != CURLE_OK) return tls_options_error(rc);
+    }
     const long max_conns = config_.pool.max_connections;
     curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_conns);
     curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, max_conns);
@@ -575,6 +582,14 @@ class Transport::Impl {
       resolve(*back, make_error(ErrorCode::Internal, "curl_easy_init failed"));
       return;
     }
+    if (const CURLcode rc = set_tls_options(e); rc != CURLE_OK) {
+      free_easy_.push_back(e);
+      aimd_.on_finish(t->ex.model, t->aimd_ticket, AimdLimiter::Outcome::Other, now);
+      breaker_.on_abandon(t->host);
+      TransferPtr back(t);
+      resolve(*back, tls_options_error(rc));
+      return;
+    }
     t->easy = e;
     // Probes go to the configured base URL the client last used, never to a request's own
     // path (a send() path may carry a signed query that must not be re-sent every 15 s).
@@ -609,6 +624,14 @@ class Transport::Impl {
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Impl::on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
+    // HTTP/2: wait for a connection being set up to say whether it multiplexes, instead of
+    // opening one connection per concurrent transfer. Only https (h2 comes by ALPN; over plain
+    // http curl would serialise a burst behind the first connection), and not for HEAD:
+    // POOL_WARM's requests each want a connection of their own.
+    if (t->ex.method != "HEAD" && t->ex.url.size() >= 8 &&
+        iequals(std::string_view(t->ex.url).substr(0, 8), "https://")) {
+      curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    }
     if (config_.pool.disabled) {
       curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
       curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
@@ -639,6 +662,26 @@ class Transport::Impl {
     in_flight_now_.store(in_flight_, std::memory_order_relaxed);
     active_.push_back(t);
     curl_multi_add_handle(multi_, e);
+  }
+
+  // GLMPROXY_CA_FILE / GLMPROXY_CA_PATH. Peer and host verification are curl's defaults and
+  // are never turned off.
+  CURLcode set_tls_options(CURL* e) const {
+    const auto& up = config_.upstream;
+    if (!up.ca_file.empty()) {
+      if (CURLcode rc = curl_easy_setopt(e, CURLOPT_CAINFO, up.ca_file.c_str()); rc != CURLE_OK) {
+        return rc;
+      }
+    }
+    if (!up.ca_path.empty()) return curl_easy_setopt(e, CURLOPT_CAPATH, up.ca_path.c_str());
+    return CURLE_OK;
+  }
+
+  static Error tls_options_error(CURLcode rc) {
+    return make_error(
+        ErrorCode::InvalidConfig,
+        fmt::format("libcurl refused GLMPROXY_CA_FILE / GLMPROXY_CA_PATH: {} (curl {})",
+                    curl_easy_strerror(rc), static_cast<int>(rc)));
   }
 
   static curl_socket_t on_open_socket(void* user, curlsocktype, curl_sockaddr* address) {
@@ -897,6 +940,11 @@ class Transport::Impl {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
     curl_off_t connect_us = 0;
     curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+    long new_connections = 0;
+    curl_off_t tls_us = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &new_connections);
+    curl_easy_getinfo(t->easy, CURLINFO_APPCONNECT_TIME_T, &tls_us);
+    if (new_connections > 0 && tls_us > 0) tls_handshakes_.fetch_add(1, std::memory_order_relaxed);
     account(*t);
     release_easy(t.get());
     const auto now = Clock::now();
@@ -1009,9 +1057,24 @@ class Transport::Impl {
             ErrorCode::BadResponse,
             fmt::format("the upstream closed the connection mid-response: {}", detail),
             static_cast<int>(t.status));
+      // Certificate problems: the next handshake meets the same certificate (or CA file).
       case CURLE_PEER_FAILED_VERIFICATION:
-        return make_error(ErrorCode::ConnectionFailed,
-                          fmt::format("TLS certificate verification failed: {}", detail));
+      case CURLE_SSL_CACERT_BADFILE:
+      case CURLE_SSL_CERTPROBLEM:
+      case CURLE_SSL_ISSUER_ERROR:
+      case CURLE_SSL_CRL_BADFILE:
+      case CURLE_SSL_PINNEDPUBKEYNOTMATCH: {
+        Error e = make_error(
+            ErrorCode::ConnectionFailed,
+            fmt::format("the upstream's TLS certificate could not be verified: {} (curl {}); "
+                        "not retried. To trust its certificate authority set GLMPROXY_CA_FILE "
+                        "(a PEM bundle) or GLMPROXY_CA_PATH (a directory hashed by openssl "
+                        "rehash); now GLMPROXY_CA_FILE=\"{}\" GLMPROXY_CA_PATH=\"{}\"",
+                        detail, static_cast<int>(code), config_.upstream.ca_file,
+                        config_.upstream.ca_path));
+        e.upstream_code = std::string(kTlsCertificateCode);
+        return e;
+      }
       default:
         return make_error(ErrorCode::ConnectionFailed, fmt::format("transfer failed: {} (curl {})",
                                                                    detail, static_cast<int>(code)));
@@ -1154,6 +1217,7 @@ class Transport::Impl {
   std::atomic<int> in_flight_now_{0}, open_sockets_{0};
   std::atomic<std::size_t> waiting_now_{0};
   std::atomic<std::uint64_t> sockets_opened_{0}, attempts_{0}, retries_{0};
+  std::atomic<std::uint64_t> tls_handshakes_{0};
   std::atomic<std::uint64_t> bytes_sent_{0}, bytes_received_{0};
   LatencyHistogram acquire_wait_;  // with METRICS_ENABLED
 };

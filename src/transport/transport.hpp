@@ -103,6 +103,8 @@ struct TransportStats {
   std::size_t waiting = 0;   ///< transfers waiting for a slot (POOL_ACQUIRE_TIMEOUT)
   int open_connections = 0;  ///< sockets curl holds open, in use or idle
   std::uint64_t connections_opened = 0;
+  std::uint64_t tls_handshakes = 0;  ///< new connections that completed a TLS handshake
+                                     ///< (keep-alive probes' included, like connections_opened)
   // Not counting the transport's own keep-alive probes.
   std::uint64_t attempts = 0;  ///< HTTP requests sent: first attempts and retries (always)
   std::uint64_t retries = 0;   ///< attempts after the first (backoffs waited out) (always)
