@@ -24,7 +24,7 @@
 
 namespace glmproxy {
 
-class ProxyClient::Impl {
+class GLMPROXY_LOCAL ProxyClient::Impl {
  public:
   explicit Impl(Config config) : config_(std::move(config)) {}
 
