@@ -28,7 +28,7 @@
 
 namespace glmproxy {
 
-class ProxyClient::Impl {
+class GLMPROXY_LOCAL ProxyClient::Impl {
  public:
   explicit Impl(Config config)
       : config_(std::move(config)), secrets_(detail::config_secrets(config_)) {}

@@ -50,7 +50,7 @@ void json(httplib::Response& res, int status, const std::string& body) {
 
 }  // namespace
 
-class AdminServer::Impl {
+class GLMPROXY_LOCAL AdminServer::Impl {
  public:
   Impl(const ProxyClient& client, AdminConfig options)
       : client_(client), options_(std::move(options)) {}

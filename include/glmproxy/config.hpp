@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "glmproxy/error.hpp"
+#include "glmproxy/export.hpp"
 #include "glmproxy/log.hpp"
 
 namespace glmproxy {
@@ -19,9 +20,9 @@ using Milliseconds = std::chrono::milliseconds;
 enum class Preset { Default, LowLatency, HighThroughput, Development, Edge };
 
 /// "default", "low-latency", "high-throughput", "development", "edge".
-std::string_view to_string(Preset preset) noexcept;
+GLMPROXY_API std::string_view to_string(Preset preset) noexcept;
 /// Accepts the names above case-insensitively, with '-' or '_' (e.g. "LOW_LATENCY").
-std::optional<Preset> parse_preset(std::string_view name) noexcept;
+GLMPROXY_API std::optional<Preset> parse_preset(std::string_view name) noexcept;
 
 /// Where requests go and who they are sent as.
 struct UpstreamConfig {
@@ -163,7 +164,7 @@ struct AdminConfig {
 ///   auto config = glmproxy::Config::from_env();   // reads POOL_MAX_CONNECTIONS, ...
 ///   if (!config) { log(config.error().message); return; }
 ///   config->cache.enabled = true;                  // code may adjust after loading
-struct Config {
+struct GLMPROXY_API Config {
   UpstreamConfig upstream;
   TimeoutConfig timeouts;
   RetryConfig retry;
@@ -210,6 +211,6 @@ struct Config {
 
 /// Redacts a secret for messages: its first 4 characters and "…" ("" stays ""). A key of 4
 /// characters or fewer becomes "…" alone, so a short key is never shown whole.
-std::string redact_key(std::string_view key);
+GLMPROXY_API std::string redact_key(std::string_view key);
 
 }  // namespace glmproxy

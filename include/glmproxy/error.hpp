@@ -9,6 +9,8 @@
 #include <utility>
 #include <variant>
 
+#include "glmproxy/export.hpp"
+
 namespace glmproxy {
 
 /// The closed set of failure kinds a caller can act on.
@@ -31,7 +33,7 @@ enum class ErrorCode {
 };
 
 /// The name of an ErrorCode, e.g. "RateLimited". Unknown values give "Unknown".
-std::string_view to_string(ErrorCode code) noexcept;
+GLMPROXY_API std::string_view to_string(ErrorCode code) noexcept;
 
 /// Error::upstream_code of a ConnectionFailed whose TLS certificate could not be verified (or
 /// whose CA file could not be used): not retryable, fixed by GLMPROXY_CA_FILE / GLMPROXY_CA_PATH.
@@ -40,7 +42,7 @@ inline constexpr std::string_view kTlsCertificateCode = "tls_certificate";
 /// A failure, with enough detail to decide what to do next.
 ///
 /// Thread safety: thread-compatible (a plain value).
-struct Error {
+struct GLMPROXY_API Error {
   ErrorCode code = ErrorCode::Internal;
   std::string message;        ///< human readable; never contains an API key
   int http_status = 0;        ///< 0 when no HTTP response was received
@@ -62,7 +64,7 @@ struct Error {
 
 /// Thrown only by Result::value() (and * / ->) when the Result holds an Error: a caller bug,
 /// like std::bad_expected_access. Check has_value() first to never see it.
-class BadResultAccess : public std::exception {
+class GLMPROXY_API BadResultAccess : public std::exception {
  public:
   explicit BadResultAccess(Error error) : error_(std::move(error)), what_(error_.describe()) {}
   const Error& error() const noexcept { return error_; }
@@ -74,7 +76,13 @@ class BadResultAccess : public std::exception {
 };
 
 namespace detail {
-const Error& no_error() noexcept;
+// What Result::error() returns when the Result holds a value. Inline rather than exported: a
+// shared glmproxy exports the public API only, and each binary may keep its own copy.
+inline const Error& no_error() noexcept {
+  static const Error kNoError{
+      ErrorCode::Internal, "Result holds a value, not an error", 0, {}, std::nullopt};
+  return kNoError;
+}
 }  // namespace detail
 
 /// A value of type T or an Error, shaped like C++23 std::expected<T, Error>.

@@ -3,13 +3,15 @@
 #include <cstdint>
 #include <string>
 
+#include "glmproxy/export.hpp"
+
 namespace glmproxy {
 
 /// One tenant key's standing, the shape of the reference gateway's /stats answer, returned by
 /// ProxyClient::key_stats(). Timestamps are ISO 8601 UTC strings as in the key file.
 ///
 /// Thread safety: thread-compatible (a plain value).
-struct KeyStats {
+struct GLMPROXY_API KeyStats {
   std::string key;  ///< redacted to its first 4 characters + "…": the library never returns a key
   std::string name;
   std::string model;  ///< the key's model override ("" = none)

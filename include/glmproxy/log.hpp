@@ -4,14 +4,16 @@
 #include <optional>
 #include <string_view>
 
+#include "glmproxy/export.hpp"
+
 namespace glmproxy {
 
 enum class LogLevel { Trace, Debug, Info, Warn, Error, Off };
 
 /// "trace", "debug", "info", "warn", "error", "off".
-std::string_view to_string(LogLevel level) noexcept;
+GLMPROXY_API std::string_view to_string(LogLevel level) noexcept;
 /// Accepts the names above in any case ("warning" too).
-std::optional<LogLevel> parse_log_level(std::string_view name) noexcept;
+GLMPROXY_API std::optional<LogLevel> parse_log_level(std::string_view name) noexcept;
 
 /// Receives the library's log lines. glmproxy itself never writes to stdout or stderr.
 /// The string_view is valid only during the call. Called from whichever thread logs (caller

@@ -5,6 +5,8 @@
 #include <map>
 #include <string>
 
+#include "glmproxy/export.hpp"
+
 namespace glmproxy {
 
 /// Counters of one ProxyClient since it was created, read with ProxyClient::metrics(), with
@@ -13,7 +15,7 @@ namespace glmproxy {
 /// may be off by the requests in between.
 ///
 /// Thread safety: thread-compatible (a plain value).
-struct MetricsSnapshot {
+struct GLMPROXY_API MetricsSnapshot {
   /// The response cache (CACHE_ENABLED).
   struct Cache {
     std::uint64_t hits = 0, misses = 0, stores = 0;

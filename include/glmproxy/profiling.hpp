@@ -6,13 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "glmproxy/export.hpp"
+
 namespace glmproxy {
 
 /// Where one request's time went (PROFILING_ENABLED): the moments it passed each phase, in
 /// microseconds after the call began. API keys never appear in a profile.
 ///
 /// Thread safety: thread-compatible (a plain value).
-struct RequestProfile {
+struct GLMPROXY_API RequestProfile {
   std::string request_id;  ///< ChatRequest::request_id, or "glmproxy-<n>" when none was given
   std::string api;         ///< "openai", "anthropic" or "embeddings"
   std::string model;       ///< the effective model ("" for embeddings without one)
@@ -51,7 +53,7 @@ struct RequestProfile {
 /// The profiler's view of recent requests: ProxyClient::profiling().
 ///
 /// Thread safety: thread-compatible (a plain value).
-struct ProfilingReport {
+struct GLMPROXY_API ProfilingReport {
   bool enabled = false;        ///< PROFILING_ENABLED
   std::size_t capacity = 0;    ///< GLMPROXY_PROFILING_RING_SIZE: profiles kept
   std::size_t kept = 0;        ///< profiles in the ring now (the newest `capacity`)

@@ -8,6 +8,7 @@
 
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
+#include "glmproxy/export.hpp"
 #include "glmproxy/keys.hpp"
 #include "glmproxy/metrics.hpp"
 #include "glmproxy/profiling.hpp"
@@ -33,7 +34,7 @@ struct ClientAccess;  // the library's own tests and tools look inside through t
 ///   glmproxy::ChatRequest request;
 ///   request.messages = {{"user", "Say hello."}};
 ///   if (auto reply = client->complete(request)) use(reply->content);
-class ProxyClient {
+class GLMPROXY_API ProxyClient {
  public:
   /// Validates `config`, starts the I/O thread and, with POOL_WARM, opens
   /// POOL_MIN_CONNECTIONS connections before returning.
@@ -127,7 +128,7 @@ class ProxyClient {
  private:
   friend struct detail::ClientAccess;
   class Impl;
-  explicit ProxyClient(std::unique_ptr<Impl> impl);
+  GLMPROXY_LOCAL explicit ProxyClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "glmproxy/export.hpp"
+
 namespace glmproxy {
 
 struct ToolCall {
@@ -58,7 +60,7 @@ struct StreamEvent {
 
 /// The name of a StreamEvent::Type ("text", "reasoning", "tool_call", "finish", "usage",
 /// "done").
-std::string_view to_string(StreamEvent::Type type) noexcept;
+GLMPROXY_API std::string_view to_string(StreamEvent::Type type) noexcept;
 
 /// The answer to ProxyClient::embed().
 struct EmbeddingResponse {

@@ -105,12 +105,4 @@ std::string Error::describe() const {
   return out;
 }
 
-namespace detail {
-const Error& no_error() noexcept {
-  static const Error kNoError{
-      ErrorCode::Internal, "Result holds a value, not an error", 0, {}, std::nullopt};
-  return kNoError;
-}
-}  // namespace detail
-
 }  // namespace glmproxy

@@ -68,6 +68,11 @@ bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept {
 
 }  // namespace
 
+}  // namespace glmproxy::detail
+
+namespace glmproxy {
+
+// Public: declared in glmproxy/response.hpp.
 std::string_view to_string(StreamEvent::Type type) noexcept {
   switch (type) {
     case StreamEvent::Type::Text:
@@ -85,6 +90,10 @@ std::string_view to_string(StreamEvent::Type type) noexcept {
   }
   return "unknown";
 }
+
+}  // namespace glmproxy
+
+namespace glmproxy::detail {
 
 ChatStream::ChatStream(Protocol protocol, const StreamCallback* on_event, SseLimits limits,
                        std::size_t max_reply_bytes)

@@ -1,12 +1,15 @@
-# Run with cmake -P: installs glmproxy from GLMPROXY_BUILD_DIR into WORK_DIR/prefix, then
-# configures, builds and runs the consumer project against it.
+# Run with cmake -P: installs glmproxy from GLMPROXY_BUILD_DIR into WORK_DIR/prefix (or uses
+# the install in PREFIX), then configures, builds and runs the consumer project against it.
 file(REMOVE_RECURSE "${WORK_DIR}")
-set(prefix "${WORK_DIR}/prefix")
-
-execute_process(COMMAND ${CMAKE_COMMAND} --install "${GLMPROXY_BUILD_DIR}" --prefix "${prefix}"
-  RESULT_VARIABLE rc OUTPUT_QUIET)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "install failed: ${rc}")
+if(PREFIX)
+  set(prefix "${PREFIX}")
+else()
+  set(prefix "${WORK_DIR}/prefix")
+  execute_process(COMMAND ${CMAKE_COMMAND} --install "${GLMPROXY_BUILD_DIR}" --prefix "${prefix}"
+    RESULT_VARIABLE rc OUTPUT_QUIET)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "install failed: ${rc}")
+  endif()
 endif()
 foreach(f include/glmproxy/glmproxy.hpp include/glmproxy/version.hpp
           lib/cmake/glmproxy/glmproxyConfig.cmake lib/cmake/glmproxy/glmproxyConfigVersion.cmake

@@ -3,8 +3,10 @@
 #include <memory>
 #include <string>
 
+#include "glmproxy/admin/export.hpp"
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
+#include "glmproxy/export.hpp"
 #include "glmproxy/proxy_client.hpp"
 
 namespace glmproxy::admin {
@@ -29,7 +31,7 @@ namespace glmproxy::admin {
 ///   auto client = glmproxy::ProxyClient::create(*glmproxy::Config::from_env());
 ///   auto admin = glmproxy::admin::AdminServer::start(*client);  // GLMPROXY_ADMIN_ENABLED=1
 ///   if (admin) log("dashboard: " + admin->url() + "/dashboard");
-class AdminServer {
+class GLMPROXY_ADMIN_API AdminServer {
  public:
   /// Serves `client` as its configuration's AdminConfig says. InvalidArgument when
   /// GLMPROXY_ADMIN_ENABLED is false.
@@ -53,7 +55,7 @@ class AdminServer {
 
  private:
   class Impl;
-  explicit AdminServer(std::unique_ptr<Impl> impl);
+  GLMPROXY_LOCAL explicit AdminServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
