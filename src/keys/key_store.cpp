@@ -14,12 +14,12 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <limits>
 #include <map>
 #include <system_error>
 #include <unordered_map>
 #include <utility>
 
+#include "core/saturating.hpp"
 #include "glmproxy/config.hpp"
 #include "protocol/protocol.hpp"
 
@@ -582,11 +582,6 @@ class FileLock {
   int error_ = 0;
 };
 
-std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {  // a, b >= 0
-  return a > std::numeric_limits<std::int64_t>::max() - b ? std::numeric_limits<std::int64_t>::max()
-                                                          : a + b;
-}
-
 int two_digits(std::string_view s, std::size_t at) noexcept {
   if (at + 2 > s.size() || !is_digit(s[at]) || !is_digit(s[at + 1])) return -1;
   return (s[at] - '0') * 10 + (s[at + 1] - '0');
@@ -640,9 +635,18 @@ std::optional<SysClock::time_point> parse_iso8601(std::string_view s) {
     return std::nullopt;
   }
   if (i != s.size()) return std::nullopt;
-  const auto t = std::chrono::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
-                 std::chrono::seconds(se) + fraction - offset;
-  return std::chrono::floor<SysClock::duration>(t);
+  // In seconds first: years 0000 to 9999 fit, but system_clock's nanoseconds only reach 1677 to
+  // 2262, and "9999-12-31T23:59:59Z" is a common "never expires". Times outside its range are
+  // held at its ends (overflowing them would be undefined behaviour).
+  const std::chrono::sys_seconds secs = std::chrono::sys_days(ymd) + std::chrono::hours(h) +
+                                        std::chrono::minutes(mi) + std::chrono::seconds(se) -
+                                        offset;
+  constexpr auto kLatest = std::chrono::floor<std::chrono::seconds>(SysClock::time_point::max());
+  constexpr auto kEarliest = std::chrono::ceil<std::chrono::seconds>(SysClock::time_point::min());
+  if (secs >= kLatest) return SysClock::time_point::max();
+  if (secs <= kEarliest) return SysClock::time_point::min();
+  return std::chrono::time_point_cast<SysClock::duration>(secs) +
+         std::chrono::floor<SysClock::duration>(fraction);
 }
 
 std::string format_iso8601(SysClock::time_point t) {
@@ -709,6 +713,8 @@ Result<std::size_t> KeyStore::apply(const std::vector<UsageDelta>& deltas,
       r.usage_windows.push_back(UsageWindow{d.bucket_start, 0, {}});
       w = std::prev(r.usage_windows.end());
     }
+    // The file's counts are >= 0 (checked when read), the deltas > 0: the sums only stop at
+    // INT64_MAX.
     w->tokens = saturating_add(w->tokens, d.tokens);
     r.total_lifetime_tokens = saturating_add(r.total_lifetime_tokens, d.tokens);
   }

@@ -43,7 +43,7 @@ struct KeyRecord {
 /// so that two processes sharing one file both count.
 struct UsageDelta {
   std::string key;
-  std::int64_t tokens = 0;  ///< < 0 counts as 0
+  std::int64_t tokens = 0;  ///< < 0 counts as 0; sums stop at INT64_MAX
   /// The usage_windows entry to add to (whole seconds: the file keeps seconds only).
   std::chrono::system_clock::time_point bucket_start;
   std::chrono::system_clock::time_point used_at;  ///< for last_used
@@ -51,7 +51,9 @@ struct UsageDelta {
 
 /// "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)" (RFC 3339; 't' and 'z' also accepted;
 /// fraction digits past nanoseconds are ignored); nullopt when `text` is not one or names no
-/// real date. No locale, no time zone database, no gmtime: thread-safe.
+/// real date. A time system_clock cannot hold (its nanoseconds span 1677 to 2262) is held at
+/// time_point::min() or max(): "9999-12-31T23:59:59Z" never expires. No locale, no time zone
+/// database, no gmtime: thread-safe.
 std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text);
 /// "YYYY-MM-DDTHH:MM:SSZ" (sub-second parts are dropped).
 std::string format_iso8601(std::chrono::system_clock::time_point t);

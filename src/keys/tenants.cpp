@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "cache/cache_key.hpp"
+#include "core/saturating.hpp"
 
 namespace glmproxy::detail {
 
@@ -117,11 +118,13 @@ void Tenants::record_usage(std::string_view key, std::int64_t tokens) {
   {
     std::lock_guard lock(mu_);
     Usage& u = usage_of(**found);
+    // An upstream's count is untrusted: every sum stops at INT64_MAX.
     u.window.add(t, tokens);
-    u.lifetime += tokens;
+    u.lifetime = saturating_add(u.lifetime, tokens);
     u.last_used = std::max(u.last_used, t);
     u.used = true;
-    pending_[{std::string(key), QuotaWindow::bucket_of(t)}] += tokens;
+    std::int64_t& batch = pending_[{std::string(key), QuotaWindow::bucket_of(t)}];
+    batch = saturating_add(batch, tokens);
     auto& at = pending_used_at_[std::string(key)];
     at = std::max(at, t);
     if (pending_updates_++ == 0) first_pending_ = std::chrono::steady_clock::now();
@@ -196,8 +199,8 @@ Result<KeyStats> Tenants::stats(std::string_view key) {
   const auto started = u.window.oldest_use(t).value_or(t);
   s.current_usage.window_started_at = format_iso8601(started);
   s.current_usage.window_ends_at = format_iso8601(started + QuotaWindow::kWindow);
-  s.current_usage.remaining_tokens = std::max<std::int64_t>(
-      0, r->token_limit_per_5h - s.current_usage.tokens_used_in_current_window);
+  s.current_usage.remaining_tokens = non_negative(
+      saturating_sub(r->token_limit_per_5h, s.current_usage.tokens_used_in_current_window));
   return s;
 }
 

@@ -518,3 +518,45 @@ TEST_CASE("key store: a reader never sees a half-written file", "[keys]") {
   CHECK(went_back == 0);
   CHECK(last_total == 42 + kApplies);
 }
+
+TEST_CASE("key store: apply() sums stop at INT64_MAX", "[keys]") {
+  TempDir tmp;
+  const std::string path = tmp.file(R"({"keys": [{"key": "pk_max_1", "token_limit_per_5h": 1,
+      "total_lifetime_tokens": 9223372036854775000,
+      "usage_windows": [{"window_start": "2026-01-18T10:05:00Z",
+                         "tokens_used": 9223372036854775807}]}]})");
+  auto store = KeyStore::open(path);
+  REQUIRE(store);
+  const SysTime bucket = utc("2026-01-18T10:05:00Z");
+  const std::vector<UsageDelta> deltas = {{"pk_max_1", INT64_MAX, bucket, bucket},
+                                          {"pk_max_1", INT64_MAX, bucket + 5min, bucket},
+                                          {"pk_max_1", -1, bucket, bucket}};
+  for (int round = 0; round < 2; ++round) {
+    auto applied = (*store)->apply(deltas, bucket - 1h);
+    REQUIRE(applied);
+  }
+  const KeyRecord r = must_find(**store, "pk_max_1");
+  CHECK(r.total_lifetime_tokens == INT64_MAX);
+  REQUIRE(r.usage_windows.size() == 2);
+  CHECK(r.usage_windows[0].tokens == INT64_MAX);
+  CHECK(r.usage_windows[1].tokens == INT64_MAX);
+}
+
+TEST_CASE("key store: times past system_clock's range are held at its ends", "[keys]") {
+  using TP = std::chrono::system_clock::time_point;
+  CHECK(parse_iso8601("9999-12-31T23:59:59Z") == TP::max());
+  CHECK(parse_iso8601("9999-12-31T23:59:59.999999999-23:59") == TP::max());
+  CHECK(parse_iso8601("2262-04-12T00:00:00Z") == TP::max());
+  CHECK(parse_iso8601("0000-01-01T00:00:00Z") == TP::min());
+  CHECK(parse_iso8601("1600-01-01T00:00:00+23:59") == TP::min());
+  // Just inside (the range ends at 2262-04-11T23:47:16.854775807Z and
+  // 1677-09-21T00:12:43.145224192Z; the whole seconds at the ends are held too).
+  const auto late = parse_iso8601("2262-04-11T23:47:15Z");
+  REQUIRE(late);
+  CHECK(*late < TP::max());
+  CHECK(format_iso8601(*late) == "2262-04-11T23:47:15Z");
+  const auto early = parse_iso8601("1677-09-21T00:12:45Z");
+  REQUIRE(early);
+  CHECK(*early > TP::min());
+  CHECK(format_iso8601(*early) == "1677-09-21T00:12:45Z");
+}

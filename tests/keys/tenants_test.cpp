@@ -17,6 +17,7 @@
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
 #include "keys/key_store.hpp"
+#include "keys/tenants.hpp"
 #include "support/mock_client.hpp"
 
 using glmproxy::ChatRequest;
@@ -25,6 +26,7 @@ using glmproxy::Config;
 using glmproxy::ErrorCode;
 using glmproxy::ProxyClient;
 using glmproxy::Result;
+using glmproxy::detail::Tenants;
 using glmproxy::mock::Fault;
 using test_support::config_for;
 using test_support::make_client;
@@ -334,4 +336,124 @@ TEST_CASE("upstream protection: the circuit breaker opens, fails fast, probes, c
   REQUIRE(client.complete(as("", "b5")));
   CHECK(server->stats().chat_requests == 5);
   CHECK(glmproxy::detail::transport_stats(client).breaker_opened == 1);
+}
+
+// --- untrusted counts: sums stop at INT64_MAX (UBSan aborts the asan preset on an overflow) -----
+
+namespace {
+
+constexpr std::int64_t kMax = INT64_MAX;
+
+std::unique_ptr<Tenants> must_create(const Config& config) {
+  auto tenants = Tenants::create(config);
+  INFO((tenants ? "" : tenants.error().describe()));
+  REQUIRE(tenants);
+  return std::move(*tenants);
+}
+
+glmproxy::detail::KeyRecord read_back(const KeyFile& file, const std::string& key) {
+  auto store = glmproxy::detail::KeyStore::open(file.path.string());
+  INFO((store ? "" : store.error().describe()));
+  REQUIRE(store);
+  auto record = (*store)->find(key);
+  REQUIRE(record);
+  REQUIRE(record->has_value());
+  return **record;
+}
+
+}  // namespace
+
+TEST_CASE("tenants: record_usage with INT64_MAX twice stops at INT64_MAX", "[keys][usage]") {
+  KeyFile file(keys_file({key_json("pk_huge", 1000)}));
+  Config config;
+  config.keys.file = file.path.string();
+  ManualWallClock wall;
+  config.wall_clock = wall.fn();
+  {
+    auto tenants = must_create(config);
+    REQUIRE(tenants->admit("pk_huge"));
+    tenants->record_usage("pk_huge", kMax);
+    tenants->record_usage("pk_huge", kMax);
+    wall.advance(10min);  // another bucket: the window's total and the pending batch both add up
+    tenants->record_usage("pk_huge", kMax);
+    tenants->record_usage("pk_huge", -5);  // negative: nothing
+    tenants->record_usage("pk_huge", INT64_MIN);
+    auto stats = tenants->stats("pk_huge");
+    REQUIRE(stats);
+    CHECK(stats->total_lifetime_tokens == kMax);
+    CHECK(stats->current_usage.tokens_used_in_current_window == kMax);
+    CHECK(stats->current_usage.remaining_tokens == 0);
+    CHECK_THAT(stats->to_json(), Catch::Contains("\"total_lifetime_tokens\":9223372036854775807"));
+    auto refused = tenants->admit("pk_huge");
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::QuotaExceeded);
+    CHECK(refused.error().retry_after.has_value());
+    tenants->flush();
+  }
+  const auto record = read_back(file, "pk_huge");
+  CHECK(record.total_lifetime_tokens == kMax);
+  REQUIRE(record.usage_windows.size() == 2);
+  CHECK(record.usage_windows[0].tokens == kMax);
+  CHECK(record.usage_windows[1].tokens == kMax);
+}
+
+TEST_CASE("tenants: a key file with counts near INT64_MAX, usage added", "[keys][usage]") {
+  ManualWallClock wall;
+  const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(wall.s->load()));
+  const std::string recent = glmproxy::detail::format_iso8601(now - 20min);
+  const std::string older = glmproxy::detail::format_iso8601(now - 1h);
+  KeyFile file(keys_file(
+      {R"({"key":"pk_near","name":"near","token_limit_per_5h":9223372036854775807,)"
+       R"("expiry_date":"9999-12-31T23:59:59Z","total_lifetime_tokens":9223372036854775800,)"
+       R"("usage_windows":[{"window_start":")" +
+       older + R"(","tokens_used":9223372036854775807},{"window_start":")" + recent +
+       R"(","tokens_used":9223372036854775000}]})"}));
+  Config config;
+  config.keys.file = file.path.string();
+  config.wall_clock = wall.fn();
+  {
+    auto tenants = must_create(config);
+    // The window already holds more than INT64_MAX tokens: at INT64_MAX, the limit, refused.
+    auto refused = tenants->admit("pk_near");
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::QuotaExceeded);
+    tenants->record_usage("pk_near", 1'000);
+    auto stats = tenants->stats("pk_near");
+    REQUIRE(stats);
+    CHECK_FALSE(stats->is_expired);  // year 9999: past system_clock's range, never expires
+    CHECK(stats->total_lifetime_tokens == kMax);
+    CHECK(stats->current_usage.tokens_used_in_current_window == kMax);
+    CHECK(stats->current_usage.remaining_tokens == 0);
+    tenants->flush();
+  }
+  const auto record = read_back(file, "pk_near");
+  CHECK(record.total_lifetime_tokens == kMax);
+  CHECK(record.expiry_date == "9999-12-31T23:59:59Z");
+  REQUIRE(record.usage_windows.size() == 3);
+  CHECK(record.usage_windows[0].tokens == kMax);
+  CHECK(record.usage_windows[1].tokens == 9223372036854775000);
+  CHECK(record.usage_windows[2].tokens == 1'000);
+}
+
+TEST_CASE("tenants: negative counts in the key file are refused, naming the index not the key",
+          "[keys]") {
+  const std::string secret = "pk_negative_secret";
+  for (const std::string& field :
+       {std::string(R"("token_limit_per_5h":-1)"),
+        std::string(R"("token_limit_per_5h":10,"total_lifetime_tokens":-1)"),
+        std::string(R"("token_limit_per_5h":10,"usage_windows":[)"
+                    R"({"window_start":"2026-01-01T00:00:00Z",)"
+                    R"("tokens_used":-9223372036854775808}])")}) {
+    KeyFile file(
+        keys_file({key_json("pk_fine", 10), R"({"key":")" + secret + R"(",)" + field + "}"}));
+    Config config;
+    config.keys.file = file.path.string();
+    auto tenants = Tenants::create(config);
+    INFO(field);
+    REQUIRE_FALSE(tenants);
+    CHECK(tenants.error().code == ErrorCode::InvalidConfig);
+    CHECK_THAT(tenants.error().message, Catch::Contains("keys[1]."));
+    CHECK_THAT(tenants.error().message, Catch::Contains(">= "));
+    CHECK(tenants.error().message.find(secret) == std::string::npos);
+  }
 }
