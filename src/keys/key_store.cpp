@@ -223,13 +223,56 @@ std::string position(std::string_view text, std::size_t offset) {
   return fmt::format("{}:{} (byte {})", line, column, offset);
 }
 
+// What a file that is not a regular file is, for the message.
+std::string_view file_kind(mode_t mode) noexcept {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+Error not_regular(const std::string& path, mode_t mode) {
+  return config_error(path, fmt::format("it is {}, not a regular file", file_kind(mode)));
+}
+
+Error too_large(const std::string& path, std::optional<std::int64_t> size) {
+  return config_error(path, fmt::format("the file is larger than the limit of {} MiB ({} bytes){}",
+                                        KeyStore::kMaxFileBytes >> 20, KeyStore::kMaxFileBytes,
+                                        size ? fmt::format(": it has {} bytes", *size) : ""));
+}
+
+// The whole file, at most KeyStore::kMaxFileBytes of it: only a regular file is read (a
+// directory, a device such as /dev/zero, a FIFO or a socket is refused), and no more than the
+// limit + 1 bytes, so a file that grows while it is read is refused too instead of exhausting
+// memory.
 Result<std::string> read_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO without a writer would otherwise wait for one. It changes
+  // nothing for a regular file; O_NOCTTY keeps a terminal from becoming ours.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return config_error(path, fmt::format("cannot open it ({})", errno_text(errno)));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return config_error(path, fmt::format("cannot stat it ({})", errno_text(err)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return not_regular(path, st.st_mode);
+  }
+  if (st.st_size > static_cast<off_t>(KeyStore::kMaxFileBytes)) {
+    ::close(fd);
+    return too_large(path, static_cast<std::int64_t>(st.st_size));
+  }
   std::string out;
+  // The size fstat saw, plus what simdjson wants after the text: usually one allocation.
+  out.reserve(static_cast<std::size_t>(st.st_size) + simdjson::SIMDJSON_PADDING);
   char buf[65536];
-  while (true) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
+  while (out.size() <= KeyStore::kMaxFileBytes) {
+    const std::size_t want = std::min(sizeof buf, KeyStore::kMaxFileBytes + 1 - out.size());
+    const ssize_t n = ::read(fd, buf, want);
     if (n < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
@@ -240,6 +283,7 @@ Result<std::string> read_file(const std::string& path) {
     out.append(buf, static_cast<std::size_t>(n));
   }
   ::close(fd);
+  if (out.size() > KeyStore::kMaxFileBytes) return too_large(path, std::nullopt);
   return out;
 }
 
@@ -555,7 +599,10 @@ Result<void> replace_file(const std::string& path, const std::string& text) {
 class FileLock {
  public:
   explicit FileLock(const std::string& path) {
-    fd_ = ::open((path + ".lock").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    // O_NONBLOCK: a FIFO in the lock file's place must not make opening it wait (flock still
+    // waits for the lock: only LOCK_NB would stop it).
+    fd_ = ::open((path + ".lock").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+                 0644);
     if (fd_ < 0) {
       error_ = errno;
       return;

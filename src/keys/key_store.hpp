@@ -75,11 +75,17 @@ std::string format_iso8601(std::chrono::system_clock::time_point t);
 ///   (*store)->apply({{key, 120, bucket, now}}, now - 5h);
 class KeyStore {
  public:
-  /// Reads and checks the file now (counted as a read). InvalidConfig naming the file path when
-  /// it is missing or unreadable; for malformed JSON, with the position as line:column (column
-  /// in characters) and byte offset; for a wrong shape, with the JSON path (e.g.
-  /// keys[3].token_limit_per_5h), the key (redacted) and what was expected; for a key that
-  /// appears twice.
+  /// The largest key file read: 64 MiB. A larger one is refused (InvalidConfig) without reading
+  /// more than this + 1 bytes of it.
+  static constexpr std::size_t kMaxFileBytes = std::size_t{64} << 20;
+
+  /// Reads and checks the file now (counted as a read). Only a regular file of at most
+  /// kMaxFileBytes is read: a directory, device (/dev/zero), FIFO or socket, or a larger file,
+  /// is InvalidConfig naming APIKEYS_FILE, the path and what it is (so is every later read, in
+  /// find() and apply()). InvalidConfig naming the file path when it is missing or unreadable; for
+  /// malformed JSON, with the position as line:column (column in characters) and byte offset; for a
+  /// wrong shape, with the JSON path (e.g. keys[3].token_limit_per_5h), the key (redacted) and what
+  /// was expected; for a key that appears twice.
   static Result<std::unique_ptr<KeyStore>> open(std::string path);
 
   /// Reads the file again (one counted read) and returns `key`'s record, or nullopt when the file

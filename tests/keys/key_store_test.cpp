@@ -3,6 +3,7 @@
 
 #include "keys/key_store.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -559,4 +560,94 @@ TEST_CASE("key store: times past system_clock's range are held at its ends", "[k
   REQUIRE(early);
   CHECK(*early > TP::min());
   CHECK(format_iso8601(*early) == "1677-09-21T00:12:45Z");
+}
+
+// --- what is not a key file: devices, directories, FIFOs, files over the size limit ----------
+
+namespace {
+
+// A sparse file of `size` bytes (no disk blocks, written in no time) that begins with `head`.
+std::string sparse_file(const TempDir& tmp, std::size_t size, const std::string& head = "") {
+  const std::string path = tmp.file(head, "sparse.json");
+  REQUIRE(::truncate(path.c_str(), static_cast<off_t>(size)) == 0);
+  return path;
+}
+
+std::string refused(const std::string& path) {
+  std::string message;
+  CHECK_NOTHROW([&] {
+    auto store = KeyStore::open(path);
+    REQUIRE_FALSE(store);
+    CHECK(store.error().code == ErrorCode::InvalidConfig);
+    message = store.error().message;
+  }());
+  INFO(message);
+  CHECK_THAT(message, Catch::StartsWith("APIKEYS_FILE " + path + ": "));
+  return message;
+}
+
+}  // namespace
+
+TEST_CASE("key store: /dev/zero, a directory and a FIFO are refused, not read", "[keys]") {
+  TempDir tmp;
+  CHECK_THAT(refused("/dev/zero"), Catch::Contains("it is a character device, not a regular file"));
+  CHECK_THAT(refused(tmp.dir.string()), Catch::Contains("it is a directory, not a regular file"));
+  const std::string fifo = (tmp.dir / "keys.fifo").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // No writer: a blocking open would wait forever.
+  CHECK_THAT(refused(fifo), Catch::Contains("it is a FIFO, not a regular file"));
+}
+
+TEST_CASE("key store: a file over 64 MiB is refused, one of 64 MiB is read", "[keys]") {
+  TempDir tmp;
+  STATIC_REQUIRE(KeyStore::kMaxFileBytes == 64 * 1024 * 1024);
+  const std::string big = sparse_file(tmp, KeyStore::kMaxFileBytes + 1);
+  const std::string message = refused(big);
+  CHECK_THAT(message,
+             Catch::Contains("the file is larger than the limit of 64 MiB (67108864 bytes)"));
+  CHECK_THAT(message, Catch::Contains("it has 67108865 bytes"));
+  // At the limit it is read, and then is not JSON: a NUL after the value.
+  const std::string at_limit = sparse_file(tmp, KeyStore::kMaxFileBytes, R"({"keys": []})");
+  CHECK_THAT(refused(at_limit), Catch::Contains("line:column 1:13 (byte 12): text after the end"));
+}
+
+TEST_CASE("key store: find() and apply() refuse a key file replaced by a non-file or a huge one",
+          "[keys]") {
+  TempDir tmp;
+  const std::string path = tmp.file(kValid);
+  auto store = KeyStore::open(path);
+  REQUIRE(store);
+  const std::string moved = path + ".saved";
+  REQUIRE(::rename(path.c_str(), moved.c_str()) == 0);
+  const SysTime now = utc("2026-01-18T10:05:00Z");
+  const std::vector<UsageDelta> delta = {{"pk_alpha_1", 5, now, now}};
+  auto check_refused = [&](const std::string& why) {
+    auto found = (*store)->find("pk_alpha_1");
+    REQUIRE_FALSE(found);
+    CHECK(found.error().code == ErrorCode::InvalidConfig);
+    CHECK_THAT(found.error().message, Catch::Contains(why));
+    auto applied = (*store)->apply(delta, now - 5h);
+    REQUIRE_FALSE(applied);
+    CHECK(applied.error().code == ErrorCode::InvalidConfig);
+    CHECK_THAT(applied.error().message, Catch::Contains(why));
+  };
+  fs::create_directory(path);
+  check_refused("it is a directory");
+  fs::remove(path);
+  REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+  check_refused("it is a FIFO");
+  fs::remove(path);
+  REQUIRE(::symlink("/dev/zero", path.c_str()) == 0);
+  check_refused("it is a character device");
+  fs::remove(path);
+  const std::string big = sparse_file(tmp, KeyStore::kMaxFileBytes + 1);
+  REQUIRE(::rename(big.c_str(), path.c_str()) == 0);
+  check_refused("larger than the limit of 64 MiB");
+  CHECK(fs::file_size(path) == KeyStore::kMaxFileBytes + 1);  // apply() left it as it was
+  CHECK((*store)->writes() == 0);
+  // The file back: both work again.
+  REQUIRE(::rename(moved.c_str(), path.c_str()) == 0);
+  CHECK(must_find(**store, "pk_alpha_1").total_lifetime_tokens == 42);
+  REQUIRE((*store)->apply(delta, now - 5h));
+  CHECK(must_find(**store, "pk_alpha_1").total_lifetime_tokens == 47);
 }

@@ -2,12 +2,15 @@
 // the key cache, usage written back to the key file, and upstream protection (AIMD concurrency,
 // circuit breaker).
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -455,5 +458,32 @@ TEST_CASE("tenants: negative counts in the key file are refused, naming the inde
     CHECK_THAT(tenants.error().message, Catch::Contains("keys[1]."));
     CHECK_THAT(tenants.error().message, Catch::Contains(">= "));
     CHECK(tenants.error().message.find(secret) == std::string::npos);
+  }
+}
+
+TEST_CASE("tenants: APIKEYS_FILE=/dev/zero, a directory or a FIFO fails create(), never throws",
+          "[keys]") {
+  auto server = start_mock();
+  KeyFile file(keys_file({key_json("pk_a", 10)}));
+  const std::string fifo = (file.dir / "keys.fifo").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  for (const std::string& path : {std::string("/dev/zero"), file.dir.string(), fifo}) {
+    INFO(path);
+    auto env = Config::from_env([&](std::string_view name) -> std::optional<std::string> {
+      if (name == "APIKEYS_FILE") return path;
+      if (name == "ZAI_API_KEY") return "sk-test-key-123456";
+      return std::nullopt;
+    });
+    REQUIRE(env);
+    Config config = config_for(*server);
+    config.keys = env->keys;
+    CHECK(config.keys.file == path);
+    CHECK_NOTHROW([&] {
+      auto client = ProxyClient::create(config);
+      REQUIRE_FALSE(client);
+      CHECK(client.error().code == ErrorCode::InvalidConfig);
+      CHECK_THAT(client.error().message, Catch::StartsWith("APIKEYS_FILE " + path + ": it is "));
+      CHECK_THAT(client.error().message, Catch::Contains("not a regular file"));
+    }());
   }
 }
