@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/no_throw.hpp"
 #include "core/saturating.hpp"
 #include "glmproxy/config.hpp"
 #include "protocol/protocol.hpp"
@@ -223,6 +224,21 @@ std::string position(std::string_view text, std::size_t offset) {
   return fmt::format("{}:{} (byte {})", line, column, offset);
 }
 
+// A file descriptor closed when it goes out of scope, also when an allocation throws.
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+  ~UniqueFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
 // What a file that is not a regular file is, for the message.
 std::string_view file_kind(mode_t mode) noexcept {
   if (S_ISDIR(mode)) return "a directory";
@@ -250,20 +266,16 @@ Error too_large(const std::string& path, std::optional<std::int64_t> size) {
 Result<std::string> read_file(const std::string& path) {
   // O_NONBLOCK: opening a FIFO without a writer would otherwise wait for one. It changes
   // nothing for a regular file; O_NOCTTY keeps a terminal from becoming ours.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) return config_error(path, fmt::format("cannot open it ({})", errno_text(errno)));
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (fd.get() < 0) {
+    return config_error(path, fmt::format("cannot open it ({})", errno_text(errno)));
+  }
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    return config_error(path, fmt::format("cannot stat it ({})", errno_text(err)));
+  if (::fstat(fd.get(), &st) != 0) {
+    return config_error(path, fmt::format("cannot stat it ({})", errno_text(errno)));
   }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return not_regular(path, st.st_mode);
-  }
+  if (!S_ISREG(st.st_mode)) return not_regular(path, st.st_mode);
   if (st.st_size > static_cast<off_t>(KeyStore::kMaxFileBytes)) {
-    ::close(fd);
     return too_large(path, static_cast<std::int64_t>(st.st_size));
   }
   std::string out;
@@ -272,17 +284,14 @@ Result<std::string> read_file(const std::string& path) {
   char buf[65536];
   while (out.size() <= KeyStore::kMaxFileBytes) {
     const std::size_t want = std::min(sizeof buf, KeyStore::kMaxFileBytes + 1 - out.size());
-    const ssize_t n = ::read(fd, buf, want);
+    const ssize_t n = ::read(fd.get(), buf, want);
     if (n < 0) {
       if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      return config_error(path, fmt::format("cannot read it ({})", errno_text(err)));
+      return config_error(path, fmt::format("cannot read it ({})", errno_text(errno)));
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
   }
-  ::close(fd);
   if (out.size() > KeyStore::kMaxFileBytes) return too_large(path, std::nullopt);
   return out;
 }
@@ -584,9 +593,12 @@ Result<void> replace_file(const std::string& path, const std::string& text) {
     return fail("flush", err);
   }
   if (::close(fd) != 0) return fail("close", errno);
+  // Before the rename: once the new file is in place, nothing may fail (an allocation here
+  // would report a write that happened as failed).
+  const std::string directory = directory_of(path);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename", errno);
   // The new file is in place; a failed directory fsync only weakens durability after a crash.
-  const int dfd = ::open(directory_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int dfd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     (void)::fsync(dfd);
     ::close(dfd);
@@ -706,13 +718,20 @@ std::string format_iso8601(SysClock::time_point t) {
                      hms.hours().count(), hms.minutes().count(), hms.seconds().count());
 }
 
+// Each public function runs in no_throw(): an allocation failure (a file near the size limit
+// needs several times its size while parsed) or a std::system_error from a mutex becomes an
+// Error instead of leaving the library.
+
 Result<std::unique_ptr<KeyStore>> KeyStore::open(std::string path) {
-  std::unique_ptr<KeyStore> store(new KeyStore(std::move(path)));
-  std::lock_guard lock(store->mu_);
-  store->reads_.fetch_add(1, std::memory_order_relaxed);
-  auto records = store->load();
-  if (!records) return std::move(records).error();
-  return store;
+  return no_throw({"APIKEYS_FILE ", path, ": reading it"},
+                  [&]() -> Result<std::unique_ptr<KeyStore>> {
+                    std::unique_ptr<KeyStore> store(new KeyStore(path));
+                    std::lock_guard lock(store->mu_);
+                    store->reads_.fetch_add(1, std::memory_order_relaxed);
+                    auto records = store->load();
+                    if (!records) return std::move(records).error();
+                    return store;
+                  });
 }
 
 Result<std::vector<KeyRecord>> KeyStore::load() {
@@ -722,6 +741,11 @@ Result<std::vector<KeyRecord>> KeyStore::load() {
 }
 
 Result<std::optional<KeyRecord>> KeyStore::find(std::string_view key) {
+  return no_throw({"APIKEYS_FILE ", path_, ": looking a key up"},
+                  [&] { return find_unguarded(key); });
+}
+
+Result<std::optional<KeyRecord>> KeyStore::find_unguarded(std::string_view key) {
   std::lock_guard lock(mu_);
   reads_.fetch_add(1, std::memory_order_relaxed);
   auto records = load();
@@ -734,6 +758,12 @@ Result<std::optional<KeyRecord>> KeyStore::find(std::string_view key) {
 
 Result<std::size_t> KeyStore::apply(const std::vector<UsageDelta>& deltas,
                                     SysClock::time_point keep_after) {
+  return no_throw({"APIKEYS_FILE ", path_, ": writing usage"},
+                  [&] { return apply_unguarded(deltas, keep_after); });
+}
+
+Result<std::size_t> KeyStore::apply_unguarded(const std::vector<UsageDelta>& deltas,
+                                              SysClock::time_point keep_after) {
   std::lock_guard lock(mu_);
   // Read, merge and write under the file lock: another writer's usage is in what we read, and
   // ours is in what it reads next, so both count.

@@ -64,6 +64,9 @@ std::string format_iso8601(std::chrono::system_clock::time_point t);
 /// and window starts, are written back as read. Fields this type does not know (in a record or
 /// at the top level) are dropped on the first apply(); absent timestamps are written as null.
 ///
+/// No exception leaves it: one thrown inside (std::bad_alloc, std::system_error) is an Error with
+/// code Internal naming the file and what was thrown.
+///
 /// Thread safety: thread-safe. A mutex serialises find() and apply() within the process; an
 /// exclusive flock on "<path>.lock" serialises apply() between processes (and between two
 /// KeyStore objects on one file), and readers see either the old or the new file thanks to the
@@ -112,6 +115,10 @@ class KeyStore {
  private:
   explicit KeyStore(std::string path) : path_(std::move(path)) {}
   Result<std::vector<KeyRecord>> load();  // mu_ held; not counted
+  // find() and apply() without the exception guard.
+  Result<std::optional<KeyRecord>> find_unguarded(std::string_view key);
+  Result<std::size_t> apply_unguarded(const std::vector<UsageDelta>& deltas,
+                                      std::chrono::system_clock::time_point keep_after);
 
   const std::string path_;
   std::mutex mu_;
