@@ -468,6 +468,11 @@ Result<std::vector<KeyRecord>> parse_records(const std::string& file, std::strin
   simdjson::dom::element root;
   text.reserve(text.size() + simdjson::SIMDJSON_PADDING);
   if (auto error = parser.parse(text.data(), text.size(), false).get(root)) {
+    if (error == simdjson::MEMALLOC) {
+      // Not the file's fault: said as what it is, not as a broken file.
+      return make_error(ErrorCode::Internal,
+                        fmt::format("APIKEYS_FILE {}: out of memory parsing it", file));
+    }
     // Valid syntax simdjson still refuses, e.g. a number out of range.
     return config_error(file, fmt::format("not valid JSON ({})", simdjson::error_message(error)));
   }
@@ -558,6 +563,10 @@ Result<void> replace_file(const std::string& path, const std::string& text) {
   mode_t mode = 0600;
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) mode = st.st_mode & 0777;
+  // Nothing may throw between creating the temp file and the rename (it would be left behind),
+  // nor after the rename (a write that happened would be reported as failed): what needs
+  // memory is made first (a failed attempt below leaves no file).
+  const std::string directory = directory_of(path);
   std::string tmp;
   int fd = -1;
   for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
@@ -593,9 +602,6 @@ Result<void> replace_file(const std::string& path, const std::string& text) {
     return fail("flush", err);
   }
   if (::close(fd) != 0) return fail("close", errno);
-  // Before the rename: once the new file is in place, nothing may fail (an allocation here
-  // would report a write that happened as failed).
-  const std::string directory = directory_of(path);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename", errno);
   // The new file is in place; a failed directory fsync only weakens durability after a crash.
   const int dfd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

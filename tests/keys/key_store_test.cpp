@@ -3,6 +3,9 @@
 
 #include "keys/key_store.hpp"
 
+#include <cstdlib>
+#include <new>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,13 +14,18 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "keys/tenants.hpp"
+
 using glmproxy::ErrorCode;
+using glmproxy::Result;
 using glmproxy::detail::format_iso8601;
 using glmproxy::detail::KeyRecord;
 using glmproxy::detail::KeyStore;
@@ -650,4 +658,170 @@ TEST_CASE("key store: find() and apply() refuse a key file replaced by a non-fil
   CHECK(must_find(**store, "pk_alpha_1").total_lifetime_tokens == 42);
   REQUIRE((*store)->apply(delta, now - 5h));
   CHECK(must_find(**store, "pk_alpha_1").total_lifetime_tokens == 47);
+}
+
+// --- allocation failures: no exception leaves KeyStore or Tenants ----------------------------
+//
+// operator new is replaced for this test program: armed on one thread, the n-th allocation
+// there throws std::bad_alloc. Each operation is run with n = 0, 1, 2, ... until it completes
+// without reaching n: every allocation it makes has failed once.
+
+namespace {
+
+thread_local long allocations_left = -1;  // < 0: never fail
+
+struct FailingAllocation {
+  explicit FailingAllocation(long n) { allocations_left = n; }
+  ~FailingAllocation() { allocations_left = -1; }
+  // Whether the operation ran to its end without the failure.
+  static bool missed() { return allocations_left >= 0; }
+};
+
+// Runs `op` with each allocation failing in turn; `check` after each run and `setup` before it
+// (not armed). Returns how many allocations the operation makes.
+template <class Op, class Check, class Setup = void (*)()>
+long each_allocation_failing(
+    Op op, Check check, Setup setup = [] {}) {
+  for (long n = 0; n < 100'000; ++n) {
+    bool threw = false, completed = false;
+    std::string what;
+    what.reserve(256);
+    setup();
+    {
+      FailingAllocation arm(n);
+      try {
+        op();
+      } catch (const std::exception& e) {
+        threw = true;
+        what = e.what();
+      } catch (...) {
+        threw = true;
+      }
+      completed = FailingAllocation::missed();
+    }
+    INFO("allocation " << n << " failed; thrown: " << what);
+    REQUIRE_FALSE(threw);
+    check(completed);
+    if (completed) return n;
+  }
+  FAIL("more than 100000 allocations");
+  return -1;
+}
+
+}  // namespace
+
+void* operator new(std::size_t size) {
+  if (allocations_left == 0) {
+    allocations_left = -2;  // one failure per run: what handles it may allocate again
+    throw std::bad_alloc();
+  }
+  if (allocations_left > 0) --allocations_left;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+TEST_CASE("key store: every allocation failing in turn: errors, never an exception",
+          "[keys][oom]") {
+  TempDir tmp;
+  const std::string path = tmp.file(kValid);
+  const SysTime now = utc("2026-01-18T10:05:00Z");
+
+  Result<std::unique_ptr<KeyStore>> opened = glmproxy::make_error(ErrorCode::Internal, "unset");
+  std::string argument;  // copied outside: the copy is the caller's allocation
+  const long opens = each_allocation_failing([&] { opened = KeyStore::open(std::move(argument)); },
+                                             [&](bool completed) {
+                                               if (completed) REQUIRE(opened);
+                                               if (!opened) CHECK(!opened.error().message.empty());
+                                             },
+                                             [&] { argument = path; });
+  CHECK(opens > 10);
+
+  auto store = KeyStore::open(path);
+  REQUIRE(store);
+  Result<std::optional<KeyRecord>> found = glmproxy::make_error(ErrorCode::Internal, "unset");
+  each_allocation_failing([&] { found = (*store)->find("pk_alpha_1"); },
+                          [&](bool completed) {
+                            if (completed) {
+                              REQUIRE(found);
+                              REQUIRE(found->has_value());
+                            } else if (!found) {
+                              CHECK(found.error().code == ErrorCode::Internal);
+                              CHECK_THAT(found.error().message, Catch::Contains(path));
+                            }
+                          });
+
+  // apply(): a failed one leaves the file as it was (valid, without the delta), a completed one
+  // adds the delta once; no temp file is left behind either way.
+  std::int64_t expected = must_find(**store, "pk_alpha_1").total_lifetime_tokens;
+  Result<std::size_t> applied = std::size_t{0};
+  const std::vector<UsageDelta> delta = {{"pk_alpha_1", 1, now, now}};
+  each_allocation_failing(
+      [&] { applied = (*store)->apply(delta, now - 5h); },
+      [&](bool completed) {
+        if (applied) ++expected;
+        if (completed) REQUIRE(applied);
+        CHECK(must_find(**store, "pk_alpha_1").total_lifetime_tokens == expected);
+        for (const auto& entry : fs::directory_iterator(tmp.dir)) {
+          const std::string name = entry.path().filename().string();
+          CHECK((name == "apikeys.json" || name == "apikeys.json.lock"));
+        }
+      });
+}
+
+TEST_CASE("tenants: every allocation failing in turn: errors, never an exception", "[keys][oom]") {
+  TempDir tmp;
+  glmproxy::Config config;
+  config.keys.file = tmp.file(kValid);
+  config.wall_clock = [] { return *parse_iso8601("2026-01-18T12:00:00Z"); };
+  config.rate_limit.batch_interval = 1h;  // written by flush() only
+  std::mutex lines_mu;
+  std::vector<std::string> lines;
+  config.logger = [&](glmproxy::LogLevel, std::string_view line) {
+    std::lock_guard lock(lines_mu);
+    lines.emplace_back(line);
+  };
+  bool created = false;
+  each_allocation_failing(
+      [&] {
+        auto tenants = glmproxy::detail::Tenants::create(config);  // also the writer thread
+        created = tenants.has_value();
+      },
+      [&](bool completed) {
+        if (completed) REQUIRE(created);
+      });
+
+  auto tenants = glmproxy::detail::Tenants::create(config);
+  REQUIRE(tenants);
+  auto& t = **tenants;
+  Result<std::string> admitted = std::string();
+  each_allocation_failing([&] { admitted = t.admit("pk_alpha_1"); },
+                          [&](bool completed) {
+                            if (completed) {
+                              REQUIRE(admitted);
+                              CHECK(*admitted == "glm-4.5-air");
+                            }
+                          });
+  Result<glmproxy::KeyStats> stats = glmproxy::KeyStats{};
+  each_allocation_failing([&] { stats = t.stats("pk_alpha_1"); },
+                          [&](bool completed) {
+                            if (completed) REQUIRE(stats);
+                          });
+  t.invalidate("pk_alpha_1");  // the next record_usage reads the file
+  each_allocation_failing([&] { t.record_usage("pk_alpha_1", 10); }, [](bool) {});
+  each_allocation_failing([&] { t.invalidate("pk_alpha_1"); }, [](bool) {});
+  each_allocation_failing(
+      [&] {
+        t.record_usage("pk_alpha_1", 1);
+        t.flush();
+      },
+      [](bool) {});
+  // Some usage was counted (the runs that got far enough), some lost: each loss is logged.
+  auto after = t.stats("pk_alpha_1");
+  REQUIRE(after);
+  CHECK(after->total_lifetime_tokens > 42);
+  std::lock_guard lock(lines_mu);
+  CHECK_FALSE(lines.empty());
+  for (const std::string& line : lines) CHECK(line.find("pk_alpha_1") == std::string::npos);
 }

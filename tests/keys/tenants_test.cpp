@@ -10,8 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -486,4 +488,113 @@ TEST_CASE("tenants: APIKEYS_FILE=/dev/zero, a directory or a FIFO fails create()
       CHECK_THAT(client.error().message, Catch::Contains("not a regular file"));
     }());
   }
+}
+
+// --- exceptions: none leaves Tenants, none ends its writer thread ------------------------------
+
+namespace {
+
+struct Lines {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  std::atomic<bool> logger_throws{false};
+  std::function<void(glmproxy::LogLevel, std::string_view)> fn() {
+    return [this](glmproxy::LogLevel level, std::string_view line) {
+      {
+        std::lock_guard lock(mu);
+        if (level == glmproxy::LogLevel::Error) lines.emplace_back(line);
+      }
+      if (logger_throws) throw std::runtime_error("logger broke");
+    };
+  }
+  bool wait_for(const std::string& text) {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(mu);
+        for (const std::string& l : lines) {
+          if (l.find(text) != std::string::npos) return true;
+        }
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tenants: a throwing wall clock is an Internal error, never an exception",
+          "[keys][exceptions]") {
+  KeyFile file(keys_file({key_json("pk_clock", 1000)}));
+  auto broken = std::make_shared<std::atomic<bool>>(false);
+  Config config;
+  config.keys.file = file.path.string();
+  config.wall_clock = [broken] {
+    if (*broken) throw std::runtime_error("the clock broke");
+    return std::chrono::system_clock::time_point(std::chrono::seconds(1'780'000'000));
+  };
+  config.rate_limit.batch_interval = 20ms;
+  Lines log;
+  config.logger = log.fn();
+  auto tenants = must_create(config);
+  tenants->record_usage("pk_clock", 10);  // pending, written by the writer thread in 20 ms...
+  *broken = true;                         // ...which then finds the clock broken
+  CHECK(log.wait_for("usage not written: the clock broke"));
+  CHECK_NOTHROW([&] {
+    auto admitted = tenants->admit("pk_clock");
+    REQUIRE_FALSE(admitted);
+    CHECK(admitted.error().code == ErrorCode::Internal);
+    CHECK_THAT(admitted.error().message, Catch::Contains("the clock broke"));
+    auto stats = tenants->stats("pk_clock");
+    REQUIRE_FALSE(stats);
+    CHECK(stats.error().code == ErrorCode::Internal);
+    tenants->record_usage("pk_clock", 10);
+    tenants->flush();
+  }());
+  CHECK(log.wait_for("a request's usage was not counted: the clock broke"));
+  *broken = false;
+  auto stats = tenants->stats("pk_clock");
+  REQUIRE(stats);
+  CHECK(stats->total_lifetime_tokens == 10);  // counted in memory before the clock broke
+}
+
+TEST_CASE("tenants: a failed usage write on the writer thread is logged; a throwing logger too",
+          "[keys][exceptions]") {
+  KeyFile file(keys_file({key_json("pk_write", 1000)}));
+  Config config;
+  config.keys.file = file.path.string();
+  config.rate_limit.batch_interval = 10ms;
+  Lines log;
+  config.logger = log.fn();
+  auto tenants = must_create(config);
+  REQUIRE(tenants->admit("pk_write"));
+  // The key file replaced by a directory: the writer's read before it writes refuses it.
+  const fs::path saved = file.dir / "saved.json";
+  fs::rename(file.path, saved);
+  fs::create_directory(file.path);
+  tenants->record_usage("pk_write", 5);
+  CHECK(log.wait_for("tenant keys: a usage batch was lost: APIKEYS_FILE " + file.path.string() +
+                     ": it is a directory, not a regular file"));
+  // A logger that throws does not take the writer thread (or the process) down.
+  log.logger_throws = true;
+  tenants->record_usage("pk_write", 6);
+  bool second_logged = false;
+  for (int i = 0; i < 500 && !second_logged; ++i) {
+    std::this_thread::sleep_for(10ms);
+    std::lock_guard lock(log.mu);
+    second_logged = log.lines.size() >= 2;
+  }
+  CHECK(second_logged);
+  {
+    std::lock_guard lock(log.mu);
+    for (const std::string& line : log.lines) CHECK(line.find("pk_write") == std::string::npos);
+  }
+  // The file back: the writer still runs and writes the next batch.
+  log.logger_throws = false;
+  fs::remove(file.path);
+  fs::rename(saved, file.path);
+  tenants->record_usage("pk_write", 7);
+  for (int i = 0; i < 500 && tenants->file_writes() == 0; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(tenants->file_writes() == 1);
+  CHECK(read_back(file, "pk_write").total_lifetime_tokens == 7);  // the lost batches stay lost
 }
