@@ -558,7 +558,7 @@ TEST_CASE("tenants: a throwing wall clock is an Internal error, never an excepti
   CHECK(stats->total_lifetime_tokens == 10);  // counted in memory before the clock broke
 }
 
-TEST_CASE("tenants: a failed usage write on the writer thread is logged; a throwing logger too",
+TEST_CASE("tenants: a failed usage write on the writer thread is logged, a throwing logger too",
           "[keys][exceptions]") {
   KeyFile file(keys_file({key_json("pk_write", 1000)}));
   Config config;
