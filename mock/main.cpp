@@ -2,9 +2,10 @@
 //
 //   glmproxy-mock-upstream [--port N] [--host 127.0.0.1] [--reply TEXT] [--reasoning TEXT]
 //                          [--stream-chunks N] [--stream-delay-ms N] [--max-concurrency N]
-//                          [--no-record]
+//                          [--no-record] [--tls-cert CERT.pem --tls-key KEY.pem]
 //
-// Prints "listening on http://HOST:PORT" once ready, then serves until SIGINT or SIGTERM.
+// Prints "listening on http://HOST:PORT" (https:// with --tls-cert) once ready, then serves until
+// SIGINT or SIGTERM.
 
 #include <csignal>
 #include <cstdio>
@@ -21,7 +22,8 @@ int usage(const char* argv0) {
   std::fprintf(
       stderr,
       "usage: %s [--port N] [--host ADDR] [--reply TEXT] [--reasoning TEXT]\n"
-      "          [--stream-chunks N] [--stream-delay-ms N] [--max-concurrency N] [--no-record]\n",
+      "          [--stream-chunks N] [--stream-delay-ms N] [--max-concurrency N] [--no-record]\n"
+      "          [--tls-cert CERT.pem --tls-key KEY.pem]\n",
       argv0);
   return 2;
 }
@@ -72,6 +74,14 @@ int main(int argc, char** argv) {
       const char* v = next();
       if (v == nullptr || !parse_uint(v, 60000, n)) return usage(argv[0]);
       options.stream_event_delay = glmproxy::mock::Milliseconds(static_cast<long>(n));
+    } else if (arg == "--tls-cert") {
+      const char* v = next();
+      if (v == nullptr) return usage(argv[0]);
+      options.tls_cert_file = v;
+    } else if (arg == "--tls-key") {
+      const char* v = next();
+      if (v == nullptr) return usage(argv[0]);
+      options.tls_key_file = v;
     } else if (arg == "--record") {
       options.record_limit = 1000;
     } else if (arg == "--no-record") {

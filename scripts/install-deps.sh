@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package glmproxy needs to build, test and benchmark.
 #   scripts/install-deps.sh          what the build and the test suite need
-#   scripts/install-deps.sh --bench  also what the measurement scripts compare against (nginx)
+#   scripts/install-deps.sh --bench  also what the measurement scripts use (python3;
+#                                    nginx, scripts/measure-mock.sh's reference, is in the list)
 # Idempotent: when everything is present it only asks dpkg and returns.
 set -euo pipefail
 
@@ -12,6 +13,9 @@ packages=(
   libfmt-dev             # formatting
   libxxhash-dev          # XXH3-128 cache keys (used header-only: XXH_INLINE_ALL)
   libhttp-parser-dev     # the mock upstream's HTTP/1.1 request parser
+  zlib1g-dev             # gzip bodies in the hostile-upstream tests
+  libssl-dev openssl     # the mock upstream's TLS mode; tests make certificates with the CLI
+  nginx                  # HTTP/2 TLS front in tests/transport/tls_test.cpp; measure-mock.sh
   catch2                 # tests (2.13, single header)
   libbenchmark-dev       # Google Benchmark
   prometheus             # promtool: a test checks the Prometheus exposition with it
@@ -21,7 +25,6 @@ packages=(
   clang libclang-rt-14-dev  # the SSE parser fuzzer (libFuzzer)
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(nginx-light)  # the reference HTTP server in scripts/measure-mock.sh
   packages+=(python3)      # turns benchmark JSON into docs (scripts/bench-complete.sh)
 fi
 

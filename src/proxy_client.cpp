@@ -5,14 +5,18 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <future>
 #include <memory>
+#include <new>
 
 #include "cache/cache_key.hpp"
 #include "cache/lru_cache.hpp"
 #include "cache/single_flight.hpp"
 #include "client/dispatcher.hpp"
 #include "client_access.hpp"
+#include "config/variables.hpp"
+#include "core/secrets.hpp"
 #include "glmproxy/version.hpp"
 #include "keys/tenants.hpp"
 #include "metrics/process_stats.hpp"
@@ -26,7 +30,14 @@ namespace glmproxy {
 
 class ProxyClient::Impl {
  public:
-  explicit Impl(Config config) : config_(std::move(config)) {}
+  explicit Impl(Config config)
+      : config_(std::move(config)), secrets_(detail::config_secrets(config_)) {}
+
+  void fail_async(Error error, std::function<void(Result<ChatResponse>)> on_done) {
+    transport_->fail(std::move(error), [cb = std::move(on_done)](Result<detail::HttpResult> r) {
+      cb(std::move(r).error());
+    });
+  }
 
   Result<void> start() {
     auto transport = detail::Transport::create(config_);
@@ -59,8 +70,8 @@ class ProxyClient::Impl {
       profiler_ = std::make_unique<detail::Profiler>(config_.profiling.ring_size);
     }
     if (config_.pool.warm && config_.pool.min_connections > 0) {
-      auto warmed =
-          transport_->warm(config_.upstream.openai_base_url, config_.pool.min_connections);
+      auto warmed = transport_->warm(config_.upstream.openai_base_url, config_.pool.min_connections,
+                                     config_.timeouts.connect);
       if (!warmed) log(LogLevel::Warn, "pool warm-up failed: " + warmed.error().describe());
     }
     return {};
@@ -218,7 +229,8 @@ class ProxyClient::Impl {
     limits.max_line_bytes = config_.stream.max_line_bytes;
     limits.max_event_bytes = config_.stream.max_event_bytes;
     if (auto written = write_body(prepared); !written) return std::move(written).error();
-    auto sink = std::make_shared<detail::ChatStream>(request.protocol, &callback, limits);
+    auto sink = std::make_shared<detail::ChatStream>(request.protocol, &callback, limits,
+                                                     config_.stream.max_response_bytes);
     sink->record_events(prepared.write_cache);
 
     detail::HttpExchange ex =
@@ -442,6 +454,7 @@ class ProxyClient::Impl {
     }
     m.upstream.attempts = t.attempts;
     m.upstream.retries = t.retries;
+    m.upstream.tls_handshakes = t.tls_handshakes;
     m.upstream.bytes_sent = t.bytes_sent;
     m.upstream.bytes_received = t.bytes_received;
     const detail::ProcessSample process = detail::sample_process();
@@ -710,11 +723,16 @@ class ProxyClient::Impl {
 
   void log(LogLevel level, const std::string& message) const {
     if (config_.logger && level >= config_.log_level && config_.log_level != LogLevel::Off) {
-      config_.logger(level, message);
+      try {
+        config_.logger(level, detail::scrub_registered(message));  // log lines are public
+      } catch (...) {
+        // A throwing logger must not break the call that logged.
+      }
     }
   }
 
   Config config_;
+  detail::SecretScope secrets_;  // the upstream key, admin token, URL passwords: scrubbed
   detail::Metrics metrics_{config_.metrics.enabled, config_.metrics.retention,
                            config_.metrics.aggregation_interval, config_.clock};
   std::unique_ptr<detail::Tenants> tenants_;  // with APIKEYS_FILE
@@ -729,11 +747,63 @@ class ProxyClient::Impl {
   detail::SingleFlight<Result<EmbeddingResponse>> embed_flights_;
 };
 
+namespace {
+
+Error moved_from() {
+  return make_error(ErrorCode::InvalidArgument, "this ProxyClient was moved from");
+}
+
+// What leaves the library is public: every registered secret (the upstream key, tenant keys,
+// the admin token, URL passwords) is scrubbed from an Error, and so is the caller's own tenant
+// key, even when it is unknown to the registry (an upstream may echo any of them).
+void scrub(Error& e, std::string_view tenant_key) noexcept {
+  detail::SecretRegistry::instance().scrub(e.message);
+  detail::SecretRegistry::instance().scrub(e.upstream_code);
+  if (tenant_key.size() > 4) {
+    try {
+      e.message = detail::scrub_secret(std::move(e.message), tenant_key);
+      e.upstream_code = detail::scrub_secret(std::move(e.upstream_code), tenant_key);
+    } catch (...) {
+      e.message = "(message withheld: it could not be checked for secrets)";
+      e.upstream_code.clear();
+    }
+  }
+}
+
+template <class T>
+Result<T> scrubbed(Result<T> r, std::string_view tenant_key) noexcept {
+  if (r) return r;
+  Error e = std::move(r).error();
+  scrub(e, tenant_key);
+  return e;
+}
+
+// The error for an exception that reached the public boundary (nothing may pass it).
+Error exception_error(std::string_view call) noexcept {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return make_error(ErrorCode::Internal, fmt::format("out of memory in {}", call));
+  } catch (...) {
+    return make_error(ErrorCode::Internal, fmt::format("unexpected exception in {}", call));
+  }
+}
+
+}  // namespace
+
 Result<ProxyClient> ProxyClient::create(Config config) {
-  if (auto valid = config.validate(); !valid) return std::move(valid).error();
-  auto impl = std::make_unique<Impl>(std::move(config));
-  if (auto started = impl->start(); !started) return std::move(started).error();
-  return ProxyClient(std::move(impl));
+  try {
+    if (auto valid = config.validate(); !valid) return std::move(valid).error();
+    auto impl = std::make_unique<Impl>(std::move(config));
+    if (auto started = impl->start(); !started) {
+      Error e = std::move(started).error();
+      scrub(e, {});  // while the client's secrets are still registered
+      return e;
+    }
+    return ProxyClient(std::move(impl));
+  } catch (...) {
+    return exception_error("ProxyClient::create()");
+  }
 }
 
 ProxyClient::ProxyClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -741,66 +811,138 @@ ProxyClient::ProxyClient(ProxyClient&&) noexcept = default;
 ProxyClient& ProxyClient::operator=(ProxyClient&&) noexcept = default;
 ProxyClient::~ProxyClient() = default;
 
-namespace {
-Error moved_from() {
-  return make_error(ErrorCode::InvalidArgument, "this ProxyClient was moved from");
-}
-}  // namespace
-
 Result<ChatResponse> ProxyClient::complete(const ChatRequest& request) {
   if (!impl_) return moved_from();
-  return impl_->complete(request);
+  try {
+    return scrubbed(impl_->complete(request), request.api_key);
+  } catch (...) {
+    return exception_error("complete()");
+  }
 }
 
 void ProxyClient::complete_async(ChatRequest request,
                                  std::function<void(Result<ChatResponse>)> on_done) {
-  if (!impl_) {
-    if (on_done) on_done(moved_from());
+  // Exactly once, whatever happens: the first of the answer and a boundary error wins.
+  struct Once {
+    std::function<void(Result<ChatResponse>)> callback;
+    std::string tenant_key;
+    std::atomic<bool> fired{false};
+  };
+  std::shared_ptr<Once> once;
+  try {
+    once = std::make_shared<Once>();
+    once->callback = std::move(on_done);
+    once->tenant_key = request.api_key;
+  } catch (...) {
+    if (on_done) {
+      try {
+        on_done(exception_error("complete_async()"));
+      } catch (...) {
+      }
+    }
     return;
   }
-  if (!on_done) on_done = [](Result<ChatResponse>) {};
-  impl_->complete_async(request, std::move(on_done));
+  auto deliver = [once](Result<ChatResponse> r) {
+    if (once->fired.exchange(true)) return;
+    if (!once->callback) return;
+    once->callback(scrubbed(std::move(r), once->tenant_key));  // throws are caught by the caller
+  };
+  if (!impl_) {
+    try {
+      deliver(moved_from());
+    } catch (...) {
+    }
+    return;
+  }
+  try {
+    impl_->complete_async(request, deliver);
+  } catch (...) {
+    Error e = exception_error("complete_async()");
+    try {
+      impl_->fail_async(e, deliver);  // on the I/O thread, as every other answer
+    } catch (...) {
+      try {
+        deliver(std::move(e));
+      } catch (...) {
+      }
+    }
+  }
 }
 
 Result<ChatResponse> ProxyClient::stream(const ChatRequest& request,
                                          const std::function<bool(const StreamEvent&)>& on_event) {
   if (!impl_) return moved_from();
-  return impl_->stream(request, on_event);
+  try {
+    return scrubbed(impl_->stream(request, on_event), request.api_key);
+  } catch (...) {
+    return exception_error("stream()");
+  }
 }
 
 Result<EmbeddingResponse> ProxyClient::embed(const EmbeddingRequest& request) {
   if (!impl_) return moved_from();
-  return impl_->embed(request);
+  try {
+    return scrubbed(impl_->embed(request), request.api_key);
+  } catch (...) {
+    return exception_error("embed()");
+  }
 }
 
 MetricsSnapshot ProxyClient::metrics() const {
-  return impl_ ? impl_->metrics() : MetricsSnapshot{};
+  try {
+    return impl_ ? impl_->metrics() : MetricsSnapshot{};
+  } catch (...) {
+    return MetricsSnapshot{};
+  }
 }
 
 ProfilingReport ProxyClient::profiling(std::size_t slowest) const {
-  return impl_ ? impl_->profiling(slowest) : ProfilingReport{};
+  try {
+    return impl_ ? impl_->profiling(slowest) : ProfilingReport{};
+  } catch (...) {
+    return ProfilingReport{};
+  }
 }
 
 std::optional<RequestProfile> ProxyClient::request_profile(std::string_view request_id) const {
-  return impl_ ? impl_->request_profile(request_id) : std::nullopt;
+  try {
+    return impl_ ? impl_->request_profile(request_id) : std::nullopt;
+  } catch (...) {
+    return std::nullopt;
+  }
 }
 
 std::string ProxyClient::prometheus_text() const {
-  return impl_ ? impl_->prometheus_text() : std::string();
+  try {
+    return impl_ ? impl_->prometheus_text() : std::string();
+  } catch (...) {
+    return std::string();
+  }
 }
 
 Result<KeyStats> ProxyClient::key_stats(std::string_view tenant_key) const {
   if (!impl_) return moved_from();
-  return impl_->key_stats(tenant_key);
+  try {
+    return scrubbed(impl_->key_stats(tenant_key), tenant_key);
+  } catch (...) {
+    return exception_error("key_stats()");
+  }
 }
 
 void ProxyClient::invalidate_key(std::string_view tenant_key) {
-  if (impl_) impl_->invalidate_key(tenant_key);
+  try {
+    if (impl_) impl_->invalidate_key(tenant_key);
+  } catch (...) {
+  }
 }
 
 Result<HttpResponse> ProxyClient::send(const HttpRequest& request) {
   if (!impl_) return moved_from();
-  return impl_->send(request);
+  try {
+    return scrubbed(impl_->send(request), {});
+  } catch (...) {
+    return exception_error("send()");
+  }
 }
 
 namespace detail {

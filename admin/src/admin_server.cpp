@@ -225,18 +225,23 @@ Result<AdminServer> AdminServer::start(const ProxyClient& client) {
 }
 
 Result<AdminServer> AdminServer::start(const ProxyClient& client, const AdminConfig& options) {
-  // The same rules as Config::validate() (loopback host, port range, token characters).
-  Config check = client.config();
-  check.admin = options;
-  if (auto valid = check.validate(); !valid) return std::move(valid).error();
-  // httplib's Server constructor sets SIGPIPE to SIG_IGN for the whole process; it sends with
-  // MSG_NOSIGNAL anyway, so the application's own disposition is put back.
-  struct sigaction before {};
-  const bool saved = ::sigaction(SIGPIPE, nullptr, &before) == 0;
-  auto impl = std::make_unique<Impl>(client, options);
-  if (saved) ::sigaction(SIGPIPE, &before, nullptr);
-  if (auto started = impl->start(); !started) return std::move(started).error();
-  return AdminServer(std::move(impl));
+  try {
+    // The same rules as Config::validate() (loopback host, port range, token characters).
+    Config check = client.config();
+    check.admin = options;
+    if (auto valid = check.validate(); !valid) return std::move(valid).error();
+    // httplib's Server constructor sets SIGPIPE to SIG_IGN for the whole process; it sends with
+    // MSG_NOSIGNAL anyway, so the application's own disposition is put back.
+    struct sigaction before {};
+    const bool saved = ::sigaction(SIGPIPE, nullptr, &before) == 0;
+    auto impl = std::make_unique<Impl>(client, options);
+    if (saved) ::sigaction(SIGPIPE, &before, nullptr);
+    if (auto started = impl->start(); !started) return std::move(started).error();
+    return AdminServer(std::move(impl));
+  } catch (...) {
+    // Nothing leaves the library as an exception (a thread that could not start, no memory).
+    return make_error(ErrorCode::Internal, "the admin endpoint could not start (an exception)");
+  }
 }
 
 AdminServer::AdminServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

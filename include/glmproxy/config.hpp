@@ -31,6 +31,12 @@ struct UpstreamConfig {
   std::string default_model = "glm-4.7";                              ///< DEFAULT_MODEL
   std::string anthropic_version = "2023-06-01";  ///< GLMPROXY_ANTHROPIC_VERSION
   std::string embedding_model = "embedding-3";   ///< GLMPROXY_EMBEDDING_MODEL: embed() default
+  /// GLMPROXY_CA_FILE: PEM bundle of the certificate authorities trusted for https upstreams
+  /// instead of the system's; empty = the system store. Verification is always on.
+  std::string ca_file;
+  /// GLMPROXY_CA_PATH: directory of hashed CA certificates (`openssl rehash`), searched as well
+  /// as ca_file; empty = none.
+  std::string ca_path;
 };
 
 /// Deadlines. A request that passes one fails with ErrorCode::Timeout naming which.
@@ -108,6 +114,10 @@ struct StreamConfig {
   bool buffer_pool_enabled = true;           ///< STREAM_BUFFER_POOL_ENABLED
   std::size_t max_line_bytes = 1u << 20;     ///< GLMPROXY_SSE_MAX_LINE_BYTES
   std::size_t max_event_bytes = 8u << 20;    ///< GLMPROXY_SSE_MAX_EVENT_BYTES
+  /// GLMPROXY_MAX_RESPONSE_BYTES: the largest body of one response after decoding (gzip, br,
+  /// zstd), for complete(), send() and embed(), and the largest aggregated reply of stream()
+  /// (text, reasoning and tool arguments together). Beyond it: BadResponse naming this knob.
+  std::size_t max_response_bytes = 32u << 20;
 };
 
 /// Tenant keys (a registry file is optional; without one, requests use UpstreamConfig::api_key).

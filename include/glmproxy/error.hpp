@@ -33,6 +33,10 @@ enum class ErrorCode {
 /// The name of an ErrorCode, e.g. "RateLimited". Unknown values give "Unknown".
 std::string_view to_string(ErrorCode code) noexcept;
 
+/// Error::upstream_code of a ConnectionFailed whose TLS certificate could not be verified (or
+/// whose CA file could not be used): not retryable, fixed by GLMPROXY_CA_FILE / GLMPROXY_CA_PATH.
+inline constexpr std::string_view kTlsCertificateCode = "tls_certificate";
+
 /// A failure, with enough detail to decide what to do next.
 ///
 /// Thread safety: thread-compatible (a plain value).
@@ -47,7 +51,9 @@ struct Error {
   /// connection failures, timeouts, 408/409/429/5xx answers, Anthropic overloaded_error /
   /// api_error (also inside a 200 stream) and full local queues are;
   /// bad requests, auth failures, exhausted quotas and Z.AI "no balance" / "content refused"
-  /// codes (1113, 1301, 1304, 1308, 1310, 1261) are not.
+  /// codes (1113, 1301, 1304, 1308, 1310, 1261) are not; nor is a ConnectionFailed with
+  /// upstream_code "tls_certificate" (kTlsCertificateCode: the certificate could not be
+  /// verified, and the next handshake would see the same one).
   bool retryable() const noexcept;
 
   /// "RateLimited (HTTP 429, upstream code 1302): <message>" — for logs and exceptions.

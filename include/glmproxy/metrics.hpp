@@ -84,6 +84,7 @@ struct MetricsSnapshot {
   struct Upstream {
     std::uint64_t attempts = 0;                        ///< HTTP requests sent, retries included
     std::uint64_t retries = 0;                         ///< attempts after the first
+    std::uint64_t tls_handshakes = 0;                  ///< new connections, TLS handshake done
     std::uint64_t bytes_sent = 0, bytes_received = 0;  ///< headers and bodies (METRICS_ENABLED)
   } upstream;
 

@@ -5,6 +5,9 @@
 #include <http_parser.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -14,6 +17,7 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -53,6 +57,28 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
+struct SslFree {
+  void operator()(SSL* ssl) const noexcept { SSL_free(ssl); }
+};
+struct SslCtxFree {
+  void operator()(SSL_CTX* ctx) const noexcept { SSL_CTX_free(ctx); }
+};
+
+// The most recent OpenSSL error as text (and the queue cleared).
+std::string ssl_error_text() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+// What one read or write on a connection did.
+enum class Io { Done, Again, Closed };
+
 // Bytes to write after `delay` from when the previous segment finished; then maybe close.
 struct Segment {
   std::string bytes;
@@ -64,6 +90,8 @@ struct Connection {
   std::uint64_t id = 0;
   std::uint64_t number = 0;  // 1-based accept order, reported in RecordedRequest
   int fd = -1;
+  std::unique_ptr<SSL, SslFree> ssl;  // TLS mode
+  bool handshaken = false;            // TLS: the handshake is complete
   http_parser parser{};
   // The request being parsed.
   std::string method, url, body;
@@ -100,13 +128,17 @@ class MockUpstream::Impl {
     stop_.store(true);
     wake();
     if (thread_.joinable()) thread_.join();
-    for (auto& [id, conn] : conns_) ::close(conn->fd);
+    for (auto& [id, conn] : conns_) {
+      conn->ssl.reset();
+      ::close(conn->fd);
+    }
     if (listen_fd_ >= 0) ::close(listen_fd_);
     if (wake_fd_ >= 0) ::close(wake_fd_);
     if (epoll_fd_ >= 0) ::close(epoll_fd_);
   }
 
   std::string bind_and_start() {
+    if (std::string err = make_tls_context(); !err.empty()) return err;
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (listen_fd_ < 0) return std::string("socket: ") + std::strerror(errno);
     int one = 1;
@@ -136,6 +168,7 @@ class MockUpstream::Impl {
 
   std::uint16_t port() const noexcept { return port_; }
   const std::string& host() const noexcept { return options_.host; }
+  bool tls() const noexcept { return ctx_ != nullptr; }
 
   void add_fault(Fault f) {
     std::lock_guard lock(mu_);
@@ -158,11 +191,14 @@ class MockUpstream::Impl {
     s.faults_applied = faults_applied_.load();
     s.concurrency_rejections = concurrency_rejections_.load();
     s.peak_concurrency = peak_concurrency_.load();
+    s.tls_handshakes = tls_handshakes_.load();
+    s.tls_resumed = tls_resumed_.load();
     return s;
   }
   void reset() {
     for (auto* c : {&accepted_, &requests_, &chat_, &messages_, &embeddings_, &models_, &streams_,
-                    &faults_applied_, &concurrency_rejections_, &peak_concurrency_}) {
+                    &faults_applied_, &concurrency_rejections_, &peak_concurrency_,
+                    &tls_handshakes_, &tls_resumed_}) {
       c->store(0);
     }
     std::lock_guard lock(mu_);
@@ -179,6 +215,124 @@ class MockUpstream::Impl {
   }
 
  private:
+  // TLS mode: one context for every connection, with the server session cache and tickets on
+  // (the OpenSSL defaults, set explicitly) so that clients can resume sessions.
+  std::string make_tls_context() {
+    if (options_.tls_cert_file.empty() && options_.tls_key_file.empty()) return {};
+    if (options_.tls_cert_file.empty() || options_.tls_key_file.empty()) {
+      return "TLS needs both tls_cert_file and tls_key_file";
+    }
+    ctx_.reset(SSL_CTX_new(TLS_server_method()));
+    if (!ctx_) return "SSL_CTX_new: " + ssl_error_text();
+    SSL_CTX* ctx = ctx_.get();
+    if (SSL_CTX_use_certificate_chain_file(ctx, options_.tls_cert_file.c_str()) != 1) {
+      return "TLS certificate " + options_.tls_cert_file + ": " + ssl_error_text();
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, options_.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+      return "TLS key " + options_.tls_key_file + ": " + ssl_error_text();
+    }
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    static constexpr unsigned char kSessionContext[] = "glmproxy-mock";
+    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
+    SSL_CTX_clear_options(ctx, SSL_OP_NO_TICKET);
+    return {};
+  }
+
+  // TLS: drives the handshake; true once it is complete. Counts it when it completes.
+  bool handshake(Connection& c) {
+    if (c.handshaken) return true;
+    const int r = SSL_do_handshake(c.ssl.get());
+    if (r == 1) {
+      c.handshaken = true;
+      tls_handshakes_.fetch_add(1);
+      if (SSL_session_reused(c.ssl.get()) == 1) tls_resumed_.fetch_add(1);
+      return true;
+    }
+    switch (SSL_get_error(c.ssl.get(), r)) {
+      case SSL_ERROR_WANT_READ:
+        set_want_write(c, false);
+        break;
+      case SSL_ERROR_WANT_WRITE:
+        set_want_write(c, true);
+        break;
+      default:  // e.g. the client rejected the certificate
+        ERR_clear_error();
+        c.closing = true;
+    }
+    return false;
+  }
+
+  // The one read function: plain read(2), or SSL_read once the handshake is done.
+  Io read_some(Connection& c, char* buf, std::size_t len, std::size_t& got) {
+    got = 0;
+    if (!c.ssl) {
+      while (true) {
+        const ssize_t n = ::read(c.fd, buf, len);
+        if (n > 0) {
+          got = static_cast<std::size_t>(n);
+          return Io::Done;
+        }
+        if (n == 0) return Io::Closed;
+        if (errno == EINTR) continue;
+        return errno == EAGAIN ? Io::Again : Io::Closed;
+      }
+    }
+    if (!handshake(c)) return c.closing ? Io::Closed : Io::Again;
+    const int n = SSL_read(c.ssl.get(), buf, static_cast<int>(std::min<std::size_t>(len, INT_MAX)));
+    if (n > 0) {
+      got = static_cast<std::size_t>(n);
+      return Io::Done;
+    }
+    switch (SSL_get_error(c.ssl.get(), n)) {
+      case SSL_ERROR_WANT_READ:
+        return Io::Again;
+      case SSL_ERROR_WANT_WRITE:  // a renegotiation or key update wants to write first
+        set_want_write(c, true);
+        return Io::Again;
+      default:  // close_notify (SSL_ERROR_ZERO_RETURN), a reset, a protocol error
+        ERR_clear_error();
+        return Io::Closed;
+    }
+  }
+
+  // The one write function: send(2) without SIGPIPE, or SSL_write. On Again it has asked for
+  // EPOLLOUT when the socket is full.
+  Io write_some(Connection& c, const char* data, std::size_t len, std::size_t& sent) {
+    sent = 0;
+    if (!c.ssl) {
+      while (true) {
+        const ssize_t n = ::send(c.fd, data, len, MSG_NOSIGNAL);
+        if (n >= 0) {
+          sent = static_cast<std::size_t>(n);
+          return Io::Done;
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) return Io::Closed;
+        set_want_write(c, true);
+        return Io::Again;
+      }
+    }
+    if (!handshake(c)) return c.closing ? Io::Closed : Io::Again;
+    const int n =
+        SSL_write(c.ssl.get(), data, static_cast<int>(std::min<std::size_t>(len, INT_MAX)));
+    if (n > 0) {
+      sent = static_cast<std::size_t>(n);
+      return Io::Done;
+    }
+    switch (SSL_get_error(c.ssl.get(), n)) {
+      case SSL_ERROR_WANT_WRITE:
+        set_want_write(c, true);
+        return Io::Again;
+      case SSL_ERROR_WANT_READ:  // resumes when the socket is readable (read_from flushes)
+        return Io::Again;
+      default:
+        ERR_clear_error();
+        return Io::Closed;
+    }
+  }
+
   void wake() {
     if (wake_fd_ < 0) return;
     std::uint64_t one = 1;
@@ -193,6 +347,12 @@ class MockUpstream::Impl {
   }
 
   void run() {
+    // OpenSSL writes with write(2), not send(MSG_NOSIGNAL): a client gone mid-answer must give
+    // this thread EPIPE, not kill the process. SIGPIPE from a write is sent to the writing thread.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     std::vector<epoll_event> events(256);
     while (!stop_.load()) {
       int timeout = -1;
@@ -246,6 +406,15 @@ class MockUpstream::Impl {
       conn->id = next_id_++;
       conn->number = accepted_.fetch_add(1) + 1;
       conn->fd = fd;
+      if (ctx_) {
+        conn->ssl.reset(SSL_new(ctx_.get()));
+        if (!conn->ssl || SSL_set_fd(conn->ssl.get(), fd) != 1) {
+          ERR_clear_error();
+          ::close(fd);
+          continue;
+        }
+        SSL_set_accept_state(conn->ssl.get());
+      }
       http_parser_init(&conn->parser, HTTP_REQUEST);
       conn->parser.data = this;
       open_.fetch_add(1);
@@ -258,6 +427,11 @@ class MockUpstream::Impl {
     auto it = conns_.find(id);
     if (it == conns_.end()) return;
     done_responding(*it->second);
+    if (it->second->ssl && it->second->handshaken) {
+      SSL_shutdown(it->second->ssl.get());  // close_notify, best effort (non-blocking)
+      ERR_clear_error();
+    }
+    it->second->ssl.reset();
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, it->second->fd, nullptr);
     ::close(it->second->fd);
     conns_.erase(it);
@@ -274,14 +448,14 @@ class MockUpstream::Impl {
   void read_from(Connection& c) {
     char buf[65536];
     while (!c.closing) {
-      ssize_t n = ::read(c.fd, buf, sizeof buf);
-      if (n == 0) {
+      std::size_t n = 0;
+      const Io io = read_some(c, buf, sizeof buf, n);
+      if (io == Io::Closed) {
         c.closing = true;
         return;
       }
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN) c.closing = true;
+      if (io == Io::Again) {
+        if (c.ssl && c.handshaken) flush(c);  // a write that waited for the socket to be readable
         return;
       }
       if (c.parse_failed) continue;
@@ -305,11 +479,15 @@ class MockUpstream::Impl {
         return;
       }
       flush(c);
-      if (static_cast<std::size_t>(n) < sizeof buf) return;
+      // A short plain read emptied the socket. SSL_read returns one record at a time: read on
+      // until it wants more (OpenSSL may hold decrypted bytes epoll cannot see).
+      if (!c.ssl && n < sizeof buf) return;
     }
   }
 
   void flush(Connection& c) {
+    // TLS: an EPOLLOUT during the handshake continues it.
+    if (c.ssl && !handshake(c)) return;
     const auto now = Clock::now();
     while (!c.out.empty()) {
       Segment& s = c.out.front();
@@ -324,18 +502,15 @@ class MockUpstream::Impl {
         }
       }
       while (c.out_offset < s.bytes.size()) {
-        ssize_t n = ::send(c.fd, s.bytes.data() + c.out_offset, s.bytes.size() - c.out_offset,
-                           MSG_NOSIGNAL);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN) {
-            set_want_write(c, true);
-            return;
-          }
+        std::size_t n = 0;
+        const Io io =
+            write_some(c, s.bytes.data() + c.out_offset, s.bytes.size() - c.out_offset, n);
+        if (io == Io::Again) return;
+        if (io == Io::Closed) {
           c.closing = true;
           return;
         }
-        c.out_offset += static_cast<std::size_t>(n);
+        c.out_offset += n;
       }
       const bool close_after = s.close_after;
       c.out.pop_front();
@@ -468,6 +643,7 @@ class MockUpstream::Impl {
       }
     }
     std::optional<Fault> fault = take_fault(path);
+    if (fault && fault->echo_key) echo_key(c, *fault);
     if (std::string err = detail::parse_request(c.body, info); !err.empty()) {
       if (!fault) {
         queue_simple(c, 400, detail::error_body(info.api, 400, err), !keep_alive);
@@ -495,9 +671,31 @@ class MockUpstream::Impl {
     return std::nullopt;
   }
 
+  // Fault::echo_key: the request's own key into the scripted texts.
+  static void echo_key(const Connection& c, Fault& f) {
+    std::string key;
+    for (const auto& [k, v] : c.headers) {
+      if (k == "authorization" && lower(v).starts_with("bearer ")) key = v.substr(7);
+      if (k == "x-api-key") key = v;
+    }
+    for (std::string* text :
+         {f.body ? &*f.body : nullptr, f.sse_body ? &*f.sse_body : nullptr, &f.stream_error_json}) {
+      if (text == nullptr) continue;
+      for (std::size_t at = text->find("{{key}}"); at != std::string::npos;
+           at = text->find("{{key}}", at + key.size())) {
+        text->replace(at, 7, key);
+      }
+    }
+  }
+
   void apply_fault(const detail::RequestInfo& info, const Fault& f, detail::Planned& plan) {
     if (f.status != 0) plan.status = f.status;
-    if (f.body) {
+    if (f.sse_body) {
+      plan.sse = true;
+      plan.events = {*f.sse_body};
+      plan.body.clear();
+      plan.headers = {{"Content-Type", "text/event-stream"}};
+    } else if (f.body) {
       plan.sse = false;
       plan.events.clear();
       plan.body = *f.body;
@@ -597,7 +795,7 @@ class MockUpstream::Impl {
         else
           all += p;
       }
-      if (plan.sse) all += "0\r\n\r\n";
+      if (plan.sse && !(f != nullptr && f->hold_open)) all += "0\r\n\r\n";
       c.out.push_back(Segment{std::move(all), Milliseconds(0), close_after});
       return;
     }
@@ -646,7 +844,7 @@ class MockUpstream::Impl {
       if (c.out.size() > 0) c.out.back().close_after = true;
       return;
     }
-    if (plan.sse) c.out.push_back(Segment{"0\r\n\r\n", Milliseconds(0), false});
+    if (plan.sse && !f->hold_open) c.out.push_back(Segment{"0\r\n\r\n", Milliseconds(0), false});
     c.out.back().close_after = close_after;
   }
 
@@ -692,6 +890,7 @@ class MockUpstream::Impl {
   }
 
   MockOptions options_;
+  std::unique_ptr<SSL_CTX, SslCtxFree> ctx_;  // TLS mode
   http_parser_settings settings_{};
   int listen_fd_ = -1, epoll_fd_ = -1, wake_fd_ = -1;
   std::uint16_t port_ = 0;
@@ -709,7 +908,7 @@ class MockUpstream::Impl {
   // Shared with other threads.
   std::atomic<std::uint64_t> accepted_{0}, open_{0}, requests_{0}, chat_{0}, messages_{0},
       embeddings_{0}, models_{0}, streams_{0}, faults_applied_{0}, concurrency_rejections_{0},
-      peak_concurrency_{0};
+      peak_concurrency_{0}, tls_handshakes_{0}, tls_resumed_{0};
   std::uint64_t responding_ = 0;  // epoll thread only
 
   void done_responding(Connection& c) {
@@ -736,7 +935,8 @@ MockUpstream::~MockUpstream() = default;
 
 std::uint16_t MockUpstream::port() const noexcept { return impl_->port(); }
 std::string MockUpstream::base_url() const {
-  return "http://" + impl_->host() + ":" + std::to_string(impl_->port());
+  return (impl_->tls() ? "https://" : "http://") + impl_->host() + ":" +
+         std::to_string(impl_->port());
 }
 void MockUpstream::add_fault(Fault fault) { impl_->add_fault(std::move(fault)); }
 void MockUpstream::clear_faults() { impl_->clear_faults(); }

@@ -559,6 +559,12 @@ std::string parse_faults(std::string& body, std::vector<Fault>& out) {
         f.stream_error_json = s;
       } else if (key == "close_after_response" && !value.get_bool().get(flag)) {
         f.close_after_response = flag;
+      } else if (key == "sse_body" && !value.get_string().get(s)) {
+        f.sse_body = std::string(s);
+      } else if (key == "hold_open" && !value.get_bool().get(flag)) {
+        f.hold_open = flag;
+      } else if (key == "echo_key" && !value.get_bool().get(flag)) {
+        f.echo_key = flag;
       } else if (key == "prompt_tokens" && as_int(n)) {
         f.prompt_tokens = n;
       } else if (key == "completion_tokens" && as_int(n)) {
@@ -591,6 +597,8 @@ std::string stats_json(const MockStats& s) {
   field("stream_requests", s.stream_requests);
   field("concurrency_rejections", s.concurrency_rejections);
   field("peak_concurrency", s.peak_concurrency);
+  field("tls_handshakes", s.tls_handshakes);
+  field("tls_resumed", s.tls_resumed);
   field("faults_applied", s.faults_applied, true);
   b += '}';
   return b;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 #include <string_view>
 #include <utility>
@@ -218,9 +219,11 @@ void Dispatcher::send_embeddings(std::vector<EmbeddingJob> jobs, bool batched) {
       if (i + 1 < parts.size()) {
         share = all_bytes == 0
                     ? parsed->usage.prompt_tokens / static_cast<std::int64_t>(parts.size())
-                    : static_cast<std::int64_t>(static_cast<double>(parsed->usage.prompt_tokens) *
-                                                static_cast<double>(part.bytes) /
-                                                static_cast<double>(all_bytes));
+                    : static_cast<std::int64_t>(std::min(
+                          // Below 2^63: a cast of a double that does not fit is undefined.
+                          9.2e18, static_cast<double>(parsed->usage.prompt_tokens) *
+                                      static_cast<double>(part.bytes) /
+                                      static_cast<double>(all_bytes)));
       }
       left -= share;
       out.usage.prompt_tokens = share;

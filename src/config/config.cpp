@@ -9,6 +9,8 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config/variables.hpp"
 #include "core/strings.hpp"
@@ -189,6 +191,43 @@ std::string check_value(const detail::ConfigVariable& variable, const Config& co
   return std::visit(visitor, detail::read_field(variable, config));
 }
 
+// Appends a problem when `path` is set but is not a readable regular file (curl would only say
+// so at the first request, as a certificate error). POSIX stat rather than <filesystem>, whose
+// std::quoted would be found by ADL for the unqualified quoted() calls above.
+void require_readable_file(std::vector<std::string>& problems, std::string_view name,
+                           const std::string& path) {
+  if (path.empty()) return;
+  struct stat st {};
+  const char* why = nullptr;
+  if (::stat(path.c_str(), &st) != 0) {
+    why = "it does not exist";
+  } else if (!S_ISREG(st.st_mode)) {
+    why = "not a regular file";
+  } else if (::access(path.c_str(), R_OK) != 0) {
+    why = "not readable";
+  }
+  if (why != nullptr) {
+    problems.push_back(fmt::format("{} must name a readable regular file, got {} ({})", name,
+                                   detail::quoted(path), why));
+  }
+}
+
+void require_directory(std::vector<std::string>& problems, std::string_view name,
+                       const std::string& path) {
+  if (path.empty()) return;
+  struct stat st {};
+  const char* why = nullptr;
+  if (::stat(path.c_str(), &st) != 0) {
+    why = "it does not exist";
+  } else if (!S_ISDIR(st.st_mode)) {
+    why = "not a directory";
+  }
+  if (why != nullptr) {
+    problems.push_back(
+        fmt::format("{} must name a directory, got {} ({})", name, detail::quoted(path), why));
+  }
+}
+
 // Appends "A (a) must not exceed B (b)" when a > b.
 template <class T>
 void require_not_above(std::vector<std::string>& problems, std::string_view a_name, T a,
@@ -251,6 +290,30 @@ std::string scrub_secret(std::string text, std::string_view secret) {
     text.replace(pos, secret.size(), replacement);
   }
   return text;
+}
+
+std::string url_password(std::string_view url) {
+  const std::size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return {};
+  std::string_view authority = url.substr(scheme + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  const std::size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return {};
+  const std::string_view userinfo = authority.substr(0, at);
+  const std::size_t colon = userinfo.find(':');
+  if (colon == std::string_view::npos) return {};
+  return std::string(userinfo.substr(colon + 1));
+}
+
+std::vector<std::string> config_secrets(const Config& config) {
+  std::vector<std::string> out{config.upstream.api_key, config.admin.token};
+  for (const std::string* url :
+       {&config.upstream.openai_base_url, &config.upstream.anthropic_base_url}) {
+    if (std::string password = url_password(*url); !password.empty()) {
+      out.push_back(std::move(password));
+    }
+  }
+  return out;
 }
 
 std::string scrub_secrets(std::string text, std::span<const std::string> secrets) {
@@ -323,6 +386,8 @@ Result<void> Config::validate() const {
         "GLMPROXY_ADMIN_HOST must be a loopback address (127.x.y.z, ::1 or localhost), got {}",
         detail::quoted(admin.host)));
   }
+  require_readable_file(problems, "GLMPROXY_CA_FILE", upstream.ca_file);
+  require_directory(problems, "GLMPROXY_CA_PATH", upstream.ca_path);
   if (cache.enabled && cache.max_entries == 0) {
     problems.emplace_back(
         "CACHE_ENABLED is true but CACHE_MAX_SIZE is 0 (nothing could be cached)");
@@ -333,7 +398,7 @@ Result<void> Config::validate() const {
   }
 
   if (problems.empty()) return {};
-  const std::string secrets[] = {upstream.api_key, admin.token};
+  const std::vector<std::string> secrets = detail::config_secrets(*this);
   return detail::invalid_config(problems, secrets);
 }
 
@@ -345,8 +410,9 @@ std::string Config::describe() const {
     out += value_text(variable, *this);
     out += '\n';
   }
-  // The key is redacted in its own line; this catches it pasted into another field.
-  const std::string secrets[] = {upstream.api_key, admin.token};
+  // The key is redacted in its own line; this catches it pasted into another field, and the
+  // passwords of URLs.
+  const std::vector<std::string> secrets = detail::config_secrets(*this);
   return detail::scrub_secrets(std::move(out), secrets);
 }
 

@@ -56,6 +56,9 @@ constexpr ConfigVariable kVariables[] = {
      TextKind::Token},
     {"GLMPROXY_ANTHROPIC_VERSION", field<&C::upstream, &UpstreamConfig::anthropic_version>, 0, 0,
      TextKind::Token},
+    // File paths; validate() checks that they exist.
+    {"GLMPROXY_CA_FILE", field<&C::upstream, &UpstreamConfig::ca_file>, 0, 0, TextKind::Any},
+    {"GLMPROXY_CA_PATH", field<&C::upstream, &UpstreamConfig::ca_path>, 0, 0, TextKind::Any},
     // Timeouts.
     {"GLMPROXY_CONNECT_TIMEOUT_MS", field<&C::timeouts, &TimeoutConfig::connect>, 1, 10 * kMinute},
     {"GLMPROXY_FIRST_BYTE_TIMEOUT_MS", field<&C::timeouts, &TimeoutConfig::first_byte>, 1,
@@ -108,6 +111,8 @@ constexpr ConfigVariable kVariables[] = {
      1 * kGiB},
     {"GLMPROXY_SSE_MAX_EVENT_BYTES", field<&C::stream, &StreamConfig::max_event_bytes>, 1024,
      1 * kGiB},
+    {"GLMPROXY_MAX_RESPONSE_BYTES", field<&C::stream, &StreamConfig::max_response_bytes>, 4096,
+     std::min<std::int64_t>(4 * kGiB, kMaxBytes)},
     // Tenant keys.
     {"APIKEYS_FILE", field<&C::keys, &KeysConfig::file>, 0, 0, TextKind::Any},
     {"APIKEY_CACHE_SIZE", field<&C::keys, &KeysConfig::cache_size>, 1, 100'000'000},

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "glmproxy/config.hpp"
 
@@ -56,6 +57,12 @@ std::string scrub_secret(std::string text, std::string_view secret);
 /// A loopback address: 127.0.0.0/8 in dotted decimal, "::1" or "localhost" (where the admin
 /// endpoint may listen, and the Host names it answers).
 bool is_loopback_host(std::string_view host);
+
+/// The password of a URL's user:pass@ userinfo ("" when it has none).
+std::string url_password(std::string_view url);
+
+/// Every secret a Config holds: the upstream key, the admin token, the passwords of its URLs.
+std::vector<std::string> config_secrets(const Config& config);
 
 /// scrub_secret() for each of `secrets` (the API key, the admin token, ...).
 std::string scrub_secrets(std::string text, std::span<const std::string> secrets);

@@ -67,6 +67,8 @@ bool is_transient_upstream_code(std::string_view code) noexcept {
 
 bool Error::retryable() const noexcept {
   if (is_final_zai_code(upstream_code)) return false;
+  // The same certificate is presented to the next handshake too: asking again only repeats it.
+  if (upstream_code == kTlsCertificateCode) return false;
   switch (code) {
     case ErrorCode::ConnectionFailed:
     case ErrorCode::Timeout:

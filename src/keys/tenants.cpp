@@ -79,7 +79,10 @@ Result<Tenants::RecordPtr> Tenants::record(std::string_view key) {  // may throw
   auto found = store_->find(key);
   if (!found) return std::move(found).error();
   RecordPtr record;
-  if (*found) record = std::make_shared<const KeyRecord>(std::move(**found));
+  if (*found) {
+    record = std::make_shared<const KeyRecord>(std::move(**found));
+    secrets_.add(record->key);  // scrubbed from every message from now on
+  }
   records_.put(id, record, 1);
   return record;
 }

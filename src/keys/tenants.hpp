@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cache/lru_cache.hpp"
+#include "core/secrets.hpp"
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
 #include "glmproxy/keys.hpp"
@@ -93,7 +94,8 @@ class Tenants {
   const LogCallback logger_;
   const LogLevel log_level_;
   std::unique_ptr<KeyStore> store_;
-  LruCache<RecordPtr> records_;  // APIKEY_CACHE_SIZE, APIKEY_CACHE_TTL_MS
+  LruCache<RecordPtr> records_;                          // APIKEY_CACHE_SIZE, APIKEY_CACHE_TTL_MS
+  SecretScope secrets_{std::span<const std::string>{}};  // the keys seen valid
 
   std::mutex mu_;
   std::condition_variable cv_;

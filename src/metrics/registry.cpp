@@ -181,6 +181,8 @@ std::string Metrics::prometheus_text(const MetricsSnapshot& m,
             m.upstream.attempts);
   w.counter("upstream_retries_total", "HTTP requests sent again after a transient failure.",
             m.upstream.retries);
+  w.counter("upstream_tls_handshakes_total",
+            "New upstream connections that completed a TLS handshake.", m.upstream.tls_handshakes);
   w.counter("upstream_sent_bytes_total", "Bytes sent to the upstream (headers and bodies).",
             m.upstream.bytes_sent);
   w.counter("upstream_received_bytes_total",

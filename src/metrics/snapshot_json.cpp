@@ -47,15 +47,16 @@ std::string MetricsSnapshot::to_json() const {
   out += fmt::format(
       R"(}}}},"pool":{{"max_connections":{},"in_use":{},"idle":{},"open":{},"waiting":{},)"
       R"("connections_opened":{},"utilisation":{},"acquired":{},"acquire_wait_avg_ms":{},)"
-      R"("acquire_wait_p99_ms":{}}},"upstream":{{"attempts":{},"retries":{},"bytes_sent":{},)"
+      R"("acquire_wait_p99_ms":{}}},"upstream":{{"attempts":{},"retries":{},"tls_handshakes":{},)"
+      R"("bytes_sent":{},)"
       R"("bytes_received":{}}},"process":{{"rss_bytes":{},"peak_rss_bytes":{},"cpu_seconds":{},)"
       R"("cpu_percent":{},"cpu_interval_seconds":{}}}}})",
       pool.max_connections, pool.in_use, pool.idle, pool.open, pool.waiting,
       pool.connections_opened, finite(pool.utilisation), pool.acquired,
       finite(pool.acquire_wait_avg_ms), finite(pool.acquire_wait_p99_ms), upstream.attempts,
-      upstream.retries, upstream.bytes_sent, upstream.bytes_received, process.rss_bytes,
-      process.peak_rss_bytes, finite(process.cpu_seconds), finite(process.cpu_percent),
-      finite(process.cpu_interval_seconds));
+      upstream.retries, upstream.tls_handshakes, upstream.bytes_sent, upstream.bytes_received,
+      process.rss_bytes, process.peak_rss_bytes, finite(process.cpu_seconds),
+      finite(process.cpu_percent), finite(process.cpu_interval_seconds));
   return out;
 }
 

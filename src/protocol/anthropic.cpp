@@ -271,13 +271,11 @@ Result<ChatResponse> parse_anthropic_response(std::string& body) {
   if (const auto usage_value = member(object, "usage")) {
     simdjson::dom::object usage;
     if (usage_value->get_object().get(usage)) return bad_response("usage is not an object");
-    auto input = optional_int(usage, "input_tokens", "usage.input_tokens");
+    auto input = optional_count(usage, "input_tokens", "usage.input_tokens");
     if (!input) return std::move(input).error();
-    auto output = optional_int(usage, "output_tokens", "usage.output_tokens");
+    auto output = optional_count(usage, "output_tokens", "usage.output_tokens");
     if (!output) return std::move(output).error();
-    response.usage.prompt_tokens = input->value_or(0);
-    response.usage.completion_tokens = output->value_or(0);
-    response.usage.total_tokens = response.usage.prompt_tokens + response.usage.completion_tokens;
+    response.usage = make_usage(*input, *output, std::nullopt);
   }
   response.raw_json = body;
   return response;

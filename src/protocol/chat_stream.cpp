@@ -4,6 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <limits>
+
+#include "core/saturating.hpp"
 #include "protocol/internal.hpp"
 #include "protocol/protocol.hpp"
 
@@ -28,6 +32,16 @@ std::optional<std::int64_t> integer(object o, std::string_view key) noexcept {
   std::int64_t v = 0;
   if (o[key].get_int64().get(v)) return std::nullopt;
   return v;
+}
+
+// A token count from the upstream: negative -> 0, above INT64_MAX -> INT64_MAX, not a number ->
+// absent.
+std::optional<std::int64_t> count(object o, std::string_view key) noexcept {
+  std::int64_t v = 0;
+  if (!o[key].get_int64().get(v)) return non_negative(v);
+  std::uint64_t big = 0;
+  if (!o[key].get_uint64().get(big)) return std::numeric_limits<std::int64_t>::max();
+  return std::nullopt;
 }
 
 std::optional<object> obj(object o, std::string_view key) noexcept {
@@ -72,11 +86,13 @@ std::string_view to_string(StreamEvent::Type type) noexcept {
   return "unknown";
 }
 
-ChatStream::ChatStream(Protocol protocol, const StreamCallback* on_event, SseLimits limits)
+ChatStream::ChatStream(Protocol protocol, const StreamCallback* on_event, SseLimits limits,
+                       std::size_t max_reply_bytes)
     : protocol_(protocol),
       on_event_(on_event),
       parser_(limits),
-      max_json_bytes_(limits.max_event_bytes) {}
+      max_json_bytes_(std::min(limits.max_event_bytes, max_reply_bytes)),
+      max_reply_bytes_(max_reply_bytes) {}
 
 ChatStream::~ChatStream() = default;
 
@@ -102,6 +118,8 @@ void ChatStream::begin(BufferPool& pool, std::string_view content_type) {
   error_.reset();
   recorded_.clear();
   events_ = 0;
+  reply_bytes_ = 0;
+  built_ = false;
   done_ = finished_ = delivered_ = cancelled_ = false;
 }
 
@@ -118,6 +136,12 @@ ChatStream::Action ChatStream::on_body(std::string_view chunk) {
   }
   switch (parser_.feed(chunk, *this)) {
     case SseParser::Status::Ok:
+      if (done_) {
+        // The end marker arrived: the reply is complete now, however long the upstream takes
+        // to end the body (or whether it ever does).
+        build_result();
+        return Action::Finished;
+      }
       return Action::Continue;
     case SseParser::Status::Stopped:
       return cancelled_ && !error_ ? Action::Cancel : Action::Fail;
@@ -143,8 +167,28 @@ bool ChatStream::fail(Error error) {
   return false;
 }
 
+bool ChatStream::grow(std::size_t n) {
+  const std::size_t recorded = recording_ ? n : 0;  // a recorded event keeps a copy
+  if (n + recorded <= max_reply_bytes_ - std::min(max_reply_bytes_, reply_bytes_)) {
+    reply_bytes_ += n + recorded;
+    return true;
+  }
+  return fail(make_error(
+      ErrorCode::BadResponse,
+      fmt::format("the streamed reply is larger than GLMPROXY_MAX_RESPONSE_BYTES={} bytes (text, "
+                  "reasoning and tool arguments together, after {} events)",
+                  max_reply_bytes_, events_)));
+}
+
 bool ChatStream::emit(StreamEvent::Type type) {
   event_.type = type;
+  if (type != StreamEvent::Type::ToolCall) {
+    // Fields of another kind of event are not carried over (capacity is kept).
+    event_.tool_index = 0;
+    event_.tool_call_id.clear();
+    event_.tool_name.clear();
+  }
+  if (type == StreamEvent::Type::Done || type == StreamEvent::Type::Usage) event_.text.clear();
   delivered_ = true;
   bool go_on = false;
   try {
@@ -186,18 +230,23 @@ bool ChatStream::on_sse_event(const SseEvent& event) {
 namespace {
 
 // Parses an event's data (padded by the SSE parser) as a JSON object.
-Result<object> parse_event(ScratchParser& scratch, const SseEvent& event, std::uint64_t n) {
+// Messages say which event, where it ended and the parser's reason, never the event's text: a
+// malformed event may carry anything, a credential included.
+Result<object> parse_event(ScratchParser& scratch, const SseEvent& event, std::uint64_t n,
+                           std::uint64_t offset) {
   element root;
   if (auto error = scratch.get().parse(event.data.data(), event.data.size(), false).get(root)) {
     return make_error(ErrorCode::BadResponse,
-                      fmt::format("stream event {} is not valid JSON ({}): {}", n,
-                                  simdjson::error_message(error), clean_message(event.data, 120)));
+                      fmt::format("stream event {} (data of {} bytes, ending by byte {} of the "
+                                  "stream) is not valid JSON: {}",
+                                  n, event.data.size(), offset, simdjson::error_message(error)));
   }
   object o;
   if (root.get_object().get(o)) {
-    return make_error(
-        ErrorCode::BadResponse,
-        fmt::format("stream event {} is not a JSON object: {}", n, clean_message(event.data, 120)));
+    return make_error(ErrorCode::BadResponse,
+                      fmt::format("stream event {} (data of {} bytes, ending by byte {} of the "
+                                  "stream) is JSON but not an object",
+                                  n, event.data.size(), offset));
   }
   return o;
 }
@@ -209,8 +258,10 @@ bool ChatStream::openai_event(const SseEvent& event) {
     done_ = true;
     return emit(StreamEvent::Type::Done);
   }
+  // OpenAI-compatible servers may send `event: error` with a flat error object.
+  if (event.type == "error") return error_event(event);
   ScratchParser scratch;
-  auto parsed = parse_event(scratch, event, events_);
+  auto parsed = parse_event(scratch, event, events_, parser_.bytes());
   if (!parsed) return fail(std::move(parsed).error());
   const object root = *parsed;
   if (auto e = error_in_body(Protocol::OpenAI, root, 200)) return fail(std::move(*e));
@@ -223,10 +274,12 @@ bool ChatStream::openai_event(const SseEvent& event) {
       if (integer(choice, "index").value_or(0) != 0) continue;  // n > 1: the first choice only
       if (auto delta = obj(choice, "delta")) {
         if (auto text = str(*delta, "reasoning_content"); !text.empty()) {
+          if (!grow(text.size())) return false;
           reasoning_.append(text);
           if (!emit_text(StreamEvent::Type::Reasoning, text)) return false;
         }
         if (auto text = str(*delta, "content"); !text.empty()) {
+          if (!grow(text.size())) return false;
           content_.append(text);
           if (!emit_text(StreamEvent::Type::Text, text)) return false;
         }
@@ -250,6 +303,7 @@ bool ChatStream::openai_event(const SseEvent& event) {
               if (auto name = str(*function, "name"); !name.empty()) aggregate.name.assign(name);
               fragment = str(*function, "arguments");
             }
+            if (!grow(fragment.size())) return false;
             aggregate.arguments_json.append(fragment);
             if (!emit_tool(slot, fragment)) return false;
           }
@@ -263,18 +317,30 @@ bool ChatStream::openai_event(const SseEvent& event) {
     }
   }
   if (auto usage = obj(root, "usage")) {
-    usage_.prompt_tokens = integer(*usage, "prompt_tokens").value_or(0);
-    usage_.completion_tokens = integer(*usage, "completion_tokens").value_or(0);
-    usage_.total_tokens =
-        integer(*usage, "total_tokens").value_or(usage_.prompt_tokens + usage_.completion_tokens);
+    usage_ = make_usage(count(*usage, "prompt_tokens"), count(*usage, "completion_tokens"),
+                        count(*usage, "total_tokens"));
     if (!emit_usage()) return false;
   }
   return true;
 }
 
+bool ChatStream::error_event(const SseEvent& event) {
+  ScratchParser scratch;
+  element root;
+  object o;
+  if (scratch.get().parse(event.data.data(), event.data.size(), false).get(root) ||
+      root.get_object().get(o)) {
+    return fail(make_error(ErrorCode::UpstreamError,
+                           fmt::format("error event inside the stream (event {}; its data of {} "
+                                       "bytes is not a JSON object)",
+                                       events_, event.data.size())));
+  }
+  return fail(stream_error_event(protocol_, o, 200));
+}
+
 bool ChatStream::anthropic_event(const SseEvent& event) {
   ScratchParser scratch;
-  auto parsed = parse_event(scratch, event, events_);
+  auto parsed = parse_event(scratch, event, events_, parser_.bytes());
   if (!parsed) return fail(std::move(parsed).error());
   const object root = *parsed;
   std::string_view type = str(root, "type");
@@ -288,9 +354,8 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
       id_.assign(str(*message, "id"));
       model_.assign(str(*message, "model"));
       if (auto usage = obj(*message, "usage")) {
-        usage_.prompt_tokens = integer(*usage, "input_tokens").value_or(0);
-        usage_.completion_tokens = integer(*usage, "output_tokens").value_or(0);
-        usage_.total_tokens = usage_.prompt_tokens + usage_.completion_tokens;
+        usage_ =
+            make_usage(count(*usage, "input_tokens"), count(*usage, "output_tokens"), std::nullopt);
       }
     }
     return true;
@@ -312,11 +377,13 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
       blocks_.push_back(block);
       if (kind == "text") {
         if (auto text = str(*content, "text"); !text.empty()) {
+          if (!grow(text.size())) return false;
           content_.append(text);
           return emit_text(StreamEvent::Type::Text, text);
         }
       } else if (kind == "thinking") {
         if (auto text = str(*content, "thinking"); !text.empty()) {
+          if (!grow(text.size())) return false;
           reasoning_.append(text);
           return emit_text(StreamEvent::Type::Reasoning, text);
         }
@@ -331,12 +398,14 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
     if (kind == "text_delta") {
       const std::string_view text = str(*delta, "text");
       if (text.empty()) return true;
+      if (!grow(text.size())) return false;
       content_.append(text);
       return emit_text(StreamEvent::Type::Text, text);
     }
     if (kind == "thinking_delta") {
       const std::string_view text = str(*delta, "thinking");
       if (text.empty()) return true;
+      if (!grow(text.size())) return false;
       reasoning_.append(text);
       return emit_text(StreamEvent::Type::Reasoning, text);
     }
@@ -353,6 +422,7 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
                                            events_, index)));
       }
       const std::string_view fragment = str(*delta, "partial_json");
+      if (!grow(fragment.size())) return false;
       tool_calls_[*slot].arguments_json.append(fragment);
       return emit_tool(*slot, fragment);
     }
@@ -367,9 +437,9 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
       }
     }
     if (auto usage = obj(root, "usage")) {
-      if (auto in = integer(*usage, "input_tokens")) usage_.prompt_tokens = *in;
-      if (auto out = integer(*usage, "output_tokens")) usage_.completion_tokens = *out;
-      usage_.total_tokens = usage_.prompt_tokens + usage_.completion_tokens;
+      if (auto in = count(*usage, "input_tokens")) usage_.prompt_tokens = *in;
+      if (auto out = count(*usage, "output_tokens")) usage_.completion_tokens = *out;
+      usage_.total_tokens = saturating_add(usage_.prompt_tokens, usage_.completion_tokens);
       return emit_usage();
     }
     return true;
@@ -433,6 +503,8 @@ std::optional<Error> ChatStream::on_end() {
 }
 
 void ChatStream::build_result() {
+  if (built_) return;  // at the end marker, and again if the body's end is seen too
+  built_ = true;
   ChatResponse& r = result_;
   r.id = std::move(id_);
   r.model = std::move(model_);

@@ -27,7 +27,10 @@ using StreamCallback = std::function<bool(const StreamEvent&)>;
 class ChatStream final : public BodySink, private SseSink {
  public:
   /// `on_event` must outlive every call into this object until the exchange is resolved.
-  ChatStream(Protocol protocol, const StreamCallback* on_event, SseLimits limits);
+  /// `max_reply_bytes` bounds the aggregate (text, reasoning, tool arguments, and the recorded
+  /// events when recording): GLMPROXY_MAX_RESPONSE_BYTES.
+  ChatStream(Protocol protocol, const StreamCallback* on_event, SseLimits limits,
+             std::size_t max_reply_bytes = 32u << 20);
   ~ChatStream() override;
   ChatStream(const ChatStream&) = delete;
   ChatStream& operator=(const ChatStream&) = delete;
@@ -62,6 +65,9 @@ class ChatStream final : public BodySink, private SseSink {
   bool emit_tool(std::size_t slot, std::string_view fragment);
   bool emit_usage();
   bool fail(Error error);
+  /// Counts `n` more bytes of aggregate; false (and the error set) past max_reply_bytes_.
+  bool grow(std::size_t n);
+  bool error_event(const SseEvent& event);
   std::optional<Error> finish_json();
   void build_result();
 
@@ -77,6 +83,8 @@ class ChatStream final : public BodySink, private SseSink {
   bool sse_ = true;  // false: the upstream answered with a JSON body (buffered in json_)
   Buffer json_;
   std::size_t max_json_bytes_;
+  std::size_t max_reply_bytes_;
+  std::size_t reply_bytes_ = 0;
 
   // The aggregate.
   std::string id_, model_, finish_reason_;
@@ -90,6 +98,7 @@ class ChatStream final : public BodySink, private SseSink {
   std::optional<Error> error_;
   std::uint64_t events_ = 0;  // SSE events seen
   bool done_ = false;         // the end marker arrived
+  bool built_ = false;        // result_ was built
   bool finished_ = false;     // a finish reason arrived
   bool delivered_ = false;
   bool cancelled_ = false;

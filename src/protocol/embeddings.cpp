@@ -97,12 +97,11 @@ Result<EmbeddingResponse> parse_embedding_response(std::string& body, std::size_
   if (auto usage = member(object, "usage")) {
     simdjson::dom::object u;
     if (!usage->get_object().get(u)) {
-      auto prompt = optional_int(u, "prompt_tokens", "usage.prompt_tokens");
-      auto total = optional_int(u, "total_tokens", "usage.total_tokens");
+      auto prompt = optional_count(u, "prompt_tokens", "usage.prompt_tokens");
+      auto total = optional_count(u, "total_tokens", "usage.total_tokens");
       if (!prompt) return std::move(prompt).error();
       if (!total) return std::move(total).error();
-      out.usage.prompt_tokens = prompt->value_or(0);
-      out.usage.total_tokens = total->value_or(out.usage.prompt_tokens);
+      out.usage = make_usage(*prompt, std::nullopt, *total);
     }
   }
   return out;

@@ -122,6 +122,16 @@ std::optional<Error> error_in_body(Protocol protocol, simdjson::dom::object root
   return make_mapped(status, std::move(fields.code), std::move(message));
 }
 
+Error stream_error_event(Protocol protocol, simdjson::dom::object root, int status) {
+  if (auto e = error_in_body(protocol, root, status)) return std::move(*e);
+  // The flat shape openai-node also reads: {"message": ..., "code": ..., "type": ...}.
+  ErrorFields fields = read_error_fields(root);
+  if (fields.code.empty()) fields.code = string_member(root, "type");
+  std::string message = clean_message(fields.message);
+  if (message.empty()) message = "error event inside the stream";
+  return make_mapped(status, std::move(fields.code), std::move(message));
+}
+
 Error map_error_response(Protocol protocol, int status, std::string& body,
                          std::string_view retry_after_header,
                          std::string_view retry_after_ms_header,

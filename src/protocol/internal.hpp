@@ -109,6 +109,15 @@ Result<std::string_view> optional_string(simdjson::dom::object object, std::stri
 Result<std::optional<std::int64_t>> optional_int(simdjson::dom::object object, std::string_view key,
                                                  std::string_view path);
 
+/// A token count: like optional_int(), but untrusted numbers are made safe: a negative count
+/// becomes 0 and one above INT64_MAX saturates there.
+Result<std::optional<std::int64_t>> optional_count(simdjson::dom::object object,
+                                                   std::string_view key, std::string_view path);
+/// Usage from the upstream's counts (each made non-negative); total = prompt + completion
+/// (saturating) when the upstream gave none.
+Usage make_usage(std::optional<std::int64_t> prompt, std::optional<std::int64_t> completion,
+                 std::optional<std::int64_t> total) noexcept;
+
 /// BadResponse for a body simdjson could not parse, or whose root is not an object.
 Error unparsable(simdjson::error_code error);
 
@@ -117,6 +126,10 @@ Error unparsable(simdjson::error_code error);
 /// The error object inside a 2xx body ({"error":{...}}, Anthropic {"type":"error",...}), mapped
 /// like map_error_response() with http_status = status; nullopt when `root` is no error.
 std::optional<Error> error_in_body(Protocol protocol, simdjson::dom::object root, int status);
+
+/// The error an SSE `event: error` carries: error_in_body() shapes, or the flat
+/// {"message","code","type"} object OpenAI-compatible servers send; always an Error.
+Error stream_error_event(Protocol protocol, simdjson::dom::object root, int status);
 
 // --- openai.cpp / anthropic.cpp ---------------------------------------------------------------
 

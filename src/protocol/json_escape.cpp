@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/secrets.hpp"
 #include "protocol/internal.hpp"
 #include "protocol/protocol.hpp"
 
@@ -180,12 +181,15 @@ bool append_json_string(std::string& out, std::string_view s) {
 }
 
 std::string clean_message(std::string_view s, std::size_t max_bytes) {
+  // Cleaned a little past the limit first, so that a registered secret that straddles the cut
+  // is replaced whole before the cut is made (a cut key would leave its first part visible).
+  const std::size_t window = max_bytes + SecretRegistry::instance().longest();
   std::string out;
-  out.reserve(std::min(s.size(), max_bytes) + 8);
+  out.reserve(std::min(s.size(), window) + 8);
   bool truncated = false;
   std::size_t i = 0;
   while (i < s.size()) {
-    if (out.size() >= max_bytes) {
+    if (out.size() >= window) {
       truncated = true;
       break;
     }
@@ -207,6 +211,14 @@ std::string clean_message(std::string_view s, std::size_t max_bytes) {
     }
     out.append(s.data() + i, n);
     i += n;
+  }
+  SecretRegistry::instance().scrub(out);
+  if (out.size() > max_bytes) {
+    // Cut at a character boundary.
+    std::size_t cut = max_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out.resize(cut);
+    truncated = true;
   }
   while (!out.empty() && out.front() == ' ') out.erase(0, 1);
   while (!out.empty() && out.back() == ' ') out.pop_back();

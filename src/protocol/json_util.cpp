@@ -7,9 +7,11 @@
 
 #include <cmath>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <string_view>
 
+#include "core/saturating.hpp"
 #include "core/strings.hpp"
 #include "protocol/internal.hpp"
 #include "protocol/protocol.hpp"
@@ -221,6 +223,29 @@ Result<std::optional<std::int64_t>> optional_int(simdjson::dom::object object, s
         fmt::format("{} is {}, expected an integer", path, type_name(value->type())));
   }
   return std::optional<std::int64_t>{number};
+}
+
+Result<std::optional<std::int64_t>> optional_count(simdjson::dom::object object,
+                                                   std::string_view key, std::string_view path) {
+  const auto value = member(object, key);
+  if (!value) return std::optional<std::int64_t>{};
+  std::int64_t number = 0;
+  if (!value->get_int64().get(number)) return std::optional<std::int64_t>{non_negative(number)};
+  std::uint64_t big = 0;
+  if (!value->get_uint64().get(big)) {
+    return std::optional<std::int64_t>{std::numeric_limits<std::int64_t>::max()};  // saturated
+  }
+  return bad_response(fmt::format("{} is {}, expected an integer", path, type_name(value->type())));
+}
+
+Usage make_usage(std::optional<std::int64_t> prompt, std::optional<std::int64_t> completion,
+                 std::optional<std::int64_t> total) noexcept {
+  Usage u;
+  u.prompt_tokens = non_negative(prompt.value_or(0));
+  u.completion_tokens = non_negative(completion.value_or(0));
+  u.total_tokens =
+      total ? non_negative(*total) : saturating_add(u.prompt_tokens, u.completion_tokens);
+  return u;
 }
 
 Error unparsable(simdjson::error_code error) {

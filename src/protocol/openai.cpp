@@ -207,16 +207,13 @@ Result<ChatResponse> parse_openai_response(std::string& body) {
   if (const auto usage_value = member(object, "usage")) {
     simdjson::dom::object usage;
     if (usage_value->get_object().get(usage)) return bad_response("usage is not an object");
-    auto prompt = optional_int(usage, "prompt_tokens", "usage.prompt_tokens");
+    auto prompt = optional_count(usage, "prompt_tokens", "usage.prompt_tokens");
     if (!prompt) return std::move(prompt).error();
-    auto completion = optional_int(usage, "completion_tokens", "usage.completion_tokens");
+    auto completion = optional_count(usage, "completion_tokens", "usage.completion_tokens");
     if (!completion) return std::move(completion).error();
-    auto total = optional_int(usage, "total_tokens", "usage.total_tokens");
+    auto total = optional_count(usage, "total_tokens", "usage.total_tokens");
     if (!total) return std::move(total).error();
-    response.usage.prompt_tokens = prompt->value_or(0);
-    response.usage.completion_tokens = completion->value_or(0);
-    response.usage.total_tokens =
-        total->value_or(response.usage.prompt_tokens + response.usage.completion_tokens);
+    response.usage = make_usage(*prompt, *completion, *total);
   }
   response.raw_json = body;
   return response;

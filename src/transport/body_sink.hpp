@@ -19,6 +19,9 @@ class BodySink {
     Continue,  ///< keep reading
     Cancel,    ///< the consumer wants no more: resolve as Cancelled, let the connection go
     Fail,      ///< the body is broken or carries an error: see error()
+    /// The protocol's end marker arrived ([DONE], message_stop): the reply is complete and the
+    /// exchange is resolved now, whether or not the upstream closes the body soon.
+    Finished,
   };
 
   virtual ~BodySink() = default;

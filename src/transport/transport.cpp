@@ -30,8 +30,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A response larger than this is refused rather than buffered without bound.
-constexpr std::size_t kMaxResponseBytes = 256u << 20;
+// Response header lines of one attempt, kept or not: past this the response is refused (an
+// upstream sending headers without end never reaches its body). Below curl's own 300 KB limit,
+// which reports a retryable receive error instead of a bad response.
+constexpr std::size_t kMaxHeaderBytes = 256u << 10;
 
 // A cancelled HTTP/1.1 stream is read on (and thrown away) for at most this long / this much, so
 // that a stream close to its end leaves its connection reusable; past either, it is closed.
@@ -80,7 +82,11 @@ struct Transfer {
   std::string host;               // scheme://host[:port] of ex.url: the breaker's key
   std::uint64_t aimd_ticket = 0;  // from AimdLimiter::on_start for this attempt
   int free_retries = 0;           // retries after a 429/1302 (our concurrency, not counted)
-  bool probe = false;             // a keep-alive HEAD of the transport's own: not in metrics
+  bool probe = false;  // a keep-alive or warm-up HEAD of the transport's own: not in metrics,
+                       // not reported to the circuit breaker
+  std::optional<std::chrono::milliseconds> total_timeout;  // instead of GLMPROXY_TOTAL_TIMEOUT_MS
+  std::size_t header_bytes = 0;                            // of this attempt
+  bool finished_early = false;  // a stream resolved at its end marker, read out or closed after
 };
 
 // "scheme://authority" of a URL (the circuit breaker is per upstream host).
@@ -155,6 +161,7 @@ class Transport::Impl {
     s.waiting = waiting_now_.load(std::memory_order_relaxed);
     s.open_connections = open_sockets_.load(std::memory_order_relaxed);
     s.connections_opened = sockets_opened_.load(std::memory_order_relaxed);
+    s.tls_handshakes = tls_handshakes_.load(std::memory_order_relaxed);
     s.attempts = attempts_.load(std::memory_order_relaxed);
     s.retries = retries_.load(std::memory_order_relaxed);
     s.bytes_sent = bytes_sent_.load(std::memory_order_relaxed);
@@ -187,6 +194,12 @@ class Transport::Impl {
     // DNS answers and TLS sessions are shared by every handle (all on the I/O thread).
     curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    // A CA option this libcurl refuses fails create(), not every request.
+    if (CURL* probe = curl_easy_init(); probe != nullptr) {
+      const CURLcode rc = set_tls_options(probe);
+      curl_easy_cleanup(probe);
+      if (rc != CURLE_OK) return tls_options_error(rc);
+    }
     const long max_conns = config_.pool.max_connections;
     curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_conns);
     curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, max_conns);
@@ -233,6 +246,16 @@ class Transport::Impl {
   }
 
   bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
+
+  // The configured base URL `url` was built from (the Anthropic one, or else the OpenAI one).
+  const std::string& base_of(const std::string& url) const noexcept {
+    const std::string& anthropic = config_.upstream.anthropic_base_url;
+    std::string_view prefix(anthropic);
+    prefix = prefix.substr(0, prefix.find('?'));
+    while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
+    if (!prefix.empty() && std::string_view(url).starts_with(prefix)) return anthropic;
+    return config_.upstream.openai_base_url;
+  }
 
   static void run_task(Transfer& t) {
     std::function<void()> task = std::move(t.task);
@@ -307,7 +330,7 @@ class Transport::Impl {
         resolve(*t, std::move(e));
         continue;
       }
-      t->deadline = now + config_.timeouts.total;
+      t->deadline = now + t->total_timeout.value_or(config_.timeouts.total);
       t->admit_deadline = now + config_.pool.acquire_timeout;
       t->queued_at = now;
       waiting_.push_back(std::move(t));
@@ -382,8 +405,8 @@ class Transport::Impl {
   // curl drop them, a HEAD request per connection refreshes them (only once the client has
   // connected somewhere; never with DISABLE_CONNECTION_POOL).
   bool keep_alive_due(Clock::time_point now) const {
-    return config_.pool.min_connections > 0 && !config_.pool.disabled && !keepalive_url_.empty() &&
-           in_flight_ == 0 && waiting_.empty() && delayed_.empty() &&
+    return config_.pool.min_connections > 0 && !config_.pool.disabled &&
+           keepalive_url_ != nullptr && in_flight_ == 0 && waiting_.empty() && delayed_.empty() &&
            now >= last_activity_ + config_.pool.max_idle / 2;
   }
 
@@ -393,7 +416,7 @@ class Transport::Impl {
     for (int i = 0; i < config_.pool.min_connections; ++i) {
       auto t = std::make_unique<Transfer>();
       t->ex.method = "HEAD";
-      t->ex.url = keepalive_url_;
+      t->ex.url = *keepalive_url_;
       t->ex.retry_on_status = false;
       t->probe = true;
       t->deadline =
@@ -421,7 +444,7 @@ class Transport::Impl {
     Clock::time_point next = now + std::chrono::milliseconds(1000);
     if (!waiting_.empty()) next = std::min(next, waiting_.front()->admit_deadline);
     if (!delayed_.empty()) next = std::min(next, delayed_.top()->retry_at);
-    if (config_.pool.min_connections > 0 && !keepalive_url_.empty() && in_flight_ == 0) {
+    if (config_.pool.min_connections > 0 && keepalive_url_ != nullptr && in_flight_ == 0) {
       next = std::min(next, last_activity_ + config_.pool.max_idle / 2);
     }
     for (const Transfer* t : active_) {
@@ -485,7 +508,12 @@ class Transport::Impl {
     Outcome outcome = Outcome::Other;
     const int status = static_cast<int>(t.status);
     const bool answered = code == CURLE_OK || t.got_response;
-    if (t.abort_error && t.abort_error->code == ErrorCode::Cancelled) {
+    if (t.probe) {
+      // Warm-up and keep-alive probes say nothing about the upstream's health: a warm-up that
+      // failed before the first real request must not open the breaker.
+    } else if (t.finished_early) {
+      breaker_.on_success(t.host);  // answered in full; how the body was closed is ours
+    } else if (t.abort_error && t.abort_error->code == ErrorCode::Cancelled) {
       breaker_.on_abandon(t.host);
     } else if (status >= 500 || (!answered && !t.abort_error) ||
                (t.abort_error && t.abort_error->code == ErrorCode::Timeout)) {
@@ -538,6 +566,8 @@ class Transport::Impl {
     t->draining = false;
     t->drained = 0;
     t->upload_offset = 0;
+    t->header_bytes = 0;
+    t->finished_early = false;
 
     CURL* e;
     if (!free_easy_.empty()) {
@@ -552,8 +582,18 @@ class Transport::Impl {
       resolve(*back, make_error(ErrorCode::Internal, "curl_easy_init failed"));
       return;
     }
+    if (const CURLcode rc = set_tls_options(e); rc != CURLE_OK) {
+      free_easy_.push_back(e);
+      aimd_.on_finish(t->ex.model, t->aimd_ticket, AimdLimiter::Outcome::Other, now);
+      breaker_.on_abandon(t->host);
+      TransferPtr back(t);
+      resolve(*back, tls_options_error(rc));
+      return;
+    }
     t->easy = e;
-    if (keepalive_url_ != t->ex.url) keepalive_url_ = t->ex.url;
+    // Probes go to the configured base URL the client last used, never to a request's own
+    // path (a send() path may carry a signed query that must not be re-sent every 15 s).
+    if (!t->probe || keepalive_url_ == nullptr) keepalive_url_ = &base_of(t->ex.url);
     if (t->slist == nullptr && !t->ex.shared_headers) {
       for (const std::string& h : t->ex.headers) t->slist = curl_slist_append(t->slist, h.c_str());
       // No "Expect: 100-continue" round trip for large bodies.
@@ -584,6 +624,14 @@ class Transport::Impl {
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Impl::on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
+    // HTTP/2: wait for a connection being set up to say whether it multiplexes, instead of
+    // opening one connection per concurrent transfer. Only https (h2 comes by ALPN; over plain
+    // http curl would serialise a burst behind the first connection), and not for HEAD:
+    // POOL_WARM's requests each want a connection of their own.
+    if (t->ex.method != "HEAD" && t->ex.url.size() >= 8 &&
+        iequals(std::string_view(t->ex.url).substr(0, 8), "https://")) {
+      curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    }
     if (config_.pool.disabled) {
       curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
       curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
@@ -614,6 +662,26 @@ class Transport::Impl {
     in_flight_now_.store(in_flight_, std::memory_order_relaxed);
     active_.push_back(t);
     curl_multi_add_handle(multi_, e);
+  }
+
+  // GLMPROXY_CA_FILE / GLMPROXY_CA_PATH. Peer and host verification are curl's defaults and
+  // are never turned off.
+  CURLcode set_tls_options(CURL* e) const {
+    const auto& up = config_.upstream;
+    if (!up.ca_file.empty()) {
+      if (CURLcode rc = curl_easy_setopt(e, CURLOPT_CAINFO, up.ca_file.c_str()); rc != CURLE_OK) {
+        return rc;
+      }
+    }
+    if (!up.ca_path.empty()) return curl_easy_setopt(e, CURLOPT_CAPATH, up.ca_path.c_str());
+    return CURLE_OK;
+  }
+
+  static Error tls_options_error(CURLcode rc) {
+    return make_error(
+        ErrorCode::InvalidConfig,
+        fmt::format("libcurl refused GLMPROXY_CA_FILE / GLMPROXY_CA_PATH: {} (curl {})",
+                    curl_easy_strerror(rc), static_cast<int>(rc)));
   }
 
   static curl_socket_t on_open_socket(void* user, curlsocktype, curl_sockaddr* address) {
@@ -693,7 +761,7 @@ class Transport::Impl {
     m.total_us = time_of(CURLINFO_TOTAL_TIME_T);
   }
 
-  static size_t on_read(char* buffer, size_t size, size_t n, void* user) {
+  static size_t on_read(char* buffer, size_t size, size_t n, void* user) noexcept {
     auto* t = static_cast<Transfer*>(user);
     const std::string& body = t->ex.body;
     const std::size_t room = std::min(size * n, t->owner->config_.stream.request_chunk_size);
@@ -723,29 +791,40 @@ class Transport::Impl {
         t->ex.sink->begin(pool_, find_header(t->headers, "content-type"));
     }
     if (t->sink_state != SinkState::Active) return 0;  // buffer it
-    switch (t->ex.sink->on_body(chunk)) {
+    const BodySink::Action action = t->ex.sink->on_body(chunk);
+    switch (action) {
       case BodySink::Action::Continue:
         return chunk.size();
       case BodySink::Action::Fail:
         t->abort_error = t->ex.sink->error();
         return CURL_WRITEFUNC_ERROR;
       case BodySink::Action::Cancel:
+      case BodySink::Action::Finished:
         break;
     }
+    const bool finished = action == BodySink::Action::Finished;
     // The caller is answered now; the transfer winds down on its own. Its marks are filled
     // before the answer: after it, the caller may be reading them.
-    streams_cancelled_.fetch_add(1, std::memory_order_relaxed);
     if (t->ex.marks) {
       const auto [sent, received] = wire_bytes(*t);
       fill_marks(*t, sent, received);
     }
-    resolve(*t,
-            make_error(ErrorCode::Cancelled, "the stream was cancelled by its on_event callback"));
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+    if (finished) {
+      // The end marker arrived: the reply is whole, whether or not the upstream ends the body.
+      t->finished_early = true;
+      resolve_ok(*t);
+    } else {
+      streams_cancelled_.fetch_add(1, std::memory_order_relaxed);
+      resolve(*t, make_error(ErrorCode::Cancelled,
+                             "the stream was cancelled by its on_event callback"));
+    }
     long version = 0;
     curl_easy_getinfo(t->easy, CURLINFO_HTTP_VERSION, &version);
     if (version >= CURL_HTTP_VERSION_2_0 || config_.pool.disabled) {
-      // HTTP/2 cancels the stream alone (the connection stays); nothing to save by reading on.
-      t->abort_error = make_error(ErrorCode::Cancelled, "stream cancelled");
+      // HTTP/2 resets the stream alone (the connection stays); nothing to save by reading on.
+      t->abort_error =
+          make_error(ErrorCode::Cancelled, finished ? "stream finished" : "stream cancelled");
       return CURL_WRITEFUNC_ERROR;
     }
     t->draining = true;
@@ -754,8 +833,18 @@ class Transport::Impl {
   }
 
   static size_t on_body(char* data, size_t size, size_t n, void* user) {
+    // Called by libcurl: nothing may unwind through it (an allocation failure, a sink's).
     auto* t = static_cast<Transfer*>(user);
-    const size_t len = size * n;
+    try {
+      return body_piece(t, data, size * n);
+    } catch (...) {
+      if (!t->abort_error)
+        t->abort_error = make_error(ErrorCode::Internal, "out of memory reading the response");
+      return CURL_WRITEFUNC_ERROR;
+    }
+  }
+
+  static size_t body_piece(Transfer* t, char* data, size_t len) {
     if (len == 0) return 0;
     t->owner->body_reads_.fetch_add(1, std::memory_order_relaxed);
     t->got_response = true;
@@ -769,11 +858,19 @@ class Transport::Impl {
       if (taken != 0) return taken;
       if (t->sink_state == SinkState::Active) return CURL_WRITEFUNC_ERROR;
     }
-    if (t->body.size() + len > kMaxResponseBytes) {
-      t->abort_error =
-          make_error(ErrorCode::BadResponse,
-                     fmt::format("response body larger than {} bytes", kMaxResponseBytes));
-      return 0;  // makes curl fail the transfer with CURLE_WRITE_ERROR
+    // The decoded size counts (curl hands over what gzip, br or zstd expand to).
+    const std::size_t limit = t->owner->config_.stream.max_response_bytes;
+    if (len > limit - std::min(limit, t->body.size())) {
+      t->abort_error = make_error(
+          ErrorCode::BadResponse,
+          fmt::format("the response body is larger than GLMPROXY_MAX_RESPONSE_BYTES={} bytes "
+                      "(after decoding)",
+                      limit));
+      return CURL_WRITEFUNC_ERROR;
+    }
+    if (t->body.size() + len > t->body.capacity()) {
+      // Grow by doubling, but never past the limit: memory stays near the cap.
+      t->body.reserve(std::min(limit, std::max(t->body.size() + len, 2 * t->body.capacity())));
     }
     t->got_response = true;
     t->body.append(data, len);
@@ -781,13 +878,30 @@ class Transport::Impl {
   }
 
   static size_t on_header(char* data, size_t size, size_t n, void* user) {
-    auto* t = static_cast<Transfer*>(user);
-    const size_t len = size * n;
+    // Called by libcurl: nothing may unwind through it.
+    try {
+      return header_line(static_cast<Transfer*>(user), data, size * n);
+    } catch (...) {
+      static_cast<Transfer*>(user)->abort_error =
+          make_error(ErrorCode::Internal, "out of memory reading the response headers");
+      return 0;
+    }
+  }
+
+  static size_t header_line(Transfer* t, char* data, size_t len) {
     std::string_view line(data, len);
+    t->header_bytes += len;
+    if (t->header_bytes > kMaxHeaderBytes) {
+      t->abort_error =
+          make_error(ErrorCode::BadResponse,
+                     fmt::format("the response headers are larger than {} bytes", kMaxHeaderBytes));
+      return 0;
+    }
     t->got_response = true;
     if (t->ex.sink) t->last_rx = Clock::now();  // the stream idle timeout
     if (line.starts_with("HTTP/")) {
       t->headers.clear();  // a new response (after 1xx) starts
+      t->header_bytes = len;
       return len;
     }
     const auto colon = line.find(':');
@@ -826,6 +940,11 @@ class Transport::Impl {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
     curl_off_t connect_us = 0;
     curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+    long new_connections = 0;
+    curl_off_t tls_us = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &new_connections);
+    curl_easy_getinfo(t->easy, CURLINFO_APPCONNECT_TIME_T, &tls_us);
+    if (new_connections > 0 && tls_us > 0) tls_handshakes_.fetch_add(1, std::memory_order_relaxed);
     account(*t);
     release_easy(t.get());
     const auto now = Clock::now();
@@ -843,7 +962,7 @@ class Transport::Impl {
 
     if (!t->on_done) {
       // Already answered (a cancelled stream), or a keep-alive probe.
-      if (t->draining && code == CURLE_OK && !t->abort_error) {
+      if (t->draining && code == CURLE_OK && !t->abort_error && !t->finished_early) {
         drained_kept_.fetch_add(1, std::memory_order_relaxed);
       }
       return;
@@ -917,6 +1036,12 @@ class Transport::Impl {
       return total_timeout_error();
     }
     switch (code) {
+      case CURLE_URL_MALFORMAT:
+      case CURLE_UNSUPPORTED_PROTOCOL:
+        // No retry can fix the URL itself.
+        return make_error(ErrorCode::InvalidArgument,
+                          fmt::format("the request URL was refused: {} (curl {})", detail,
+                                      static_cast<int>(code)));
       case CURLE_COULDNT_RESOLVE_HOST:
       case CURLE_COULDNT_RESOLVE_PROXY:
       case CURLE_COULDNT_CONNECT:
@@ -932,9 +1057,24 @@ class Transport::Impl {
             ErrorCode::BadResponse,
             fmt::format("the upstream closed the connection mid-response: {}", detail),
             static_cast<int>(t.status));
+      // Certificate problems: the next handshake meets the same certificate (or CA file).
       case CURLE_PEER_FAILED_VERIFICATION:
-        return make_error(ErrorCode::ConnectionFailed,
-                          fmt::format("TLS certificate verification failed: {}", detail));
+      case CURLE_SSL_CACERT_BADFILE:
+      case CURLE_SSL_CERTPROBLEM:
+      case CURLE_SSL_ISSUER_ERROR:
+      case CURLE_SSL_CRL_BADFILE:
+      case CURLE_SSL_PINNEDPUBKEYNOTMATCH: {
+        Error e = make_error(
+            ErrorCode::ConnectionFailed,
+            fmt::format("the upstream's TLS certificate could not be verified: {} (curl {}); "
+                        "not retried. To trust its certificate authority set GLMPROXY_CA_FILE "
+                        "(a PEM bundle) or GLMPROXY_CA_PATH (a directory hashed by openssl "
+                        "rehash); now GLMPROXY_CA_FILE=\"{}\" GLMPROXY_CA_PATH=\"{}\"",
+                        detail, static_cast<int>(code), config_.upstream.ca_file,
+                        config_.upstream.ca_path));
+        e.upstream_code = std::string(kTlsCertificateCode);
+        return e;
+      }
       default:
         return make_error(ErrorCode::ConnectionFailed, fmt::format("transfer failed: {} (curl {})",
                                                                    detail, static_cast<int>(code)));
@@ -981,7 +1121,12 @@ class Transport::Impl {
     invoke(t, Result<HttpResult>(std::move(r)));
   }
 
-  void resolve(Transfer& t, Error e) { invoke(t, Result<HttpResult>(std::move(e))); }
+  void resolve(Transfer& t, Error e) {
+    // Every error after a status line carries the status that arrived (a size cap, a reset
+    // after the headers, a malformed event inside a 200 stream).
+    if (e.http_status == 0 && t.status > 0) e.http_status = static_cast<int>(t.status);
+    invoke(t, Result<HttpResult>(std::move(e)));
+  }
 
   static void invoke(Transfer& t, Result<HttpResult> r) {
     TransferCallback cb = std::move(t.on_done);
@@ -1059,8 +1204,8 @@ class Transport::Impl {
   int in_flight_ = 0;
   std::mt19937_64 rng_;
   Clock::time_point last_activity_ = Clock::now();
-  std::string keepalive_url_;  // where the last transfer went
-  BufferPool pool_;            // stream buffers (I/O thread; stats from anywhere)
+  const std::string* keepalive_url_ = nullptr;  // the base URL (config_) last sent to
+  BufferPool pool_;                             // stream buffers (I/O thread; stats from anywhere)
   std::atomic<std::uint64_t> upload_reads_{0};
   std::atomic<std::uint64_t> body_reads_{0};
   std::atomic<std::uint64_t> streams_cancelled_{0};
@@ -1072,6 +1217,7 @@ class Transport::Impl {
   std::atomic<int> in_flight_now_{0}, open_sockets_{0};
   std::atomic<std::size_t> waiting_now_{0};
   std::atomic<std::uint64_t> sockets_opened_{0}, attempts_{0}, retries_{0};
+  std::atomic<std::uint64_t> tls_handshakes_{0};
   std::atomic<std::uint64_t> bytes_sent_{0}, bytes_received_{0};
   LatencyHistogram acquire_wait_;  // with METRICS_ENABLED
 };
@@ -1137,7 +1283,7 @@ bool Transport::on_io_thread() const noexcept { return impl_->on_io_thread(); }
 
 TransportStats Transport::stats() const noexcept { return impl_->stats(); }
 
-Result<void> Transport::warm(const std::string& url, int n) {
+Result<void> Transport::warm(const std::string& url, int n, std::chrono::milliseconds timeout) {
   if (n <= 0) return {};
   // Submitted as one batch so they are on the wire at once, each on its own connection.
   std::vector<std::future<Result<HttpResult>>> waits;
@@ -1149,6 +1295,10 @@ Result<void> Transport::warm(const std::string& url, int n) {
     t->ex.method = "HEAD";
     t->ex.url = url;
     t->ex.retry_on_status = false;
+    // A warm-up never holds create() longer than one connect timeout, even against an upstream
+    // that accepts and never answers; it is outside the metrics and the circuit breaker.
+    t->probe = true;
+    t->total_timeout = timeout;
     t->on_done = [promise](Result<HttpResult> r) { promise->set_value(std::move(r)); };
     batch.push_back(std::move(t));
   }

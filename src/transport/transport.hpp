@@ -103,6 +103,8 @@ struct TransportStats {
   std::size_t waiting = 0;   ///< transfers waiting for a slot (POOL_ACQUIRE_TIMEOUT)
   int open_connections = 0;  ///< sockets curl holds open, in use or idle
   std::uint64_t connections_opened = 0;
+  std::uint64_t tls_handshakes = 0;  ///< new connections that completed a TLS handshake
+                                     ///< (keep-alive probes' included, like connections_opened)
   // Not counting the transport's own keep-alive probes.
   std::uint64_t attempts = 0;  ///< HTTP requests sent: first attempts and retries (always)
   std::uint64_t retries = 0;   ///< attempts after the first (backoffs waited out) (always)
@@ -139,8 +141,9 @@ class Transport {
   void fail(Error error, TransferCallback on_done);
   bool on_io_thread() const noexcept;
   /// Opens `n` connections to the URL's host by sending `n` concurrent HEAD requests, and waits
-  /// for them. Any HTTP answer counts as a warm connection.
-  Result<void> warm(const std::string& url, int n);
+  /// for them at most `timeout`. Any HTTP answer counts as a warm connection. The probes are
+  /// not counted in the metrics nor reported to the circuit breaker.
+  Result<void> warm(const std::string& url, int n, std::chrono::milliseconds timeout);
   TransportStats stats() const noexcept;
 
   class Impl;

@@ -291,6 +291,12 @@ const std::vector<Knob>& knobs() {
        [](const Config& c) { return c.stream.max_line_bytes == 2'097'152; }},
       {"GLMPROXY_SSE_MAX_EVENT_BYTES", "16777216",
        [](const Config& c) { return c.stream.max_event_bytes == 16'777'216; }},
+      {"GLMPROXY_MAX_RESPONSE_BYTES", "1048576",
+       [](const Config& c) { return c.stream.max_response_bytes == 1'048'576; }},
+      // validate() checks only that these exist (a readable file, a directory): any will do.
+      {"GLMPROXY_CA_FILE", "/etc/passwd",
+       [](const Config& c) { return c.upstream.ca_file == "/etc/passwd"; }},
+      {"GLMPROXY_CA_PATH", "/etc", [](const Config& c) { return c.upstream.ca_path == "/etc"; }},
       {"APIKEYS_FILE", "/var/lib/glmproxy/apikeys.json",
        [](const Config& c) { return c.keys.file == "/var/lib/glmproxy/apikeys.json"; }},
       {"APIKEY_CACHE_SIZE", "250", [](const Config& c) { return c.keys.cache_size == 250; }},
@@ -375,8 +381,8 @@ TEST_CASE("the parser's table and the test's list name the same variables", "[co
   std::set<std::string> tested;
   for (const Knob& knob : knobs()) tested.insert(knob.name);
   CHECK(parsed == tested);
-  CHECK(parsed.size() == 54);
-  CHECK(describe_lines(Config{}).size() == 54);
+  CHECK(parsed.size() == 57);
+  CHECK(describe_lines(Config{}).size() == 57);
 }
 
 TEST_CASE("GLMPROXY_ADMIN_HOST must be loopback, the admin token is never echoed",
@@ -651,6 +657,33 @@ TEST_CASE("validate catches contradictions", "[config][validate]") {
     CHECK(contains(message,
                    R"(APIKEYS_FILE must not contain control characters, got "keys\n.json")"));
     CHECK_FALSE(contains(message, "\n"));
+  }
+}
+
+TEST_CASE("GLMPROXY_CA_FILE must be a readable file, GLMPROXY_CA_PATH a directory",
+          "[config][env]") {
+  SECTION("missing paths are named with the variable") {
+    const std::string message = error_of(load(
+        {{"GLMPROXY_CA_FILE", "/nonexistent/ca.pem"}, {"GLMPROXY_CA_PATH", "/nonexistent/certs"}}));
+    CHECK(contains(
+        message,
+        R"(GLMPROXY_CA_FILE must name a readable regular file, got "/nonexistent/ca.pem")"));
+    CHECK(contains(message, R"(GLMPROXY_CA_PATH must name a directory, got "/nonexistent/certs")"));
+  }
+  SECTION("a directory is not a CA file, a file is not a CA directory") {
+    Config c;
+    c.upstream.ca_file = "/etc";
+    c.upstream.ca_path = "/etc/passwd";
+    const std::string message = error_of(c.validate());
+    CHECK(contains(message, R"(GLMPROXY_CA_FILE must name a readable regular file, got "/etc")"));
+    CHECK(contains(message, R"(GLMPROXY_CA_PATH must name a directory, got "/etc/passwd")"));
+  }
+  SECTION("empty means the system store; existing paths pass") {
+    CHECK(Config{}.validate());
+    Config c;
+    c.upstream.ca_file = "/etc/passwd";
+    c.upstream.ca_path = "/etc";
+    CHECK(c.validate());
   }
 }
 

@@ -164,6 +164,8 @@ TEST_CASE("Error::retryable", "[error]") {
   SECTION("local failures") {
     CHECK(make_error(ErrorCode::Timeout, "t").retryable());
     CHECK(make_error(ErrorCode::ConnectionFailed, "c").retryable());
+    // A certificate that could not be verified is presented again on the next handshake.
+    CHECK_FALSE(upstream(ErrorCode::ConnectionFailed, 0, "tls_certificate").retryable());
     CHECK(make_error(ErrorCode::QueueFull, "q").retryable());
     CHECK(make_error(ErrorCode::PoolTimeout, "p").retryable());
     CHECK_FALSE(upstream(ErrorCode::Unauthorized, 401).retryable());

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/secrets.hpp"
 #include "keys/tenants.hpp"
 
 using glmproxy::ErrorCode;
@@ -799,6 +800,9 @@ TEST_CASE("tenants: every allocation failing in turn: errors, never an exception
     std::lock_guard lock(lines_mu);
     lines.emplace_back(line);
   };
+  // The process-wide secret registry is made once, on first use, by a noexcept function (its
+  // allocation failing there would terminate): made here, before allocations fail.
+  (void)glmproxy::detail::SecretRegistry::instance();
   bool created = false;
   each_allocation_failing(
       [&] {

@@ -95,6 +95,7 @@ TEST_CASE("prometheus: families, histograms and counters after mixed traffic", "
   // Upstream traffic, the pool and the process.
   CHECK(p.samples.at("glm_proxy_upstream_attempts_total") == 8);
   CHECK(p.samples.at("glm_proxy_upstream_retries_total") == 2);
+  CHECK(p.samples.at("glm_proxy_upstream_tls_handshakes_total") == 0);  // plain http
   CHECK(p.samples.at("glm_proxy_upstream_sent_bytes_total") > 8 * 100);
   CHECK(p.samples.at("glm_proxy_upstream_received_bytes_total") > 8 * 100);
   CHECK(p.samples.at("glm_proxy_pool_acquire_wait_seconds_count") == 8);

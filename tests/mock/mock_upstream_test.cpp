@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "support/raw_http.hpp"
+#include "support/tls_files.hpp"
 
 using glmproxy::mock::Fault;
 using glmproxy::mock::MockOptions;
@@ -452,4 +453,61 @@ TEST_CASE("bad requests get 400/404, large bodies with Expect: 100-continue", "[
   // Garbage that is not HTTP gets 400 and a closed connection, and the server lives on.
   r = client.perform("BREW coffee", server->base_url() + "/v1/chat/completions", nullptr, {});
   CHECK(client.post(server->base_url() + "/v1/chat/completions", kChatBody).status == 200);
+}
+
+TEST_CASE("TLS mode: https, keep-alive, large bodies, paced pieces, stats", "[mock][tls]") {
+  const auto& cert = test_support::test_certificate();
+  MockOptions options;
+  options.tls_cert_file = cert.cert_file;
+  options.tls_key_file = cert.key_file;
+  options.reply_text = std::string(50'000, 'y');  // answers span several TLS records
+  auto server = start(options);
+  REQUIRE(server->base_url().starts_with("https://127.0.0.1:"));
+  RawClient client;
+  client.ca_file = cert.cert_file;
+  // A request body of many TLS records (the mock reads until OpenSSL wants more).
+  const std::string big = R"({"model":"glm-4.7","messages":[{"role":"user","content":")" +
+                          std::string(200'000, 'a') + R"("}]})";
+  RawResponse r = client.post(server->base_url() + "/v1/chat/completions", big);
+  INFO(curl_easy_strerror(r.curl_code));
+  REQUIRE(r.curl_code == CURLE_OK);
+  CHECK(r.status == 200);
+  CHECK(r.body.find(options.reply_text) != std::string::npos);
+  Fault f;
+  f.split_pieces = {7};
+  f.delay_between_chunks = 1ms;
+  f.close_after_body_bytes = 5000;
+  server->add_fault(f);
+  r = client.post(server->base_url() + "/v1/chat/completions", kChatBody);
+  CHECK(r.curl_code == CURLE_PARTIAL_FILE);  // cut as scripted, over TLS as over plain HTTP
+  r = client.post(server->base_url() + "/v1/chat/completions", kStreamBody);
+  CHECK(r.status == 200);
+  CHECK(sse_data(r.body).back() == "[DONE]");
+  r = client.get(server->base_url() + "/__mock/stats");
+  simdjson::dom::parser parser;
+  auto doc = parse(parser, r.body);
+  CHECK(uint64_t(doc["tls_handshakes"]) == 2);  // the cut connection was replaced
+  CHECK(uint64_t(doc["tls_resumed"]) == 1);     // by a resumed session
+  CHECK(server->stats().connections_accepted == 2);
+  CHECK(server->stats().requests == 3);
+
+  RawClient untrusting;  // the system CA store does not know the test certificate
+  r = untrusting.get(server->base_url() + "/__mock/stats");
+  CHECK(r.curl_code == CURLE_PEER_FAILED_VERIFICATION);
+}
+
+TEST_CASE("TLS mode: unusable certificate settings fail start() with the reason", "[mock][tls]") {
+  const auto& cert = test_support::test_certificate();
+  std::string error;
+  MockOptions options;
+  options.tls_cert_file = cert.cert_file;  // no key
+  CHECK(MockUpstream::start(options, &error) == nullptr);
+  CHECK(error.find("tls_key_file") != std::string::npos);
+  options.tls_key_file = "/nonexistent/key.pem";
+  CHECK(MockUpstream::start(options, &error) == nullptr);
+  CHECK(error.find("/nonexistent/key.pem") != std::string::npos);
+  options.tls_cert_file = "/nonexistent/cert.pem";
+  options.tls_key_file = cert.key_file;
+  CHECK(MockUpstream::start(options, &error) == nullptr);
+  CHECK(error.find("/nonexistent/cert.pem") != std::string::npos);
 }

@@ -120,7 +120,8 @@ TEST_CASE("chat stream: OpenAI deltas, tool calls, finish, usage and [DONE]", "[
     Recorder rec;
     ChatStream stream(Protocol::OpenAI, &rec.callback, {});
     stream.begin(pool, "text/event-stream");
-    REQUIRE(feed(stream, kOpenAiStream, piece) == BodySink::Action::Continue);
+    // [DONE] completes the reply: the sink says so at once.
+    REQUIRE(feed(stream, kOpenAiStream, piece) == BodySink::Action::Finished);
     REQUIRE_FALSE(stream.on_end().has_value());
     stream.release();
     CHECK(rec.joined(StreamEvent::Type::Text) == "Hello \xC3\xA9\n");
@@ -156,7 +157,7 @@ TEST_CASE("chat stream: Anthropic events, thinking, tool_use, unknown types igno
     Recorder rec;
     ChatStream stream(Protocol::Anthropic, &rec.callback, {});
     stream.begin(pool, "text/event-stream; charset=utf-8");
-    REQUIRE(feed(stream, kAnthropicStream, piece) == BodySink::Action::Continue);
+    REQUIRE(feed(stream, kAnthropicStream, piece) == BodySink::Action::Finished);
     REQUIRE_FALSE(stream.on_end().has_value());
     stream.release();
     CHECK(rec.joined(StreamEvent::Type::Text) == "Hi there");
@@ -288,7 +289,10 @@ TEST_CASE("chat stream: no heap allocation per chunk in steady state", "[stream]
     // A whole earlier stream leaves its blocks in the pool, as a running client would.
     ChatStream first(Protocol::OpenAI, &count, {});
     first.begin(pool, "text/event-stream");
-    for (std::string_view p : pieces) REQUIRE(first.on_body(p) == BodySink::Action::Continue);
+    for (std::string_view p : pieces) {
+      const auto action = first.on_body(p);
+      REQUIRE((action == BodySink::Action::Continue || action == BodySink::Action::Finished));
+    }
     REQUIRE_FALSE(first.on_end().has_value());
     first.release();
   }
@@ -301,11 +305,14 @@ TEST_CASE("chat stream: no heap allocation per chunk in steady state", "[stream]
   counting_new::allocations = 0;
   counting_new::counting = true;
   bool all_continue = true;
-  for (; i < pieces.size(); ++i) {
+  // The last piece holds [DONE], where the aggregate reply is built (once per stream, not per
+  // chunk): it is fed after the count.
+  for (; i + 1 < pieces.size(); ++i) {
     all_continue = all_continue && stream.on_body(pieces[i]) == BodySink::Action::Continue;
   }
   counting_new::counting = false;
   const std::size_t allocations = counting_new::allocations;
+  REQUIRE(stream.on_body(pieces.back()) == BodySink::Action::Finished);
 
   REQUIRE(all_continue);
   const std::uint64_t measured_events = stream.events() - events_before;

@@ -38,6 +38,8 @@ class RawClient {
   }
   RawResponse get(const std::string& url) { return perform("GET", url, nullptr, {}); }
 
+  std::string ca_file;  ///< https: the CA bundle to verify the server with ("" = the system's)
+
   RawResponse perform(const std::string& method, const std::string& url, const std::string* body,
                       const std::vector<std::string>& headers, bool fresh_connection = false) {
     RawResponse r;
@@ -55,6 +57,7 @@ class RawClient {
     for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
     curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, list);
     if (fresh_connection) curl_easy_setopt(easy_, CURLOPT_FRESH_CONNECT, 1L);
+    if (!ca_file.empty()) curl_easy_setopt(easy_, CURLOPT_CAINFO, ca_file.c_str());
     curl_easy_setopt(easy_, CURLOPT_WRITEFUNCTION, &RawClient::on_body);
     curl_easy_setopt(easy_, CURLOPT_WRITEDATA, &r);
     curl_easy_setopt(easy_, CURLOPT_HEADERFUNCTION, &RawClient::on_header);

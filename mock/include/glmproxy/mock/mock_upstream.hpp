@@ -41,6 +41,15 @@ struct Fault {
                                       ///< "Connection: close" (a server dropping keep-alive)
   std::optional<std::int64_t> prompt_tokens;      ///< usage override
   std::optional<std::int64_t> completion_tokens;  ///< usage override
+  /// Replaces the normal body with these bytes sent as a chunked text/event-stream body (cut
+  /// per split_pieces, paced per delay_between_chunks): a hand-written, possibly hostile stream.
+  std::optional<std::string> sse_body;
+  /// A chunked body (SSE) never ends: the last chunk is not sent and the connection stays open,
+  /// like an upstream that keeps the response open after [DONE].
+  bool hold_open = false;
+  /// "{{key}}" in body, sse_body and stream_error_json becomes the key the request carried
+  /// (Authorization: Bearer ... or x-api-key), as an upstream that echoes it back would.
+  bool echo_key = false;
 };
 
 /// A request as the mock received it (recorded when MockOptions::record_limit > 0).
@@ -68,6 +77,9 @@ struct MockStats {
   std::uint64_t concurrency_rejections = 0;  ///< 429/1302 answers for max_concurrent_requests
   std::uint64_t peak_concurrency = 0;        ///< most API answers in progress at once (counted only
                                              ///< with max_concurrent_requests set)
+  std::uint64_t tls_handshakes = 0;  ///< TLS mode: handshakes completed (a client that rejects
+                                     ///< the certificate is only in connections_accepted)
+  std::uint64_t tls_resumed = 0;     ///< of those, sessions resumed (SSL_session_reused)
 };
 
 struct MockOptions {
@@ -83,12 +95,18 @@ struct MockOptions {
                                            ///< producing tokens); a fault's own delay wins
   std::size_t record_limit = 1000;         ///< requests kept for recorded(); 0 records none
   std::size_t max_body_bytes = 64u << 20;  ///< larger request bodies get 413
+  /// TLS mode: PEM files of the server certificate (chain) and its private key; both empty =
+  /// plain HTTP. HTTP/1.1 only (no ALPN, so clients fall back from h2); session resumption
+  /// (server cache and tickets) is on and counted in MockStats.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 /// A real HTTP/1.1 keep-alive server that speaks enough of the OpenAI and Anthropic APIs to
 /// test and benchmark clients: POST .../chat/completions, POST .../v1/messages,
 /// POST .../embeddings and GET .../models, JSON or SSE (`"stream": true`), on any base path.
-/// One epoll thread serves every connection; delays never block other connections.
+/// One epoll thread serves every connection; delays never block other connections. With
+/// MockOptions::tls_cert_file it speaks HTTPS (OpenSSL, non-blocking on the same loop).
 ///
 /// Control endpoints (for out-of-process use; not counted as requests):
 ///   GET  /__mock/stats   -> MockStats as JSON
@@ -101,7 +119,7 @@ struct MockOptions {
 class MockUpstream {
  public:
   /// Binds and starts serving on a background thread. Returns nullptr and sets `error` when
-  /// the address cannot be bound.
+  /// the address cannot be bound or the TLS certificate or key cannot be loaded.
   static std::unique_ptr<MockUpstream> start(const MockOptions& options = {},
                                              std::string* error = nullptr);
   ~MockUpstream();  ///< stops the thread and closes every connection
@@ -109,7 +127,8 @@ class MockUpstream {
   MockUpstream& operator=(const MockUpstream&) = delete;
 
   std::uint16_t port() const noexcept;
-  /// "http://127.0.0.1:<port>" — append a base path such as "/api/paas/v4".
+  /// "http://127.0.0.1:<port>" ("https://..." in TLS mode) — append a base path such as
+  /// "/api/paas/v4".
   std::string base_url() const;
 
   void add_fault(Fault fault);
