@@ -17,8 +17,8 @@ GLMPROXY_API std::optional<LogLevel> parse_log_level(std::string_view name) noex
 
 /// Receives the library's log lines. glmproxy itself never writes to stdout or stderr.
 /// The string_view is valid only during the call. Called from whichever thread logs (caller
-/// threads and the client's I/O thread), so the callback must be thread-safe. Messages never
-/// contain an API key.
+/// threads, the client's I/O thread and, with APIKEYS_FILE, its usage writer thread), so the
+/// callback must be thread-safe. Messages never contain an API key.
 using LogCallback = std::function<void(LogLevel level, std::string_view message)>;
 
 }  // namespace glmproxy

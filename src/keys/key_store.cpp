@@ -14,12 +14,13 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <limits>
 #include <map>
 #include <system_error>
 #include <unordered_map>
 #include <utility>
 
+#include "core/no_throw.hpp"
+#include "core/saturating.hpp"
 #include "glmproxy/config.hpp"
 #include "protocol/protocol.hpp"
 
@@ -223,23 +224,75 @@ std::string position(std::string_view text, std::size_t offset) {
   return fmt::format("{}:{} (byte {})", line, column, offset);
 }
 
+// A file descriptor closed when it goes out of scope, also when an allocation throws.
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+  ~UniqueFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// What a file that is not a regular file is, for the message.
+std::string_view file_kind(mode_t mode) noexcept {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+Error not_regular(const std::string& path, mode_t mode) {
+  return config_error(path, fmt::format("it is {}, not a regular file", file_kind(mode)));
+}
+
+Error too_large(const std::string& path, std::optional<std::int64_t> size) {
+  return config_error(path, fmt::format("the file is larger than the limit of {} MiB ({} bytes){}",
+                                        KeyStore::kMaxFileBytes >> 20, KeyStore::kMaxFileBytes,
+                                        size ? fmt::format(": it has {} bytes", *size) : ""));
+}
+
+// The whole file, at most KeyStore::kMaxFileBytes of it: only a regular file is read (a
+// directory, a device such as /dev/zero, a FIFO or a socket is refused), and no more than the
+// limit + 1 bytes, so a file that grows while it is read is refused too instead of exhausting
+// memory.
 Result<std::string> read_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return config_error(path, fmt::format("cannot open it ({})", errno_text(errno)));
+  // O_NONBLOCK: opening a FIFO without a writer would otherwise wait for one. It changes
+  // nothing for a regular file; O_NOCTTY keeps a terminal from becoming ours.
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  if (fd.get() < 0) {
+    return config_error(path, fmt::format("cannot open it ({})", errno_text(errno)));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) {
+    return config_error(path, fmt::format("cannot stat it ({})", errno_text(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) return not_regular(path, st.st_mode);
+  if (st.st_size > static_cast<off_t>(KeyStore::kMaxFileBytes)) {
+    return too_large(path, static_cast<std::int64_t>(st.st_size));
+  }
   std::string out;
+  // The size fstat saw, plus what simdjson wants after the text: usually one allocation.
+  out.reserve(static_cast<std::size_t>(st.st_size) + simdjson::SIMDJSON_PADDING);
   char buf[65536];
-  while (true) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
+  while (out.size() <= KeyStore::kMaxFileBytes) {
+    const std::size_t want = std::min(sizeof buf, KeyStore::kMaxFileBytes + 1 - out.size());
+    const ssize_t n = ::read(fd.get(), buf, want);
     if (n < 0) {
       if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      return config_error(path, fmt::format("cannot read it ({})", errno_text(err)));
+      return config_error(path, fmt::format("cannot read it ({})", errno_text(errno)));
     }
     if (n == 0) break;
     out.append(buf, static_cast<std::size_t>(n));
   }
-  ::close(fd);
+  if (out.size() > KeyStore::kMaxFileBytes) return too_large(path, std::nullopt);
   return out;
 }
 
@@ -415,6 +468,11 @@ Result<std::vector<KeyRecord>> parse_records(const std::string& file, std::strin
   simdjson::dom::element root;
   text.reserve(text.size() + simdjson::SIMDJSON_PADDING);
   if (auto error = parser.parse(text.data(), text.size(), false).get(root)) {
+    if (error == simdjson::MEMALLOC) {
+      // Not the file's fault: said as what it is, not as a broken file.
+      return make_error(ErrorCode::Internal,
+                        fmt::format("APIKEYS_FILE {}: out of memory parsing it", file));
+    }
     // Valid syntax simdjson still refuses, e.g. a number out of range.
     return config_error(file, fmt::format("not valid JSON ({})", simdjson::error_message(error)));
   }
@@ -505,6 +563,10 @@ Result<void> replace_file(const std::string& path, const std::string& text) {
   mode_t mode = 0600;
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) mode = st.st_mode & 0777;
+  // Nothing may throw between creating the temp file and the rename (it would be left behind),
+  // nor after the rename (a write that happened would be reported as failed): what needs
+  // memory is made first (a failed attempt below leaves no file).
+  const std::string directory = directory_of(path);
   std::string tmp;
   int fd = -1;
   for (int attempt = 0; attempt < 16 && fd < 0; ++attempt) {
@@ -542,7 +604,7 @@ Result<void> replace_file(const std::string& path, const std::string& text) {
   if (::close(fd) != 0) return fail("close", errno);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename", errno);
   // The new file is in place; a failed directory fsync only weakens durability after a crash.
-  const int dfd = ::open(directory_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int dfd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     (void)::fsync(dfd);
     ::close(dfd);
@@ -555,7 +617,10 @@ Result<void> replace_file(const std::string& path, const std::string& text) {
 class FileLock {
  public:
   explicit FileLock(const std::string& path) {
-    fd_ = ::open((path + ".lock").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    // O_NONBLOCK: a FIFO in the lock file's place must not make opening it wait (flock still
+    // waits for the lock: only LOCK_NB would stop it).
+    fd_ = ::open((path + ".lock").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+                 0644);
     if (fd_ < 0) {
       error_ = errno;
       return;
@@ -581,11 +646,6 @@ class FileLock {
   int fd_ = -1;
   int error_ = 0;
 };
-
-std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {  // a, b >= 0
-  return a > std::numeric_limits<std::int64_t>::max() - b ? std::numeric_limits<std::int64_t>::max()
-                                                          : a + b;
-}
 
 int two_digits(std::string_view s, std::size_t at) noexcept {
   if (at + 2 > s.size() || !is_digit(s[at]) || !is_digit(s[at + 1])) return -1;
@@ -640,9 +700,18 @@ std::optional<SysClock::time_point> parse_iso8601(std::string_view s) {
     return std::nullopt;
   }
   if (i != s.size()) return std::nullopt;
-  const auto t = std::chrono::sys_days(ymd) + std::chrono::hours(h) + std::chrono::minutes(mi) +
-                 std::chrono::seconds(se) + fraction - offset;
-  return std::chrono::floor<SysClock::duration>(t);
+  // In seconds first: years 0000 to 9999 fit, but system_clock's nanoseconds only reach 1677 to
+  // 2262, and "9999-12-31T23:59:59Z" is a common "never expires". Times outside its range are
+  // held at its ends (overflowing them would be undefined behaviour).
+  const std::chrono::sys_seconds secs = std::chrono::sys_days(ymd) + std::chrono::hours(h) +
+                                        std::chrono::minutes(mi) + std::chrono::seconds(se) -
+                                        offset;
+  constexpr auto kLatest = std::chrono::floor<std::chrono::seconds>(SysClock::time_point::max());
+  constexpr auto kEarliest = std::chrono::ceil<std::chrono::seconds>(SysClock::time_point::min());
+  if (secs >= kLatest) return SysClock::time_point::max();
+  if (secs <= kEarliest) return SysClock::time_point::min();
+  return std::chrono::time_point_cast<SysClock::duration>(secs) +
+         std::chrono::floor<SysClock::duration>(fraction);
 }
 
 std::string format_iso8601(SysClock::time_point t) {
@@ -655,13 +724,20 @@ std::string format_iso8601(SysClock::time_point t) {
                      hms.hours().count(), hms.minutes().count(), hms.seconds().count());
 }
 
+// Each public function runs in no_throw(): an allocation failure (a file near the size limit
+// needs several times its size while parsed) or a std::system_error from a mutex becomes an
+// Error instead of leaving the library.
+
 Result<std::unique_ptr<KeyStore>> KeyStore::open(std::string path) {
-  std::unique_ptr<KeyStore> store(new KeyStore(std::move(path)));
-  std::lock_guard lock(store->mu_);
-  store->reads_.fetch_add(1, std::memory_order_relaxed);
-  auto records = store->load();
-  if (!records) return std::move(records).error();
-  return store;
+  return no_throw({"APIKEYS_FILE ", path, ": reading it"},
+                  [&]() -> Result<std::unique_ptr<KeyStore>> {
+                    std::unique_ptr<KeyStore> store(new KeyStore(path));
+                    std::lock_guard lock(store->mu_);
+                    store->reads_.fetch_add(1, std::memory_order_relaxed);
+                    auto records = store->load();
+                    if (!records) return std::move(records).error();
+                    return store;
+                  });
 }
 
 Result<std::vector<KeyRecord>> KeyStore::load() {
@@ -671,6 +747,11 @@ Result<std::vector<KeyRecord>> KeyStore::load() {
 }
 
 Result<std::optional<KeyRecord>> KeyStore::find(std::string_view key) {
+  return no_throw({"APIKEYS_FILE ", path_, ": looking a key up"},
+                  [&] { return find_unguarded(key); });
+}
+
+Result<std::optional<KeyRecord>> KeyStore::find_unguarded(std::string_view key) {
   std::lock_guard lock(mu_);
   reads_.fetch_add(1, std::memory_order_relaxed);
   auto records = load();
@@ -683,6 +764,12 @@ Result<std::optional<KeyRecord>> KeyStore::find(std::string_view key) {
 
 Result<std::size_t> KeyStore::apply(const std::vector<UsageDelta>& deltas,
                                     SysClock::time_point keep_after) {
+  return no_throw({"APIKEYS_FILE ", path_, ": writing usage"},
+                  [&] { return apply_unguarded(deltas, keep_after); });
+}
+
+Result<std::size_t> KeyStore::apply_unguarded(const std::vector<UsageDelta>& deltas,
+                                              SysClock::time_point keep_after) {
   std::lock_guard lock(mu_);
   // Read, merge and write under the file lock: another writer's usage is in what we read, and
   // ours is in what it reads next, so both count.
@@ -709,6 +796,8 @@ Result<std::size_t> KeyStore::apply(const std::vector<UsageDelta>& deltas,
       r.usage_windows.push_back(UsageWindow{d.bucket_start, 0, {}});
       w = std::prev(r.usage_windows.end());
     }
+    // The file's counts are >= 0 (checked when read), the deltas > 0: the sums only stop at
+    // INT64_MAX.
     w->tokens = saturating_add(w->tokens, d.tokens);
     r.total_lifetime_tokens = saturating_add(r.total_lifetime_tokens, d.tokens);
   }

@@ -43,7 +43,7 @@ struct KeyRecord {
 /// so that two processes sharing one file both count.
 struct UsageDelta {
   std::string key;
-  std::int64_t tokens = 0;  ///< < 0 counts as 0
+  std::int64_t tokens = 0;  ///< < 0 counts as 0; sums stop at INT64_MAX
   /// The usage_windows entry to add to (whole seconds: the file keeps seconds only).
   std::chrono::system_clock::time_point bucket_start;
   std::chrono::system_clock::time_point used_at;  ///< for last_used
@@ -51,7 +51,9 @@ struct UsageDelta {
 
 /// "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)" (RFC 3339; 't' and 'z' also accepted;
 /// fraction digits past nanoseconds are ignored); nullopt when `text` is not one or names no
-/// real date. No locale, no time zone database, no gmtime: thread-safe.
+/// real date. A time system_clock cannot hold (its nanoseconds span 1677 to 2262) is held at
+/// time_point::min() or max(): "9999-12-31T23:59:59Z" never expires. No locale, no time zone
+/// database, no gmtime: thread-safe.
 std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text);
 /// "YYYY-MM-DDTHH:MM:SSZ" (sub-second parts are dropped).
 std::string format_iso8601(std::chrono::system_clock::time_point t);
@@ -61,6 +63,9 @@ std::string format_iso8601(std::chrono::system_clock::time_point t);
 /// Writing keeps what it did not change: a record's strings, and the raw text of its timestamps
 /// and window starts, are written back as read. Fields this type does not know (in a record or
 /// at the top level) are dropped on the first apply(); absent timestamps are written as null.
+///
+/// No exception leaves it: one thrown inside (std::bad_alloc, std::system_error) is an Error with
+/// code Internal naming the file and what was thrown.
 ///
 /// Thread safety: thread-safe. A mutex serialises find() and apply() within the process; an
 /// exclusive flock on "<path>.lock" serialises apply() between processes (and between two
@@ -73,11 +78,17 @@ std::string format_iso8601(std::chrono::system_clock::time_point t);
 ///   (*store)->apply({{key, 120, bucket, now}}, now - 5h);
 class KeyStore {
  public:
-  /// Reads and checks the file now (counted as a read). InvalidConfig naming the file path when
-  /// it is missing or unreadable; for malformed JSON, with the position as line:column (column
-  /// in characters) and byte offset; for a wrong shape, with the JSON path (e.g.
-  /// keys[3].token_limit_per_5h), the key (redacted) and what was expected; for a key that
-  /// appears twice.
+  /// The largest key file read: 64 MiB. A larger one is refused (InvalidConfig) without reading
+  /// more than this + 1 bytes of it.
+  static constexpr std::size_t kMaxFileBytes = std::size_t{64} << 20;
+
+  /// Reads and checks the file now (counted as a read). Only a regular file of at most
+  /// kMaxFileBytes is read: a directory, device (/dev/zero), FIFO or socket, or a larger file,
+  /// is InvalidConfig naming APIKEYS_FILE, the path and what it is (so is every later read, in
+  /// find() and apply()). InvalidConfig naming the file path when it is missing or unreadable; for
+  /// malformed JSON, with the position as line:column (column in characters) and byte offset; for a
+  /// wrong shape, with the JSON path (e.g. keys[3].token_limit_per_5h), the key (redacted) and what
+  /// was expected; for a key that appears twice.
   static Result<std::unique_ptr<KeyStore>> open(std::string path);
 
   /// Reads the file again (one counted read) and returns `key`'s record, or nullopt when the file
@@ -104,6 +115,10 @@ class KeyStore {
  private:
   explicit KeyStore(std::string path) : path_(std::move(path)) {}
   Result<std::vector<KeyRecord>> load();  // mu_ held; not counted
+  // find() and apply() without the exception guard.
+  Result<std::optional<KeyRecord>> find_unguarded(std::string_view key);
+  Result<std::size_t> apply_unguarded(const std::vector<UsageDelta>& deltas,
+                                      std::chrono::system_clock::time_point keep_after);
 
   const std::string path_;
   std::mutex mu_;

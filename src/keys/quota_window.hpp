@@ -4,6 +4,9 @@
 // O(1) amortised (buckets leave the window as time passes, each once), memory is fixed. A use
 // counts until its bucket is 5 hours old (so for 4 h 55 min to 5 h): five hours after a
 // tenant's quota ran out, its earlier use has certainly left the window.
+//
+// Counts are untrusted (an upstream's report, a hand-edited file): a negative one adds nothing,
+// and buckets and the window's total stop at INT64_MAX instead of overflowing.
 
 #include <array>
 #include <chrono>
@@ -11,6 +14,8 @@
 #include <optional>
 #include <utility>
 #include <vector>
+
+#include "core/saturating.hpp"
 
 namespace glmproxy::detail {
 
@@ -36,17 +41,19 @@ class QuotaWindow {
   void add(TimePoint now, std::int64_t tokens) { add_to_bucket(bucket_of(now), tokens, now); }
 
   /// Adds to a given bucket (loading history); ignored when it has left the window at `now`.
+  /// A negative `tokens` counts as 0.
   void add_to_bucket(std::int64_t bucket, std::int64_t tokens, TimePoint now) {
     advance(now);
     if (bucket <= current_ - kBuckets || bucket > current_) return;
+    tokens = non_negative(tokens);
     Slot& s = slot(bucket);
     if (s.bucket != bucket) s = Slot{bucket, 0};
-    s.tokens += tokens;
-    sum_ += tokens;
+    s.tokens = saturating_add(s.tokens, tokens);
+    sum_ = saturating_add(sum_, tokens);
     if (bucket < first_) first_ = bucket;
   }
 
-  /// Tokens in the window at `now`.
+  /// Tokens in the window at `now` (INT64_MAX when they would not fit).
   std::int64_t used(TimePoint now) {
     advance(now);
     return sum_;
@@ -57,11 +64,14 @@ class QuotaWindow {
   std::optional<std::chrono::milliseconds> time_until_below(TimePoint now, std::int64_t limit) {
     advance(now);
     if (sum_ < limit) return std::nullopt;
-    std::int64_t left = sum_;
-    for (std::int64_t b = first_; b <= current_; ++b) {
+    // Summed from the newest bucket back, so no subtraction from a total that may have stopped
+    // at INT64_MAX: the first bucket that brings the newer ones to the limit is the last that
+    // has to leave.
+    std::int64_t newer = 0;  // tokens in the buckets after b
+    for (std::int64_t b = current_; b >= first_; --b) {
       const Slot& s = slot(b);
-      if (s.bucket == b) left -= s.tokens;
-      if (left < limit) {
+      newer = saturating_add(newer, s.bucket == b ? s.tokens : 0);
+      if (newer >= limit) {
         // Bucket b leaves the window when bucket b + kBuckets begins.
         return std::chrono::ceil<std::chrono::milliseconds>(bucket_start(b + kBuckets) - now);
       }
@@ -114,11 +124,20 @@ class QuotaWindow {
       first_ = keep_from;
       return;
     }
+    // Below INT64_MAX, sum_ is the exact sum of the slots; at it, the slots may hold more, so
+    // subtracting would undercount: they are summed again instead.
+    const bool exact = sum_ < kInt64Max;
     for (; first_ < keep_from; ++first_) {
       Slot& s = slot(first_);
       if (s.bucket == first_) {
-        sum_ -= s.tokens;
+        if (exact) sum_ -= s.tokens;
         s = Slot{};
+      }
+    }
+    if (!exact) {
+      sum_ = 0;
+      for (const Slot& s : slots_) {
+        if (s.bucket >= keep_from && s.bucket <= current_) sum_ = saturating_add(sum_, s.tokens);
       }
     }
   }

@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "cache/cache_key.hpp"
+#include "core/no_throw.hpp"
+#include "core/saturating.hpp"
 
 namespace glmproxy::detail {
 
@@ -22,15 +24,25 @@ LruCacheOptions record_cache_options(const Config& config) {
 
 }  // namespace
 
+// No exception leaves a public function (ProxyClient calls them on caller threads and on its
+// I/O thread) nor the writer thread: each runs in no_throw(), an exception becomes an Error
+// with code Internal (or, where there is no Error to return, a log line).
+
 Result<std::unique_ptr<Tenants>> Tenants::create(const Config& config) {
-  auto store = KeyStore::open(config.keys.file);
-  if (!store) return std::move(store).error();
-  return std::unique_ptr<Tenants>(new Tenants(config, std::move(*store)));
+  return no_throw({"APIKEYS_FILE ", config.keys.file, ": starting the key registry"},
+                  [&]() -> Result<std::unique_ptr<Tenants>> {
+                    auto store = KeyStore::open(config.keys.file);
+                    if (!store) return std::move(store).error();
+                    // Throws (std::system_error) when the writer thread cannot start.
+                    return std::unique_ptr<Tenants>(new Tenants(config, std::move(*store)));
+                  });
 }
 
 Tenants::Tenants(const Config& config, std::unique_ptr<KeyStore> store)
     : limits_(config.rate_limit),
       wall_clock_(config.wall_clock),
+      logger_(config.logger),
+      log_level_(config.log_level),
       store_(std::move(store)),
       records_(record_cache_options(config)) {
   thread_ = std::thread([this] { writer(); });
@@ -42,13 +54,26 @@ Tenants::~Tenants() {
     stopping_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  try {
+    if (thread_.joinable()) thread_.join();
+  } catch (...) {
+    // join() throws only for a thread that is not joinable or is this one: neither here.
+  }
   flush();
+}
+
+void Tenants::log(LogLevel level, std::string_view message) const noexcept {
+  if (!logger_ || level < log_level_ || log_level_ == LogLevel::Off) return;
+  try {
+    logger_(level, message);
+  } catch (...) {
+    // A throwing logger must not take the writer thread (or a caller) down.
+  }
 }
 
 // A key's record: from the cache (absolute TTL: a key removed from the file stops working
 // within APIKEY_CACHE_TTL_MS however often it is used), else from the file.
-Result<Tenants::RecordPtr> Tenants::record(std::string_view key) {
+Result<Tenants::RecordPtr> Tenants::record(std::string_view key) {  // may throw
   const CacheKey id = text_key(key);
   if (auto hit = records_.get(id)) return *hit;
   auto found = store_->find(key);
@@ -86,6 +111,10 @@ Tenants::Usage& Tenants::usage_of(const KeyRecord& record) {
 }
 
 Result<std::string> Tenants::admit(std::string_view key) {
+  return no_throw({"tenant keys: admitting a request"}, [&] { return admit_unguarded(key); });
+}
+
+Result<std::string> Tenants::admit_unguarded(std::string_view key) {
   if (key.empty()) {
     return make_error(ErrorCode::Unauthorized,
                       "no tenant key: ChatRequest::api_key must name a key of APIKEYS_FILE");
@@ -111,7 +140,16 @@ Result<std::string> Tenants::admit(std::string_view key) {
   return r->model;
 }
 
-void Tenants::record_usage(std::string_view key, std::int64_t tokens) {
+void Tenants::record_usage(std::string_view key, std::int64_t tokens) noexcept {
+  auto recorded =
+      no_throw({"tenant keys: a request's usage was not counted"}, [&]() -> Result<void> {
+        record_usage_unguarded(key, tokens);
+        return {};
+      });
+  if (!recorded) log(LogLevel::Error, recorded.error().message);
+}
+
+void Tenants::record_usage_unguarded(std::string_view key, std::int64_t tokens) {
   if (key.empty() || tokens <= 0) return;
   auto found = record(key);
   if (!found || !*found) return;  // the key went away meanwhile: nothing to charge
@@ -120,11 +158,13 @@ void Tenants::record_usage(std::string_view key, std::int64_t tokens) {
   {
     std::lock_guard lock(mu_);
     Usage& u = usage_of(**found);
+    // An upstream's count is untrusted: every sum stops at INT64_MAX.
     u.window.add(t, tokens);
-    u.lifetime += tokens;
+    u.lifetime = saturating_add(u.lifetime, tokens);
     u.last_used = std::max(u.last_used, t);
     u.used = true;
-    pending_[{std::string(key), QuotaWindow::bucket_of(t)}] += tokens;
+    std::int64_t& batch = pending_[{std::string(key), QuotaWindow::bucket_of(t)}];
+    batch = saturating_add(batch, tokens);
     auto& at = pending_used_at_[std::string(key)];
     at = std::max(at, t);
     if (pending_updates_++ == 0) first_pending_ = std::chrono::steady_clock::now();
@@ -135,50 +175,78 @@ void Tenants::record_usage(std::string_view key, std::int64_t tokens) {
 
 // Writes when RATE_LIMIT_MAX_BATCH_SIZE updates are pending, or RATE_LIMIT_BATCH_INTERVAL_MS
 // after the first pending one, whichever comes first.
-void Tenants::writer() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    if (pending_updates_ == 0) {
-      cv_.wait(lock);
-      continue;
+void Tenants::writer() noexcept {
+  try {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      if (pending_updates_ == 0) {
+        cv_.wait(lock);
+        continue;
+      }
+      const auto due = first_pending_ + limits_.batch_interval;
+      if (pending_updates_ < limits_.max_batch_size && std::chrono::steady_clock::now() < due) {
+        cv_.wait_until(lock, due);
+        continue;
+      }
+      write_pending(lock);
     }
-    const auto due = first_pending_ + limits_.batch_interval;
-    if (pending_updates_ < limits_.max_batch_size && std::chrono::steady_clock::now() < due) {
-      cv_.wait_until(lock, due);
-      continue;
-    }
-    write_pending(lock);
+  } catch (...) {
+    // Only locking and waiting could throw (std::system_error): the thread ends, the process
+    // goes on, and the destructor still writes what is pending.
+    log(LogLevel::Error, exception_error({"tenant keys: the usage writer thread stopped"}).message);
   }
 }
 
-void Tenants::write_pending(std::unique_lock<std::mutex>& lock) {
+// A failed write loses this batch (never more), like a crash between writes would; it is
+// logged (LogLevel::Error), never thrown: this runs on the writer thread and in the destructor.
+void Tenants::write_pending(std::unique_lock<std::mutex>& lock) noexcept {
   if (pending_updates_ == 0) return;
   std::vector<UsageDelta> deltas;
-  deltas.reserve(pending_.size());
-  for (const auto& [id, tokens] : pending_) {
-    UsageDelta d;
-    d.key = id.first;
-    d.tokens = tokens;
-    d.bucket_start = QuotaWindow::bucket_start(id.second);
-    d.used_at = pending_used_at_[id.first];
-    deltas.push_back(std::move(d));
-  }
+  auto taken = no_throw({"APIKEYS_FILE ", store_->path(), ": usage not written"},
+                        [&]() -> Result<std::chrono::system_clock::time_point> {
+                          deltas.reserve(pending_.size());
+                          for (const auto& [id, tokens] : pending_) {
+                            UsageDelta d;
+                            d.key = id.first;
+                            d.tokens = tokens;
+                            d.bucket_start = QuotaWindow::bucket_start(id.second);
+                            d.used_at = pending_used_at_[id.first];
+                            deltas.push_back(std::move(d));
+                          }
+                          return now() - QuotaWindow::kWindow - QuotaWindow::kBucket;
+                        });
+  // Dropped even when copying them failed: retrying the same failure would only spin.
   pending_.clear();
   pending_used_at_.clear();
   pending_updates_ = 0;
-  const auto keep_after = now() - QuotaWindow::kWindow - QuotaWindow::kBucket;
   lock.unlock();
-  // A failed write loses this batch (never more), like a crash between writes would.
-  (void)store_->apply(deltas, keep_after);
+  Result<std::size_t> written =
+      taken ? store_->apply(deltas, *taken) : Result<std::size_t>(std::move(taken).error());
+  if (!written) {
+    const std::string& why = written.error().message;
+    try {
+      log(LogLevel::Error, "tenant keys: a usage batch was lost: " + why);
+    } catch (...) {
+      log(LogLevel::Error, why);  // no memory for the longer line
+    }
+  }
   lock.lock();
 }
 
-void Tenants::flush() {
-  std::unique_lock lock(mu_);
-  write_pending(lock);
+void Tenants::flush() noexcept {
+  try {
+    std::unique_lock lock(mu_);
+    write_pending(lock);
+  } catch (...) {
+    // Only locking mu_ can throw here (std::system_error), and it does not.
+  }
 }
 
 Result<KeyStats> Tenants::stats(std::string_view key) {
+  return no_throw({"tenant keys: key_stats()"}, [&] { return stats_unguarded(key); });
+}
+
+Result<KeyStats> Tenants::stats_unguarded(std::string_view key) {
   auto found = known_record(key);
   if (!found) return std::move(found).error();
   const RecordPtr& r = *found;
@@ -199,11 +267,17 @@ Result<KeyStats> Tenants::stats(std::string_view key) {
   const auto started = u.window.oldest_use(t).value_or(t);
   s.current_usage.window_started_at = format_iso8601(started);
   s.current_usage.window_ends_at = format_iso8601(started + QuotaWindow::kWindow);
-  s.current_usage.remaining_tokens = std::max<std::int64_t>(
-      0, r->token_limit_per_5h - s.current_usage.tokens_used_in_current_window);
+  s.current_usage.remaining_tokens = non_negative(
+      saturating_sub(r->token_limit_per_5h, s.current_usage.tokens_used_in_current_window));
   return s;
 }
 
-void Tenants::invalidate(std::string_view key) { records_.erase(text_key(key)); }
+void Tenants::invalidate(std::string_view key) noexcept {
+  auto erased = no_throw({"tenant keys: invalidate_key()"}, [&]() -> Result<void> {
+    records_.erase(text_key(key));
+    return {};
+  });
+  if (!erased) log(LogLevel::Error, erased.error().message);
+}
 
 }  // namespace glmproxy::detail

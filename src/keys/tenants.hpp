@@ -18,21 +18,29 @@
 #include <vector>
 
 #include "cache/lru_cache.hpp"
+#include "core/secrets.hpp"
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
 #include "glmproxy/keys.hpp"
-#include "core/secrets.hpp"
+#include "glmproxy/log.hpp"
 #include "keys/key_store.hpp"
 #include "keys/quota_window.hpp"
 
 namespace glmproxy::detail {
 
-/// Thread safety: thread-safe.
+/// No exception leaves it, nor its writer thread: one thrown inside (std::bad_alloc,
+/// std::system_error, a throwing Config::wall_clock) is an Error with code Internal where a
+/// function returns one, else an Error line to Config::logger (a write that failed too: the
+/// batch is lost, never more).
+///
+/// Thread safety: thread-safe. Config::logger is called on the calling thread or the writer
+/// thread.
 class Tenants {
  public:
   using WallClock = std::function<std::chrono::system_clock::time_point()>;
 
-  /// Opens and checks the key file (InvalidConfig naming it and what is wrong).
+  /// Opens and checks the key file (InvalidConfig naming it and what is wrong) and starts the
+  /// writer thread (Internal when it cannot start).
   static Result<std::unique_ptr<Tenants>> create(const Config& config);
   ~Tenants();  ///< writes the usage still pending
   Tenants(const Tenants&) = delete;
@@ -45,12 +53,13 @@ class Tenants {
   Result<std::string> admit(std::string_view key);
 
   /// Adds `tokens` the upstream reported for a request of `key` (quota and usage file).
-  void record_usage(std::string_view key, std::int64_t tokens);
+  /// A negative count adds nothing; sums stop at INT64_MAX.
+  void record_usage(std::string_view key, std::int64_t tokens) noexcept;
 
   Result<KeyStats> stats(std::string_view key);
-  void invalidate(std::string_view key);
+  void invalidate(std::string_view key) noexcept;
   /// Writes pending usage now (also done on destruction).
-  void flush();
+  void flush() noexcept;
 
   std::uint64_t file_reads() const noexcept { return store_->reads(); }
   std::uint64_t file_writes() const noexcept { return store_->writes(); }
@@ -65,6 +74,11 @@ class Tenants {
   };
 
   Tenants(const Config& config, std::unique_ptr<KeyStore> store);
+  // The public functions without their exception guard.
+  Result<std::string> admit_unguarded(std::string_view key);
+  void record_usage_unguarded(std::string_view key, std::int64_t tokens);
+  Result<KeyStats> stats_unguarded(std::string_view key);
+  void log(LogLevel level, std::string_view message) const noexcept;
   Result<RecordPtr> record(std::string_view key);
   /// record(), with Unauthorized for a key the file does not have.
   Result<RecordPtr> known_record(std::string_view key);
@@ -72,13 +86,15 @@ class Tenants {
   std::chrono::system_clock::time_point now() const {
     return wall_clock_ ? wall_clock_() : std::chrono::system_clock::now();
   }
-  void writer();
-  void write_pending(std::unique_lock<std::mutex>& lock);
+  void writer() noexcept;
+  void write_pending(std::unique_lock<std::mutex>& lock) noexcept;  // mu_ held
 
   const RateLimitConfig limits_;
   const WallClock wall_clock_;
+  const LogCallback logger_;
+  const LogLevel log_level_;
   std::unique_ptr<KeyStore> store_;
-  LruCache<RecordPtr> records_;  // APIKEY_CACHE_SIZE, APIKEY_CACHE_TTL_MS
+  LruCache<RecordPtr> records_;                          // APIKEY_CACHE_SIZE, APIKEY_CACHE_TTL_MS
   SecretScope secrets_{std::span<const std::string>{}};  // the keys seen valid
 
   std::mutex mu_;

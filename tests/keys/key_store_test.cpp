@@ -3,6 +3,10 @@
 
 #include "keys/key_store.hpp"
 
+#include <cstdlib>
+#include <new>
+
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -10,13 +14,19 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "core/secrets.hpp"
+#include "keys/tenants.hpp"
+
 using glmproxy::ErrorCode;
+using glmproxy::Result;
 using glmproxy::detail::format_iso8601;
 using glmproxy::detail::KeyRecord;
 using glmproxy::detail::KeyStore;
@@ -517,4 +527,322 @@ TEST_CASE("key store: a reader never sees a half-written file", "[keys]") {
   CHECK(broken == 0);
   CHECK(went_back == 0);
   CHECK(last_total == 42 + kApplies);
+}
+
+TEST_CASE("key store: apply() sums stop at INT64_MAX", "[keys]") {
+  TempDir tmp;
+  const std::string path = tmp.file(R"({"keys": [{"key": "pk_max_1", "token_limit_per_5h": 1,
+      "total_lifetime_tokens": 9223372036854775000,
+      "usage_windows": [{"window_start": "2026-01-18T10:05:00Z",
+                         "tokens_used": 9223372036854775807}]}]})");
+  auto store = KeyStore::open(path);
+  REQUIRE(store);
+  const SysTime bucket = utc("2026-01-18T10:05:00Z");
+  const std::vector<UsageDelta> deltas = {{"pk_max_1", INT64_MAX, bucket, bucket},
+                                          {"pk_max_1", INT64_MAX, bucket + 5min, bucket},
+                                          {"pk_max_1", -1, bucket, bucket}};
+  for (int round = 0; round < 2; ++round) {
+    auto applied = (*store)->apply(deltas, bucket - 1h);
+    REQUIRE(applied);
+  }
+  const KeyRecord r = must_find(**store, "pk_max_1");
+  CHECK(r.total_lifetime_tokens == INT64_MAX);
+  REQUIRE(r.usage_windows.size() == 2);
+  CHECK(r.usage_windows[0].tokens == INT64_MAX);
+  CHECK(r.usage_windows[1].tokens == INT64_MAX);
+}
+
+TEST_CASE("key store: times past system_clock's range are held at its ends", "[keys]") {
+  using TP = std::chrono::system_clock::time_point;
+  CHECK(parse_iso8601("9999-12-31T23:59:59Z") == TP::max());
+  CHECK(parse_iso8601("9999-12-31T23:59:59.999999999-23:59") == TP::max());
+  CHECK(parse_iso8601("2262-04-12T00:00:00Z") == TP::max());
+  CHECK(parse_iso8601("0000-01-01T00:00:00Z") == TP::min());
+  CHECK(parse_iso8601("1600-01-01T00:00:00+23:59") == TP::min());
+  // Just inside (the range ends at 2262-04-11T23:47:16.854775807Z and
+  // 1677-09-21T00:12:43.145224192Z; the whole seconds at the ends are held too).
+  const auto late = parse_iso8601("2262-04-11T23:47:15Z");
+  REQUIRE(late);
+  CHECK(*late < TP::max());
+  CHECK(format_iso8601(*late) == "2262-04-11T23:47:15Z");
+  const auto early = parse_iso8601("1677-09-21T00:12:45Z");
+  REQUIRE(early);
+  CHECK(*early > TP::min());
+  CHECK(format_iso8601(*early) == "1677-09-21T00:12:45Z");
+}
+
+// --- what is not a key file: devices, directories, FIFOs, files over the size limit ----------
+
+namespace {
+
+// A sparse file of `size` bytes (no disk blocks, written in no time) that begins with `head`.
+std::string sparse_file(const TempDir& tmp, std::size_t size, const std::string& head = "") {
+  const std::string path = tmp.file(head, "sparse.json");
+  REQUIRE(::truncate(path.c_str(), static_cast<off_t>(size)) == 0);
+  return path;
+}
+
+std::string refused(const std::string& path) {
+  std::string message;
+  CHECK_NOTHROW([&] {
+    auto store = KeyStore::open(path);
+    REQUIRE_FALSE(store);
+    CHECK(store.error().code == ErrorCode::InvalidConfig);
+    message = store.error().message;
+  }());
+  INFO(message);
+  CHECK_THAT(message, Catch::StartsWith("APIKEYS_FILE " + path + ": "));
+  return message;
+}
+
+}  // namespace
+
+TEST_CASE("key store: /dev/zero, a directory and a FIFO are refused, not read", "[keys]") {
+  TempDir tmp;
+  CHECK_THAT(refused("/dev/zero"), Catch::Contains("it is a character device, not a regular file"));
+  CHECK_THAT(refused(tmp.dir.string()), Catch::Contains("it is a directory, not a regular file"));
+  const std::string fifo = (tmp.dir / "keys.fifo").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // No writer: a blocking open would wait forever.
+  CHECK_THAT(refused(fifo), Catch::Contains("it is a FIFO, not a regular file"));
+}
+
+TEST_CASE("key store: a file over 64 MiB is refused, one of 64 MiB is read", "[keys]") {
+  TempDir tmp;
+  STATIC_REQUIRE(KeyStore::kMaxFileBytes == 64 * 1024 * 1024);
+  const std::string big = sparse_file(tmp, KeyStore::kMaxFileBytes + 1);
+  const std::string message = refused(big);
+  CHECK_THAT(message,
+             Catch::Contains("the file is larger than the limit of 64 MiB (67108864 bytes)"));
+  CHECK_THAT(message, Catch::Contains("it has 67108865 bytes"));
+  // At the limit it is read, and then is not JSON: a NUL after the value.
+  const std::string at_limit = sparse_file(tmp, KeyStore::kMaxFileBytes, R"({"keys": []})");
+  CHECK_THAT(refused(at_limit), Catch::Contains("line:column 1:13 (byte 12): text after the end"));
+}
+
+TEST_CASE("key store: find() and apply() refuse a key file replaced by a non-file or a huge one",
+          "[keys]") {
+  TempDir tmp;
+  const std::string path = tmp.file(kValid);
+  auto store = KeyStore::open(path);
+  REQUIRE(store);
+  const std::string moved = path + ".saved";
+  REQUIRE(::rename(path.c_str(), moved.c_str()) == 0);
+  const SysTime now = utc("2026-01-18T10:05:00Z");
+  const std::vector<UsageDelta> delta = {{"pk_alpha_1", 5, now, now}};
+  auto check_refused = [&](const std::string& why) {
+    auto found = (*store)->find("pk_alpha_1");
+    REQUIRE_FALSE(found);
+    CHECK(found.error().code == ErrorCode::InvalidConfig);
+    CHECK_THAT(found.error().message, Catch::Contains(why));
+    auto applied = (*store)->apply(delta, now - 5h);
+    REQUIRE_FALSE(applied);
+    CHECK(applied.error().code == ErrorCode::InvalidConfig);
+    CHECK_THAT(applied.error().message, Catch::Contains(why));
+  };
+  fs::create_directory(path);
+  check_refused("it is a directory");
+  fs::remove(path);
+  REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+  check_refused("it is a FIFO");
+  fs::remove(path);
+  REQUIRE(::symlink("/dev/zero", path.c_str()) == 0);
+  check_refused("it is a character device");
+  fs::remove(path);
+  const std::string big = sparse_file(tmp, KeyStore::kMaxFileBytes + 1);
+  REQUIRE(::rename(big.c_str(), path.c_str()) == 0);
+  check_refused("larger than the limit of 64 MiB");
+  CHECK(fs::file_size(path) == KeyStore::kMaxFileBytes + 1);  // apply() left it as it was
+  CHECK((*store)->writes() == 0);
+  // The file back: both work again.
+  REQUIRE(::rename(moved.c_str(), path.c_str()) == 0);
+  CHECK(must_find(**store, "pk_alpha_1").total_lifetime_tokens == 42);
+  REQUIRE((*store)->apply(delta, now - 5h));
+  CHECK(must_find(**store, "pk_alpha_1").total_lifetime_tokens == 47);
+}
+
+// --- allocation failures: no exception leaves KeyStore or Tenants ----------------------------
+//
+// operator new is replaced for this test program: armed on one thread, the n-th allocation
+// there throws std::bad_alloc. Each operation is run with n = 0, 1, 2, ... until it completes
+// without reaching n: every allocation it makes has failed once.
+
+namespace {
+
+thread_local long allocations_left = -1;  // < 0: never fail
+
+struct FailingAllocation {
+  explicit FailingAllocation(long n) { allocations_left = n; }
+  ~FailingAllocation() { allocations_left = -1; }
+  // Whether the operation ran to its end without the failure.
+  static bool missed() { return allocations_left >= 0; }
+};
+
+// Runs `op` with each allocation failing in turn; `check` after each run and `setup` before it
+// (not armed). Returns how many allocations the operation makes.
+template <class Op, class Check, class Setup = void (*)()>
+long each_allocation_failing(
+    Op op, Check check, Setup setup = [] {}) {
+  for (long n = 0; n < 100'000; ++n) {
+    bool threw = false, completed = false;
+    std::string what;
+    what.reserve(256);
+    setup();
+    {
+      FailingAllocation arm(n);
+      try {
+        op();
+      } catch (const std::exception& e) {
+        threw = true;
+        what = e.what();
+      } catch (...) {
+        threw = true;
+      }
+      completed = FailingAllocation::missed();
+    }
+    INFO("allocation " << n << " failed; thrown: " << what);
+    REQUIRE_FALSE(threw);
+    check(completed);
+    if (completed) return n;
+  }
+  FAIL("more than 100000 allocations");
+  return -1;
+}
+
+}  // namespace
+
+void* operator new(std::size_t size) {
+  if (allocations_left == 0) {
+    allocations_left = -2;  // one failure per run: what handles it may allocate again
+    throw std::bad_alloc();
+  }
+  if (allocations_left > 0) --allocations_left;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+// Every form of new and delete is replaced, so that all pair up (AddressSanitizer checks it);
+// the nothrow forms fail with the others (simdjson allocates with them).
+void* operator new[](std::size_t size) { return ::operator new(size); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return ::operator new(size);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  return ::operator new(size, std::nothrow);
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+
+TEST_CASE("key store: every allocation failing in turn: errors, never an exception",
+          "[keys][oom]") {
+  TempDir tmp;
+  const std::string path = tmp.file(kValid);
+  const SysTime now = utc("2026-01-18T10:05:00Z");
+
+  Result<std::unique_ptr<KeyStore>> opened = glmproxy::make_error(ErrorCode::Internal, "unset");
+  std::string argument;  // copied outside: the copy is the caller's allocation
+  const long opens = each_allocation_failing([&] { opened = KeyStore::open(std::move(argument)); },
+                                             [&](bool completed) {
+                                               if (completed) REQUIRE(opened);
+                                               if (!opened) CHECK(!opened.error().message.empty());
+                                             },
+                                             [&] { argument = path; });
+  CHECK(opens > 10);
+
+  auto store = KeyStore::open(path);
+  REQUIRE(store);
+  Result<std::optional<KeyRecord>> found = glmproxy::make_error(ErrorCode::Internal, "unset");
+  each_allocation_failing([&] { found = (*store)->find("pk_alpha_1"); },
+                          [&](bool completed) {
+                            if (completed) {
+                              REQUIRE(found);
+                              REQUIRE(found->has_value());
+                            } else if (!found) {
+                              CHECK(found.error().code == ErrorCode::Internal);
+                              CHECK_THAT(found.error().message, Catch::Contains(path));
+                            }
+                          });
+
+  // apply(): a failed one leaves the file as it was (valid, without the delta), a completed one
+  // adds the delta once; no temp file is left behind either way.
+  std::int64_t expected = must_find(**store, "pk_alpha_1").total_lifetime_tokens;
+  Result<std::size_t> applied = std::size_t{0};
+  const std::vector<UsageDelta> delta = {{"pk_alpha_1", 1, now, now}};
+  each_allocation_failing(
+      [&] { applied = (*store)->apply(delta, now - 5h); },
+      [&](bool completed) {
+        if (applied) ++expected;
+        if (completed) REQUIRE(applied);
+        CHECK(must_find(**store, "pk_alpha_1").total_lifetime_tokens == expected);
+        for (const auto& entry : fs::directory_iterator(tmp.dir)) {
+          const std::string name = entry.path().filename().string();
+          CHECK((name == "apikeys.json" || name == "apikeys.json.lock"));
+        }
+      });
+}
+
+TEST_CASE("tenants: every allocation failing in turn: errors, never an exception", "[keys][oom]") {
+  TempDir tmp;
+  glmproxy::Config config;
+  config.keys.file = tmp.file(kValid);
+  config.wall_clock = [] { return *parse_iso8601("2026-01-18T12:00:00Z"); };
+  config.rate_limit.batch_interval = 1h;  // written by flush() only
+  std::mutex lines_mu;
+  std::vector<std::string> lines;
+  config.logger = [&](glmproxy::LogLevel, std::string_view line) {
+    std::lock_guard lock(lines_mu);
+    lines.emplace_back(line);
+  };
+  // The process-wide secret registry is made once, on first use, by a noexcept function (its
+  // allocation failing there would terminate): made here, before allocations fail.
+  (void)glmproxy::detail::SecretRegistry::instance();
+  bool created = false;
+  each_allocation_failing(
+      [&] {
+        auto tenants = glmproxy::detail::Tenants::create(config);  // also the writer thread
+        created = tenants.has_value();
+      },
+      [&](bool completed) {
+        if (completed) REQUIRE(created);
+      });
+
+  auto tenants = glmproxy::detail::Tenants::create(config);
+  REQUIRE(tenants);
+  auto& t = **tenants;
+  Result<std::string> admitted = std::string();
+  each_allocation_failing([&] { admitted = t.admit("pk_alpha_1"); },
+                          [&](bool completed) {
+                            if (completed) {
+                              REQUIRE(admitted);
+                              CHECK(*admitted == "glm-4.5-air");
+                            }
+                          });
+  Result<glmproxy::KeyStats> stats = glmproxy::KeyStats{};
+  each_allocation_failing([&] { stats = t.stats("pk_alpha_1"); },
+                          [&](bool completed) {
+                            if (completed) REQUIRE(stats);
+                          });
+  t.invalidate("pk_alpha_1");  // the next record_usage reads the file
+  each_allocation_failing([&] { t.record_usage("pk_alpha_1", 10); }, [](bool) {});
+  each_allocation_failing([&] { t.invalidate("pk_alpha_1"); }, [](bool) {});
+  each_allocation_failing(
+      [&] {
+        t.record_usage("pk_alpha_1", 1);
+        t.flush();
+      },
+      [](bool) {});
+  // Some usage was counted (the runs that got far enough), some lost: each loss is logged.
+  auto after = t.stats("pk_alpha_1");
+  REQUIRE(after);
+  CHECK(after->total_lifetime_tokens > 42);
+  std::lock_guard lock(lines_mu);
+  CHECK_FALSE(lines.empty());
+  for (const std::string& line : lines) CHECK(line.find("pk_alpha_1") == std::string::npos);
 }

@@ -79,3 +79,28 @@ TEST_CASE("quota window: many adds stay O(1) and add up", "[quota]") {
   CHECK(used <= expected);
   CHECK(used >= expected - 300);
 }
+
+TEST_CASE("quota window: huge counts stop at INT64_MAX, negative ones add nothing", "[quota]") {
+  constexpr std::int64_t kMax = INT64_MAX;
+  QuotaWindow w;
+  w.add(kStart, kMax);
+  w.add(kStart, kMax);  // the same bucket twice
+  CHECK(w.used(kStart) == kMax);
+  w.add(kStart + 1h, kMax);
+  w.add(kStart + 2h, 7);
+  w.add(kStart + 2h, -1'000);
+  w.add(kStart + 2h, INT64_MIN);
+  CHECK(w.used(kStart + 2h) == kMax);
+  // Until both saturated buckets have left, the window is full; the last one to leave is the
+  // one an hour in.
+  auto wait = w.time_until_below(kStart + 2h, 100);
+  REQUIRE(wait);
+  CHECK(*wait ==
+        std::chrono::ceil<std::chrono::milliseconds>(
+            QuotaWindow::bucket_start(QuotaWindow::bucket_of(kStart + 1h)) + 5h - (kStart + 2h)));
+  CHECK(w.used(kStart + 4h + 58min) == kMax);  // the first bucket has left; the second is full
+  CHECK(w.used(kStart + 5h + 58min) == 7);     // summed again, exact: only the 7 is left
+  CHECK(w.buckets(kStart + 5h + 58min).size() == 1);
+  CHECK_FALSE(w.time_until_below(kStart + 5h + 58min, 100));
+  CHECK(w.used(kStart + 7h) == 0);
+}

@@ -2,13 +2,18 @@
 // the key cache, usage written back to the key file, and upstream protection (AIMD concurrency,
 // circuit breaker).
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
+#include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +22,7 @@
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
 #include "keys/key_store.hpp"
+#include "keys/tenants.hpp"
 #include "support/mock_client.hpp"
 
 using glmproxy::ChatRequest;
@@ -25,6 +31,7 @@ using glmproxy::Config;
 using glmproxy::ErrorCode;
 using glmproxy::ProxyClient;
 using glmproxy::Result;
+using glmproxy::detail::Tenants;
 using glmproxy::mock::Fault;
 using test_support::config_for;
 using test_support::make_client;
@@ -334,4 +341,260 @@ TEST_CASE("upstream protection: the circuit breaker opens, fails fast, probes, c
   REQUIRE(client.complete(as("", "b5")));
   CHECK(server->stats().chat_requests == 5);
   CHECK(glmproxy::detail::transport_stats(client).breaker_opened == 1);
+}
+
+// --- untrusted counts: sums stop at INT64_MAX (UBSan aborts the asan preset on an overflow) -----
+
+namespace {
+
+constexpr std::int64_t kMax = INT64_MAX;
+
+std::unique_ptr<Tenants> must_create(const Config& config) {
+  auto tenants = Tenants::create(config);
+  INFO((tenants ? "" : tenants.error().describe()));
+  REQUIRE(tenants);
+  return std::move(*tenants);
+}
+
+glmproxy::detail::KeyRecord read_back(const KeyFile& file, const std::string& key) {
+  auto store = glmproxy::detail::KeyStore::open(file.path.string());
+  INFO((store ? "" : store.error().describe()));
+  REQUIRE(store);
+  auto record = (*store)->find(key);
+  REQUIRE(record);
+  REQUIRE(record->has_value());
+  return **record;
+}
+
+}  // namespace
+
+TEST_CASE("tenants: record_usage with INT64_MAX twice stops at INT64_MAX", "[keys][usage]") {
+  KeyFile file(keys_file({key_json("pk_huge", 1000)}));
+  Config config;
+  config.keys.file = file.path.string();
+  ManualWallClock wall;
+  config.wall_clock = wall.fn();
+  {
+    auto tenants = must_create(config);
+    REQUIRE(tenants->admit("pk_huge"));
+    tenants->record_usage("pk_huge", kMax);
+    tenants->record_usage("pk_huge", kMax);
+    wall.advance(10min);  // another bucket: the window's total and the pending batch both add up
+    tenants->record_usage("pk_huge", kMax);
+    tenants->record_usage("pk_huge", -5);  // negative: nothing
+    tenants->record_usage("pk_huge", INT64_MIN);
+    auto stats = tenants->stats("pk_huge");
+    REQUIRE(stats);
+    CHECK(stats->total_lifetime_tokens == kMax);
+    CHECK(stats->current_usage.tokens_used_in_current_window == kMax);
+    CHECK(stats->current_usage.remaining_tokens == 0);
+    CHECK_THAT(stats->to_json(), Catch::Contains("\"total_lifetime_tokens\":9223372036854775807"));
+    auto refused = tenants->admit("pk_huge");
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::QuotaExceeded);
+    CHECK(refused.error().retry_after.has_value());
+    tenants->flush();
+  }
+  const auto record = read_back(file, "pk_huge");
+  CHECK(record.total_lifetime_tokens == kMax);
+  REQUIRE(record.usage_windows.size() == 2);
+  CHECK(record.usage_windows[0].tokens == kMax);
+  CHECK(record.usage_windows[1].tokens == kMax);
+}
+
+TEST_CASE("tenants: a key file with counts near INT64_MAX, usage added", "[keys][usage]") {
+  ManualWallClock wall;
+  const auto now = std::chrono::system_clock::time_point(std::chrono::seconds(wall.s->load()));
+  const std::string recent = glmproxy::detail::format_iso8601(now - 20min);
+  const std::string older = glmproxy::detail::format_iso8601(now - 1h);
+  KeyFile file(keys_file(
+      {R"({"key":"pk_near","name":"near","token_limit_per_5h":9223372036854775807,)"
+       R"("expiry_date":"9999-12-31T23:59:59Z","total_lifetime_tokens":9223372036854775800,)"
+       R"("usage_windows":[{"window_start":")" +
+       older + R"(","tokens_used":9223372036854775807},{"window_start":")" + recent +
+       R"(","tokens_used":9223372036854775000}]})"}));
+  Config config;
+  config.keys.file = file.path.string();
+  config.wall_clock = wall.fn();
+  {
+    auto tenants = must_create(config);
+    // The window already holds more than INT64_MAX tokens: at INT64_MAX, the limit, refused.
+    auto refused = tenants->admit("pk_near");
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == ErrorCode::QuotaExceeded);
+    tenants->record_usage("pk_near", 1'000);
+    auto stats = tenants->stats("pk_near");
+    REQUIRE(stats);
+    CHECK_FALSE(stats->is_expired);  // year 9999: past system_clock's range, never expires
+    CHECK(stats->total_lifetime_tokens == kMax);
+    CHECK(stats->current_usage.tokens_used_in_current_window == kMax);
+    CHECK(stats->current_usage.remaining_tokens == 0);
+    tenants->flush();
+  }
+  const auto record = read_back(file, "pk_near");
+  CHECK(record.total_lifetime_tokens == kMax);
+  CHECK(record.expiry_date == "9999-12-31T23:59:59Z");
+  REQUIRE(record.usage_windows.size() == 3);
+  CHECK(record.usage_windows[0].tokens == kMax);
+  CHECK(record.usage_windows[1].tokens == 9223372036854775000);
+  CHECK(record.usage_windows[2].tokens == 1'000);
+}
+
+TEST_CASE("tenants: negative counts in the key file are refused, naming the index not the key",
+          "[keys]") {
+  const std::string secret = "pk_negative_secret";
+  for (const std::string& field :
+       {std::string(R"("token_limit_per_5h":-1)"),
+        std::string(R"("token_limit_per_5h":10,"total_lifetime_tokens":-1)"),
+        std::string(R"("token_limit_per_5h":10,"usage_windows":[)"
+                    R"({"window_start":"2026-01-01T00:00:00Z",)"
+                    R"("tokens_used":-9223372036854775808}])")}) {
+    KeyFile file(
+        keys_file({key_json("pk_fine", 10), R"({"key":")" + secret + R"(",)" + field + "}"}));
+    Config config;
+    config.keys.file = file.path.string();
+    auto tenants = Tenants::create(config);
+    INFO(field);
+    REQUIRE_FALSE(tenants);
+    CHECK(tenants.error().code == ErrorCode::InvalidConfig);
+    CHECK_THAT(tenants.error().message, Catch::Contains("keys[1]."));
+    CHECK_THAT(tenants.error().message, Catch::Contains(">= "));
+    CHECK(tenants.error().message.find(secret) == std::string::npos);
+  }
+}
+
+TEST_CASE("tenants: APIKEYS_FILE=/dev/zero, a directory or a FIFO fails create(), never throws",
+          "[keys]") {
+  auto server = start_mock();
+  KeyFile file(keys_file({key_json("pk_a", 10)}));
+  const std::string fifo = (file.dir / "keys.fifo").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  for (const std::string& path : {std::string("/dev/zero"), file.dir.string(), fifo}) {
+    INFO(path);
+    auto env = Config::from_env([&](std::string_view name) -> std::optional<std::string> {
+      if (name == "APIKEYS_FILE") return path;
+      if (name == "ZAI_API_KEY") return "sk-test-key-123456";
+      return std::nullopt;
+    });
+    REQUIRE(env);
+    Config config = config_for(*server);
+    config.keys = env->keys;
+    CHECK(config.keys.file == path);
+    CHECK_NOTHROW([&] {
+      auto client = ProxyClient::create(config);
+      REQUIRE_FALSE(client);
+      CHECK(client.error().code == ErrorCode::InvalidConfig);
+      CHECK_THAT(client.error().message, Catch::StartsWith("APIKEYS_FILE " + path + ": it is "));
+      CHECK_THAT(client.error().message, Catch::Contains("not a regular file"));
+    }());
+  }
+}
+
+// --- exceptions: none leaves Tenants, none ends its writer thread ------------------------------
+
+namespace {
+
+struct Lines {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  std::atomic<bool> logger_throws{false};
+  std::function<void(glmproxy::LogLevel, std::string_view)> fn() {
+    return [this](glmproxy::LogLevel level, std::string_view line) {
+      {
+        std::lock_guard lock(mu);
+        if (level == glmproxy::LogLevel::Error) lines.emplace_back(line);
+      }
+      if (logger_throws) throw std::runtime_error("logger broke");
+    };
+  }
+  bool wait_for(const std::string& text) {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(mu);
+        for (const std::string& l : lines) {
+          if (l.find(text) != std::string::npos) return true;
+        }
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("tenants: a throwing wall clock is an Internal error, never an exception",
+          "[keys][exceptions]") {
+  KeyFile file(keys_file({key_json("pk_clock", 1000)}));
+  auto broken = std::make_shared<std::atomic<bool>>(false);
+  Config config;
+  config.keys.file = file.path.string();
+  config.wall_clock = [broken] {
+    if (*broken) throw std::runtime_error("the clock broke");
+    return std::chrono::system_clock::time_point(std::chrono::seconds(1'780'000'000));
+  };
+  config.rate_limit.batch_interval = 20ms;
+  Lines log;
+  config.logger = log.fn();
+  auto tenants = must_create(config);
+  tenants->record_usage("pk_clock", 10);  // pending, written by the writer thread in 20 ms...
+  *broken = true;                         // ...which then finds the clock broken
+  CHECK(log.wait_for("usage not written: the clock broke"));
+  CHECK_NOTHROW([&] {
+    auto admitted = tenants->admit("pk_clock");
+    REQUIRE_FALSE(admitted);
+    CHECK(admitted.error().code == ErrorCode::Internal);
+    CHECK_THAT(admitted.error().message, Catch::Contains("the clock broke"));
+    auto stats = tenants->stats("pk_clock");
+    REQUIRE_FALSE(stats);
+    CHECK(stats.error().code == ErrorCode::Internal);
+    tenants->record_usage("pk_clock", 10);
+    tenants->flush();
+  }());
+  CHECK(log.wait_for("a request's usage was not counted: the clock broke"));
+  *broken = false;
+  auto stats = tenants->stats("pk_clock");
+  REQUIRE(stats);
+  CHECK(stats->total_lifetime_tokens == 10);  // counted in memory before the clock broke
+}
+
+TEST_CASE("tenants: a failed usage write on the writer thread is logged, a throwing logger too",
+          "[keys][exceptions]") {
+  KeyFile file(keys_file({key_json("pk_write", 1000)}));
+  Config config;
+  config.keys.file = file.path.string();
+  config.rate_limit.batch_interval = 10ms;
+  Lines log;
+  config.logger = log.fn();
+  auto tenants = must_create(config);
+  REQUIRE(tenants->admit("pk_write"));
+  // The key file replaced by a directory: the writer's read before it writes refuses it.
+  const fs::path saved = file.dir / "saved.json";
+  fs::rename(file.path, saved);
+  fs::create_directory(file.path);
+  tenants->record_usage("pk_write", 5);
+  CHECK(log.wait_for("tenant keys: a usage batch was lost: APIKEYS_FILE " + file.path.string() +
+                     ": it is a directory, not a regular file"));
+  // A logger that throws does not take the writer thread (or the process) down.
+  log.logger_throws = true;
+  tenants->record_usage("pk_write", 6);
+  bool second_logged = false;
+  for (int i = 0; i < 500 && !second_logged; ++i) {
+    std::this_thread::sleep_for(10ms);
+    std::lock_guard lock(log.mu);
+    second_logged = log.lines.size() >= 2;
+  }
+  CHECK(second_logged);
+  {
+    std::lock_guard lock(log.mu);
+    for (const std::string& line : log.lines) CHECK(line.find("pk_write") == std::string::npos);
+  }
+  // The file back: the writer still runs and writes the next batch.
+  log.logger_throws = false;
+  fs::remove(file.path);
+  fs::rename(saved, file.path);
+  tenants->record_usage("pk_write", 7);
+  for (int i = 0; i < 500 && tenants->file_writes() == 0; ++i) std::this_thread::sleep_for(10ms);
+  CHECK(tenants->file_writes() == 1);
+  CHECK(read_back(file, "pk_write").total_lifetime_tokens == 7);  // the lost batches stay lost
 }
