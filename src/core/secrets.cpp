@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <new>
 #include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -53,11 +54,17 @@ class SecretRegistry::Impl {
   }
 };
 
-SecretRegistry::SecretRegistry() : impl_(new Impl()) {}
+SecretRegistry::SecretRegistry() {
+  // In static storage, built in place (empty containers allocate nothing, so this cannot
+  // throw) and never destroyed: clients destroyed during static destruction may still call
+  // remove().
+  alignas(Impl) static unsigned char storage[sizeof(Impl)];
+  impl_ = ::new (static_cast<void*>(storage)) Impl();
+}
 
 SecretRegistry& SecretRegistry::instance() noexcept {
-  // Never destroyed: clients destroyed during static destruction may still call remove().
-  static SecretRegistry* registry = new SecretRegistry();
+  alignas(SecretRegistry) static unsigned char storage[sizeof(SecretRegistry)];
+  static SecretRegistry* registry = ::new (static_cast<void*>(storage)) SecretRegistry();
   return *registry;
 }
 

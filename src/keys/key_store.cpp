@@ -736,6 +736,7 @@ Result<std::unique_ptr<KeyStore>> KeyStore::open(std::string path) {
                     store->reads_.fetch_add(1, std::memory_order_relaxed);
                     auto records = store->load();
                     if (!records) return std::move(records).error();
+                    for (const KeyRecord& r : *records) store->keys_at_open_.push_back(r.key);
                     return store;
                   });
 }

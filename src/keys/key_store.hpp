@@ -111,6 +111,8 @@ class KeyStore {
   /// Successful apply() calls so far.
   std::uint64_t writes() const noexcept { return writes_.load(std::memory_order_relaxed); }
   const std::string& path() const noexcept { return path_; }
+  /// The keys the file held when open() read it (registered as secrets to scrub).
+  const std::vector<std::string>& keys_at_open() const noexcept { return keys_at_open_; }
 
  private:
   explicit KeyStore(std::string path) : path_(std::move(path)) {}
@@ -121,6 +123,7 @@ class KeyStore {
                                       std::chrono::system_clock::time_point keep_after);
 
   const std::string path_;
+  std::vector<std::string> keys_at_open_;
   std::mutex mu_;
   std::atomic<std::uint64_t> reads_{0}, writes_{0};
 };

@@ -44,7 +44,8 @@ Tenants::Tenants(const Config& config, std::unique_ptr<KeyStore> store)
       logger_(config.logger),
       log_level_(config.log_level),
       store_(std::move(store)),
-      records_(record_cache_options(config)) {
+      records_(record_cache_options(config)),
+      secrets_(store_->keys_at_open()) {
   thread_ = std::thread([this] { writer(); });
 }
 

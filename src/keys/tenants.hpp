@@ -95,7 +95,7 @@ class Tenants {
   const LogLevel log_level_;
   std::unique_ptr<KeyStore> store_;
   LruCache<RecordPtr> records_;                          // APIKEY_CACHE_SIZE, APIKEY_CACHE_TTL_MS
-  SecretScope secrets_{std::span<const std::string>{}};  // the keys seen valid
+  SecretScope secrets_;  // every key of the file at open, and keys found later: scrubbed
 
   std::mutex mu_;
   std::condition_variable cv_;
