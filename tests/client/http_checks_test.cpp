@@ -49,7 +49,7 @@ TEST_CASE("methods are RFC 9110 tokens", "[client][http_checks]") {
   }
 }
 
-TEST_CASE("header names are tokens; values hold no control character but HTAB",
+TEST_CASE("header names are tokens, values hold no control character but HTAB",
           "[client][http_checks]") {
   CHECK(detail::check_header(0, "X-Custom_Header.1", "any value\twith tab, \xC3\xA9 and : ; \""));
   CHECK(detail::check_header(0, "X-Empty", ""));
