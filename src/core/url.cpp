@@ -40,13 +40,18 @@ std::optional<UrlParts> split_url(std::string_view url) noexcept {
 }
 
 std::string redact_url(std::string_view url) {
-  const std::optional<UrlParts> parts = split_url(url);
-  if (!parts || !parts->userinfo) return std::string(url);
-  // The userinfo is a view into `url`: keep what is before and after it.
-  const auto begin = static_cast<std::size_t>(parts->userinfo->data() - url.data());
+  const std::size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return std::string(url);
+  const std::size_t begin = scheme_end + 3;
+  // Wider than split_url's userinfo on purpose: up to the last '@' before the query, not before
+  // the first '/'. "http://user:pa/ss@host" (a password with an unencoded '/') is a malformed
+  // URL whose password would otherwise be shown in the very message that says it is malformed.
+  const std::string_view before_query = url.substr(0, url.find_first_of("?#", begin));
+  const std::size_t at = before_query.rfind('@');
+  if (at == std::string_view::npos || at < begin) return std::string(url);
   std::string out(url.substr(0, begin));
   out += "***";
-  out += url.substr(begin + parts->userinfo->size());
+  out += url.substr(at);
   return out;
 }
 

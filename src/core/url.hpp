@@ -28,7 +28,9 @@ std::optional<UrlParts> split_url(std::string_view url) noexcept;
 
 /// `url` with its userinfo replaced by "***": "http://user:pw@h:1/x" -> "http://***@h:1/x".
 /// A URL without userinfo comes back unchanged, so this is safe to apply to any URL that goes
-/// into a message, a log line or describe().
+/// into a message, a log line or describe(). It errs on the side of hiding: whatever comes
+/// between "://" and the last '@' before the query is hidden, so a malformed
+/// "http://user:pa/ss@h" does not show "pa/ss" (nor does "https://h/v1/x@y" show "h/v1/x").
 std::string redact_url(std::string_view url);
 
 /// The password of `url`'s userinfo ("pw" in "http://user:pw@h/"), or "" when it has none. A

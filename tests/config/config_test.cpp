@@ -735,6 +735,10 @@ TEST_CASE("base URLs: IPv6 literals, fragments, credentials", "[config][url]") {
                    "\"https://***@/x\""));
     CHECK_FALSE(contains(message, "base-pass-123"));
     CHECK_FALSE(contains(message, "bob"));
+    // An unencoded '/' in the password: malformed, and still not shown.
+    const std::string slash = error_of(load({{"ZAI_API_BASE", "https://bob:base/pass-123@h/x"}}));
+    CHECK(contains(slash, R"(got "https://***@h/x")"));
+    CHECK_FALSE(contains(slash, "pass-123"));
 
     Result<Config> r = load({{"ZAI_API_BASE", "https://bob:base-pass-123@api.example/v4"},
                              {"ANTHROPIC_API_BASE", "https://token-only-4567@api.example/a"}});

@@ -47,7 +47,12 @@ TEST_CASE("redact_url hides the userinfo and nothing else", "[core][url]") {
   CHECK(detail::redact_url("http://user:secret-pw@127.0.0.1:3128") == "http://***@127.0.0.1:3128");
   CHECK(detail::redact_url("socks5h://token@proxy:1080/") == "socks5h://***@proxy:1080/");
   CHECK(detail::redact_url("https://u:p@h/v4?a=b@c") == "https://***@h/v4?a=b@c");
-  CHECK(detail::redact_url("https://h/v4/x@y") == "https://h/v4/x@y");
+  CHECK(detail::redact_url("https://h/v4/x") == "https://h/v4/x");
+  // A password with an unencoded '/' makes a malformed URL; it is hidden all the same.
+  CHECK(detail::redact_url("http://user:pa/ss@host/x") == "http://***@host/x");
+  // Erring on the side of hiding: an '@' in the path hides what comes before it.
+  CHECK(detail::redact_url("https://h/v4/x@y") == "https://***@y");
+  CHECK(detail::redact_url("https://h/v4?next=a@b#c@d") == "https://h/v4?next=a@b#c@d");
   CHECK(detail::redact_url("https://api.z.ai/api/paas/v4") == "https://api.z.ai/api/paas/v4");
   CHECK(detail::redact_url("https://:pw@h") == "https://***@h");
   CHECK(detail::redact_url("") == "");
