@@ -14,6 +14,7 @@
 #include "cache/lru_cache.hpp"
 #include "cache/single_flight.hpp"
 #include "client/dispatcher.hpp"
+#include "client/http_checks.hpp"
 #include "client_access.hpp"
 #include "config/variables.hpp"
 #include "core/secrets.hpp"
@@ -264,6 +265,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
 
   Result<EmbeddingResponse> embed_impl(const EmbeddingRequest& request, detail::Trace* trace) {
     if (transport_->on_io_thread()) return called_from_callback("embed()");
+    if (auto ok = detail::check_request_id(request.request_id); !ok) return std::move(ok).error();
     const std::string& model =
         request.model.empty() ? config_.upstream.embedding_model : request.model;
     if (trace != nullptr) trace->model = model;
@@ -336,22 +338,12 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
 
   Result<HttpResponse> send(const HttpRequest& request) {
     if (transport_->on_io_thread()) return called_from_callback("send()");
-    if (request.method.empty() || request.method.find_first_of(" \r\n\t") != std::string::npos) {
-      return make_error(
-          ErrorCode::InvalidArgument,
-          fmt::format("HttpRequest::method must be a token, got \"{}\"", request.method));
-    }
-    for (const auto& [name, value] : request.headers) {
-      if (name.empty() || name.find_first_of(":\r\n") != std::string::npos ||
-          value.find_first_of("\r\n") != std::string::npos) {
-        return make_error(ErrorCode::InvalidArgument,
-                          fmt::format("HttpRequest header \"{}\" has a bad name or value", name));
-      }
-    }
+    auto path = detail::check_http_request(request);  // method, headers, path; dots resolved
+    if (!path) return std::move(path).error();
     detail::HttpExchange ex;
     ex.method = request.method;
     ex.protocol = request.protocol;
-    ex.url = detail::join_url(base_url(request.protocol), request.path);
+    ex.url = detail::join_url(base_url(request.protocol), *path);
     ex.body = request.body;
     ex.retry_on_status = false;
     add_headers(ex, request.protocol, {});
@@ -554,6 +546,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
   // neither the request body nor a thread hand-off. (An invalid request cannot hit: only
   // answers to valid ones are stored.)
   Result<PreparedChat> prepare_chat(const ChatRequest& request, bool stream, detail::Trace* trace) {
+    if (auto ok = detail::check_request_id(request.request_id); !ok) return std::move(ok).error();
     std::string model = request.model.empty() ? config_.upstream.default_model : request.model;
     if (tenants_) {
       auto override_model = tenants_->admit(request.api_key);

@@ -38,6 +38,19 @@ struct UpstreamConfig {
   /// GLMPROXY_CA_PATH: directory of hashed CA certificates (`openssl rehash`), searched as well
   /// as ca_file; empty = none.
   std::string ca_path;
+  /// GLMPROXY_PROXY: the proxy every request goes through, as a URL: http://, https://,
+  /// socks4://, socks4a://, socks5:// or socks5h:// (the proxy resolves names), optionally with
+  /// user:pass@; "" = direct. The transport always hands this to libcurl, so libcurl's own
+  /// reading of http_proxy/https_proxy/all_proxy never applies: a Config built in code uses no
+  /// proxy unless it says so. from_env() reads the standard variables into it (see
+  /// docs/configuration.md).
+  std::string proxy;
+  /// GLMPROXY_NO_PROXY: hosts reached directly despite `proxy`, in libcurl's NOPROXY form
+  /// (comma-separated names, domains matching their subdomains, IP addresses or CIDR; "*" = all).
+  std::string no_proxy;
+  /// Where from_env() found `proxy` ("GLMPROXY_PROXY", "https_proxy", ...), for describe();
+  /// "" when set in code. Not a variable of its own.
+  std::string proxy_source;
 };
 
 /// Deadlines. A request that passes one fails with ErrorCode::Timeout naming which.
@@ -192,7 +205,11 @@ struct GLMPROXY_API Config {
   static Result<Config> from_env();
 
   /// Starts from `GLMPROXY_PRESET` (or the defaults), then applies every variable that `lookup`
-  /// returns a non-empty value for. Values are trimmed of surrounding blanks. Booleans accept
+  /// returns a non-empty value for. Values are trimmed of surrounding blanks. The exceptions are
+  /// GLMPROXY_PROXY and GLMPROXY_NO_PROXY: present at all, even empty, they win ("", "none" or
+  /// "direct" = no proxy); absent, the standard https_proxy/HTTPS_PROXY (https base URL) or
+  /// http_proxy (http), then all_proxy/ALL_PROXY, and no_proxy/NO_PROXY are read through
+  /// `lookup` as libcurl would. Booleans accept
   /// 1/0/true/false/yes/no/on/off in any case; integers are range-checked. All bad values are
   /// reported together in one InvalidConfig error, then validate() runs on the result.
   static Result<Config> from_env(
@@ -205,7 +222,9 @@ struct GLMPROXY_API Config {
   /// reports every problem in one InvalidConfig error, naming the variables involved.
   Result<void> validate() const;
 
-  /// The effective settings as `NAME=value` lines, the API key redacted to 4 characters + "…".
+  /// The effective settings as `NAME=value` lines, the API key redacted to 4 characters + "…",
+  /// credentials in URLs (user:pass@) shown as "***@". The proxy line says where it came from:
+  /// `GLMPROXY_PROXY=http://***@127.0.0.1:3128 (from https_proxy)` or `GLMPROXY_PROXY= (direct)`.
   std::string describe() const;
 };
 

@@ -1,8 +1,13 @@
 // Config::validate(), Config::describe(), redact_key() and the message helpers they share with
 // from_env().
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <variant>
@@ -14,6 +19,7 @@
 
 #include "config/variables.hpp"
 #include "core/strings.hpp"
+#include "core/url.hpp"
 #include "glmproxy/config.hpp"
 
 namespace glmproxy {
@@ -42,10 +48,6 @@ bool has_blank_or_control(std::string_view s) noexcept {
   return false;
 }
 
-bool starts_with_icase(std::string_view s, std::string_view prefix) noexcept {
-  return s.size() >= prefix.size() && detail::iequals(s.substr(0, prefix.size()), prefix);
-}
-
 bool is_port(std::string_view port) noexcept {
   if (port.empty() || port.size() > 5) return false;
   unsigned value = 0;
@@ -56,37 +58,44 @@ bool is_port(std::string_view port) noexcept {
   return value >= 1 && value <= 65535;
 }
 
-// http:// or https:// (any case), then a non-empty host (name, IPv4 or [IPv6]) and an optional
-// numeric port; no blanks or control characters anywhere. Path, query and userinfo are allowed.
-bool is_http_url(std::string_view url) noexcept {
+bool is_host(std::string_view host) {
+  if (host.empty()) return false;
+  if (host.front() != '[') return host.find_first_of("[]") == std::string_view::npos;
+  // An IPv6 literal: what inet_pton accepts between the brackets (no zone identifier).
+  if (host.size() < 3 || host.back() != ']') return false;
+  const std::string inner(host.substr(1, host.size() - 2));
+  in6_addr address{};
+  return ::inet_pton(AF_INET6, inner.c_str(), &address) == 1;
+}
+
+// One of `schemes` (any case) + "://", then a non-empty host (name, IPv4 or [IPv6] that
+// inet_pton accepts) and an optional numeric port; no blanks or control characters anywhere.
+// Userinfo is allowed; path and query too unless `authority_only` (a proxy: at most a "/").
+// A fragment is judged by the caller.
+bool is_url(std::string_view url, std::initializer_list<std::string_view> schemes,
+            bool authority_only) {
   if (has_blank_or_control(url)) return false;
-  std::string_view rest;
-  if (starts_with_icase(url, "http://")) {
-    rest = url.substr(7);
-  } else if (starts_with_icase(url, "https://")) {
-    rest = url.substr(8);
-  } else {
+  const std::optional<detail::UrlParts> parts = detail::split_url(url);
+  if (!parts) return false;
+  bool scheme_ok = false;
+  for (std::string_view scheme : schemes) {
+    scheme_ok = scheme_ok || detail::iequals(parts->scheme, scheme);
+  }
+  if (!scheme_ok || !is_host(parts->host)) return false;
+  if (parts->port && !is_port(*parts->port)) return false;
+  if (authority_only && (parts->query || (!parts->path.empty() && parts->path != "/"))) {
     return false;
   }
-  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
-  if (std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
-    authority.remove_prefix(at + 1);
-  }
-  std::string_view host = authority;
-  std::string_view after_host;
-  if (!authority.empty() && authority.front() == '[') {
-    std::size_t close = authority.find(']');
-    if (close == std::string_view::npos || close == 1) return false;
-    host = authority.substr(0, close + 1);
-    after_host = authority.substr(close + 1);
-  } else {
-    std::size_t colon = authority.find(':');
-    host = authority.substr(0, colon);
-    if (colon != std::string_view::npos) after_host = authority.substr(colon);
-  }
-  if (host.empty()) return false;
-  if (after_host.empty()) return true;
-  return after_host.front() == ':' && is_port(after_host.substr(1));
+  return true;
+}
+
+bool is_http_url(std::string_view url) {
+  return is_url(url.substr(0, url.find('#')), {"http", "https"}, false);
+}
+
+bool is_proxy_url(std::string_view url) {
+  return url.find('#') == std::string_view::npos &&
+         is_url(url, {"http", "https", "socks4", "socks4a", "socks5", "socks5h"}, true);
 }
 
 // Control characters as \n, \r, \t or \xNN so a value cannot forge lines in a log; with
@@ -155,6 +164,15 @@ std::string value_text(const detail::ConfigVariable& variable, const Config& con
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(p)>>;
     if constexpr (std::is_same_v<T, std::string>) {
       if (variable.text == detail::TextKind::Secret) return redact_key(*p);
+      if (variable.text == detail::TextKind::Url) return escape(detail::redact_url(*p));
+      if (variable.text == detail::TextKind::Proxy) {
+        // The one line that says whether requests go direct, and which variable decided.
+        const std::string& source = config.upstream.proxy_source;
+        if (p->empty()) return " (direct)";
+        std::string line = escape(detail::redact_url(*p));
+        if (!source.empty() && source != detail::kProxyVariable) line += " (from " + source + ")";
+        return line;
+      }
       return escape(*p);
     } else if constexpr (std::is_same_v<T, bool>) {
       return *p ? "true" : "false";
@@ -174,7 +192,13 @@ std::string check_value(const detail::ConfigVariable& variable, const Config& co
   auto visitor = [&](auto* p) -> std::string {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(p)>>;
     if constexpr (std::is_same_v<T, std::string>) {
-      return detail::check_text(variable, *p);
+      std::string problem = detail::check_text(variable, *p);
+      const std::string& source = config.upstream.proxy_source;
+      if (!problem.empty() && variable.text == detail::TextKind::Proxy && !source.empty() &&
+          source != detail::kProxyVariable) {
+        problem += " (from " + source + ")";
+      }
+      return problem;
     } else if constexpr (std::is_same_v<T, bool>) {
       return {};
     } else if constexpr (std::is_same_v<T, LogLevel>) {
@@ -266,9 +290,25 @@ std::string check_text(const ConfigVariable& variable, std::string_view value) {
       return fmt::format("{} must not contain control characters, got {}", variable.name,
                          quoted(value));
     case TextKind::Url:
-      if (is_http_url(value)) return {};
-      return fmt::format("{} must be an http:// or https:// URL with a host, got {}", variable.name,
-                         quoted(value));
+      // Shown redacted: a URL's userinfo holds a password.
+      if (!is_http_url(value)) {
+        return fmt::format("{} must be an http:// or https:// URL with a host, got {}",
+                           variable.name, quoted(redact_url(value)));
+      }
+      if (value.find('#') != std::string_view::npos) {
+        return fmt::format(
+            "{} must not have a fragment ('#...'), which is never sent to a server; "
+            "got {}",
+            variable.name, quoted(redact_url(value)));
+      }
+      return {};
+    case TextKind::Proxy:
+      if (value.empty() || is_proxy_url(value)) return {};
+      return fmt::format(
+          "{} must be \"\" (direct) or a proxy URL: http://, https://, socks4://, socks4a://, "
+          "socks5:// or socks5h://, optionally user:pass@, a host and a port, nothing after; "
+          "got {}",
+          variable.name, quoted(redact_url(value)));
     case TextKind::Secret:
       if (!has_blank_or_control(value)) return {};
       return fmt::format("{} must not contain spaces or control characters, got {}", variable.name,
@@ -292,30 +332,6 @@ std::string scrub_secret(std::string text, std::string_view secret) {
   return text;
 }
 
-std::string url_password(std::string_view url) {
-  const std::size_t scheme = url.find("://");
-  if (scheme == std::string_view::npos) return {};
-  std::string_view authority = url.substr(scheme + 3);
-  authority = authority.substr(0, authority.find_first_of("/?#"));
-  const std::size_t at = authority.rfind('@');
-  if (at == std::string_view::npos) return {};
-  const std::string_view userinfo = authority.substr(0, at);
-  const std::size_t colon = userinfo.find(':');
-  if (colon == std::string_view::npos) return {};
-  return std::string(userinfo.substr(colon + 1));
-}
-
-std::vector<std::string> config_secrets(const Config& config) {
-  std::vector<std::string> out{config.upstream.api_key, config.admin.token};
-  for (const std::string* url :
-       {&config.upstream.openai_base_url, &config.upstream.anthropic_base_url}) {
-    if (std::string password = url_password(*url); !password.empty()) {
-      out.push_back(std::move(password));
-    }
-  }
-  return out;
-}
-
 std::string scrub_secrets(std::string text, std::span<const std::string> secrets) {
   // Longest first, so that a secret containing another is replaced whole.
   std::vector<std::string_view> order(secrets.begin(), secrets.end());
@@ -333,6 +349,17 @@ Error invalid_config(std::span<const std::string> problems, std::span<const std:
   }
   // A key pasted into the wrong variable would otherwise be echoed back.
   return make_error(ErrorCode::InvalidConfig, scrub_secrets(std::move(message), secrets));
+}
+
+std::vector<std::string> config_secrets(const Config& config) {
+  std::vector<std::string> secrets = {config.upstream.api_key, config.admin.token};
+  for (const std::string* url : {&config.upstream.openai_base_url,
+                                 &config.upstream.anthropic_base_url, &config.upstream.proxy}) {
+    if (std::string_view password = url_password(*url); !password.empty()) {
+      secrets.emplace_back(password);
+    }
+  }
+  return secrets;
 }
 
 }  // namespace detail

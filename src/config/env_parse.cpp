@@ -14,6 +14,7 @@
 
 #include "config/variables.hpp"
 #include "core/strings.hpp"
+#include "core/url.hpp"
 #include "glmproxy/config.hpp"
 
 namespace glmproxy {
@@ -59,6 +60,9 @@ constexpr ConfigVariable kVariables[] = {
     // File paths; validate() checks that they exist.
     {"GLMPROXY_CA_FILE", field<&C::upstream, &UpstreamConfig::ca_file>, 0, 0, TextKind::Any},
     {"GLMPROXY_CA_PATH", field<&C::upstream, &UpstreamConfig::ca_path>, 0, 0, TextKind::Any},
+    // Read by apply_proxy_env() (present-but-empty counts), validated and described here.
+    {kProxyVariable, field<&C::upstream, &UpstreamConfig::proxy>, 0, 0, TextKind::Proxy},
+    {kNoProxyVariable, field<&C::upstream, &UpstreamConfig::no_proxy>, 0, 0, TextKind::Any},
     // Timeouts.
     {"GLMPROXY_CONNECT_TIMEOUT_MS", field<&C::timeouts, &TimeoutConfig::connect>, 1, 10 * kMinute},
     {"GLMPROXY_FIRST_BYTE_TIMEOUT_MS", field<&C::timeouts, &TimeoutConfig::first_byte>, 1,
@@ -255,12 +259,21 @@ Result<Config> Config::from_env(
 
   std::vector<std::string> secrets;  // to scrub from messages even when they are invalid
   for (const detail::ConfigVariable& variable : detail::config_variables()) {
+    if (variable.name == detail::kProxyVariable || variable.name == detail::kNoProxyVariable) {
+      continue;  // after the loop: they need the final base URL, and "" means something
+    }
     std::optional<std::string> value = read(variable.name);
     if (!value) continue;
     if (variable.text == detail::TextKind::Secret) secrets.push_back(*value);
+    if (variable.text == detail::TextKind::Url) {
+      if (std::string_view password = detail::url_password(*value); !password.empty()) {
+        secrets.emplace_back(password);
+      }
+    }
     std::string problem = detail::apply(variable, *value, config);
     if (!problem.empty()) problems.push_back(std::move(problem));
   }
+  detail::apply_proxy_env(lookup, config, problems, secrets);
   if (!problems.empty()) return detail::invalid_config(problems, secrets);
 
   if (Result<void> valid = config.validate(); !valid) return std::move(valid).error();

@@ -5,6 +5,8 @@
 // knob cannot be parsed but left unvalidated, or validated but missing from describe().
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -24,6 +26,7 @@ enum class TextKind {
   Url,     ///< http:// or https:// with a host, no blanks or control characters
   Secret,  ///< an API key: no blanks or control characters; may be empty; never echoed
   Token,   ///< a non-empty name without blanks or control characters (model, version)
+  Proxy,   ///< "" or a proxy URL (http, https, socks4, socks4a, socks5, socks5h) with a host
 };
 
 struct ConfigVariable {
@@ -58,16 +61,28 @@ std::string scrub_secret(std::string text, std::string_view secret);
 /// endpoint may listen, and the Host names it answers).
 bool is_loopback_host(std::string_view host);
 
-/// The password of a URL's user:pass@ userinfo ("" when it has none).
-std::string url_password(std::string_view url);
-
-/// Every secret a Config holds: the upstream key, the admin token, the passwords of its URLs.
-std::vector<std::string> config_secrets(const Config& config);
-
 /// scrub_secret() for each of `secrets` (the API key, the admin token, ...).
 std::string scrub_secrets(std::string text, std::span<const std::string> secrets);
 
 /// "invalid configuration: " + problems joined with "; ", with every secret scrubbed.
 Error invalid_config(std::span<const std::string> problems, std::span<const std::string> secrets);
+
+/// Every secret a Config holds, to scrub from messages: the upstream key, the admin token and
+/// the passwords of its URLs (base URLs and proxy; core/url.hpp's url_password()).
+std::vector<std::string> config_secrets(const Config& config);
+
+/// The name of GLMPROXY_PROXY and GLMPROXY_NO_PROXY, which from_env() reads by their own rule.
+inline constexpr std::string_view kProxyVariable = "GLMPROXY_PROXY";
+inline constexpr std::string_view kNoProxyVariable = "GLMPROXY_NO_PROXY";
+
+/// The part of Config::from_env() that picks the proxy (after every other variable, so that the
+/// OpenAI base URL's scheme is known): GLMPROXY_PROXY when `lookup` has it at all ("" / "none" /
+/// "direct" = no proxy), else https_proxy/HTTPS_PROXY or http_proxy by that scheme, then
+/// all_proxy/ALL_PROXY (a value without "scheme://" is taken as http://, as libcurl does);
+/// GLMPROXY_NO_PROXY when present, else no_proxy/NO_PROXY. Sets upstream.proxy, proxy_source
+/// and no_proxy; bad values add to `problems`, proxy passwords to `secrets`.
+void apply_proxy_env(const std::function<std::optional<std::string>(std::string_view)>& lookup,
+                     Config& config, std::vector<std::string>& problems,
+                     std::vector<std::string>& secrets);
 
 }  // namespace glmproxy::detail

@@ -54,7 +54,10 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
 
 /// Joins a base URL and a path keeping the base's path: ("https://h/api/paas/v4",
 /// "chat/completions") and ("https://h/api/paas/v4/", "/chat/completions") both give
-/// "https://h/api/paas/v4/chat/completions". Query strings on the base are not supported.
+/// "https://h/api/paas/v4/chat/completions". A query stays a query: ("https://h/v4?tenant=abc",
+/// "chat/completions") gives "https://h/v4/chat/completions?tenant=abc", and a path with its own
+/// query merges after the base's ("models?x=1" -> ".../v4/models?tenant=abc&x=1"). A fragment on
+/// the base is dropped.
 std::string join_url(std::string_view base, std::string_view path);
 
 /// Body of POST embeddings: {"model", "input": [...], "dimensions"?} plus extra_json members.

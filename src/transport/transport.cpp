@@ -22,7 +22,9 @@
 #include "admission/aimd_limiter.hpp"
 #include "admission/circuit_breaker.hpp"
 #include "core/strings.hpp"
+#include "core/url.hpp"
 #include "protocol/protocol.hpp"
+#include "transport/proxy_options.hpp"
 
 namespace glmproxy::detail {
 
@@ -89,13 +91,9 @@ struct Transfer {
   bool finished_early = false;  // a stream resolved at its end marker, read out or closed after
 };
 
-// "scheme://authority" of a URL (the circuit breaker is per upstream host).
-std::string host_of(const std::string& url) {
-  const auto scheme = url.find("://");
-  if (scheme == std::string::npos) return url;
-  const auto end = url.find_first_of("/?#", scheme + 3);
-  return url.substr(0, end);
-}
+// "scheme://host[:port]" of a URL, without userinfo: the circuit breaker is per upstream host,
+// and its key goes into messages.
+std::string host_of(const std::string& url) { return url_origin(url); }
 
 AimdOptions aimd_options(const Config& c) {
   AimdOptions o;
@@ -194,11 +192,13 @@ class Transport::Impl {
     // DNS answers and TLS sessions are shared by every handle (all on the I/O thread).
     curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    // A CA option this libcurl refuses fails create(), not every request.
+    // A CA or proxy option this libcurl refuses fails create(), not every request.
     if (CURL* probe = curl_easy_init(); probe != nullptr) {
       const CURLcode rc = set_tls_options(probe);
+      const CURLcode proxy = set_proxy_options(probe, config_.upstream);
       curl_easy_cleanup(probe);
       if (rc != CURLE_OK) return tls_options_error(rc);
+      if (proxy != CURLE_OK) return proxy_options_error(config_.upstream, proxy);
     }
     const long max_conns = config_.pool.max_connections;
     curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_conns);
@@ -588,6 +588,14 @@ class Transport::Impl {
       breaker_.on_abandon(t->host);
       TransferPtr back(t);
       resolve(*back, tls_options_error(rc));
+      return;
+    }
+    if (const CURLcode proxy = set_proxy_options(e, config_.upstream); proxy != CURLE_OK) {
+      free_easy_.push_back(e);
+      TransferPtr back(t);
+      aimd_.on_finish(back->ex.model, back->aimd_ticket, AimdLimiter::Outcome::Other, now);
+      breaker_.on_abandon(back->host);
+      resolve(*back, proxy_options_error(config_.upstream, proxy));
       return;
     }
     t->easy = e;

@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/variables.hpp"
@@ -235,6 +236,10 @@ const std::vector<Knob>& knobs() {
        [](const Config& c) { return c.upstream.default_model == "glm-4.5-air"; }},
       {"GLMPROXY_ANTHROPIC_VERSION", "2024-01-01",
        [](const Config& c) { return c.upstream.anthropic_version == "2024-01-01"; }},
+      {"GLMPROXY_PROXY", "http://proxy.example:3128",
+       [](const Config& c) { return c.upstream.proxy == "http://proxy.example:3128"; }},
+      {"GLMPROXY_NO_PROXY", "localhost,.internal",
+       [](const Config& c) { return c.upstream.no_proxy == "localhost,.internal"; }},
       {"GLMPROXY_EMBEDDING_MODEL", "embedding-2",
        [](const Config& c) { return c.upstream.embedding_model == "embedding-2"; }},
       {"GLMPROXY_CONNECT_TIMEOUT_MS", "2500",
@@ -381,8 +386,8 @@ TEST_CASE("the parser's table and the test's list name the same variables", "[co
   std::set<std::string> tested;
   for (const Knob& knob : knobs()) tested.insert(knob.name);
   CHECK(parsed == tested);
-  CHECK(parsed.size() == 57);
-  CHECK(describe_lines(Config{}).size() == 57);
+  CHECK(parsed.size() == 59);
+  CHECK(describe_lines(Config{}).size() == 59);
 }
 
 TEST_CASE("GLMPROXY_ADMIN_HOST must be loopback, the admin token is never echoed",
@@ -699,13 +704,209 @@ TEST_CASE("URLs need http(s) and a host", "[config][env]") {
   for (const char* bad :
        {"api.z.ai/api/paas/v4", "ftp://host/x", "http://", "https:///path", "http://:80/x",
         "http://host:port/", "http://host:0/", "http://host:65536/", "http://exa mple.com",
-        "http://[]/", "http//host", "https://user@/x"}) {
+        "http://[]/", "http//host", "http://[zz::1]/", "http://[::1/", "http://[1:2:3]/",
+        "http://[::1]x/", "http://h[::1]/", "http://[fe80::1%25eth0]/"}) {
     INFO(bad);
     CHECK(contains(error_of(load({{"ZAI_API_BASE", bad}})),
                    std::string("ZAI_API_BASE must be an http:// or https:// URL with a host, "
                                "got \"") +
                        bad + "\""));
   }
+}
+
+TEST_CASE("base URLs: IPv6 literals, fragments, credentials", "[config][url]") {
+  for (const char* good : {"http://[::1]/v4", "http://[2001:db8::8a2e:370:7334]:8080/",
+                           "http://[::ffff:127.0.0.1]/", "https://h/v4?tenant=abc"}) {
+    INFO(good);
+    CHECK(load({{"ZAI_API_BASE", good}}));
+  }
+  SECTION("a fragment is refused, naming the variable") {
+    CHECK(contains(error_of(load({{"ZAI_API_BASE", "https://h/v4#frag"}})),
+                   "ZAI_API_BASE must not have a fragment ('#...'), which is never sent to a "
+                   "server; got \"https://h/v4#frag\""));
+    Config c;
+    c.upstream.anthropic_base_url = "https://h/anthropic?x=1#";
+    CHECK(contains(error_of(c.validate()), "ANTHROPIC_API_BASE must not have a fragment"));
+  }
+  SECTION("userinfo is shown as ***, its password never") {
+    const std::string message = error_of(load({{"ZAI_API_BASE", "https://bob:base-pass-123@/x"}}));
+    CHECK(contains(message,
+                   "ZAI_API_BASE must be an http:// or https:// URL with a host, got "
+                   "\"https://***@/x\""));
+    CHECK_FALSE(contains(message, "base-pass-123"));
+    CHECK_FALSE(contains(message, "bob"));
+    // An unencoded '/' in the password: malformed, and still not shown.
+    const std::string slash = error_of(load({{"ZAI_API_BASE", "https://bob:base/pass-123@h/x"}}));
+    CHECK(contains(slash, R"(got "https://***@h/x")"));
+    CHECK_FALSE(contains(slash, "pass-123"));
+
+    Result<Config> r = load({{"ZAI_API_BASE", "https://bob:base-pass-123@api.example/v4"},
+                             {"ANTHROPIC_API_BASE", "https://token-only-4567@api.example/a"}});
+    REQUIRE(r);
+    CHECK(r->upstream.openai_base_url == "https://bob:base-pass-123@api.example/v4");
+    const std::string text = r->describe();
+    CHECK(contains(text, "ZAI_API_BASE=https://***@api.example/v4\n"));
+    CHECK(contains(text, "ANTHROPIC_API_BASE=https://***@api.example/a\n"));
+    CHECK_FALSE(contains(text, "base-pass-123"));
+    CHECK_FALSE(contains(text, "token-only-4567"));
+  }
+  SECTION("a URL password pasted into another variable is scrubbed") {
+    const std::string message =
+        error_of(load({{"ZAI_API_BASE", "https://bob:base-pass-123@api.example/v4"},
+                       {"DEFAULT_MODEL", "base-pass-123 x"}}));
+    CHECK(contains(message, "DEFAULT_MODEL"));
+    CHECK_FALSE(contains(message, "base-pass-123"));
+    Config c;
+    c.upstream.openai_base_url = "https://bob:base-pass-123@api.example/v4";
+    c.upstream.default_model = "base-pass-123 x";
+    const std::string from_validate = error_of(c.validate());
+    CHECK(contains(from_validate, "DEFAULT_MODEL"));
+    CHECK_FALSE(contains(from_validate, "base-pass-123"));
+    c.keys.file = "/keys/base-pass-123.json";
+    CHECK_FALSE(contains(c.describe(), "base-pass-123"));
+  }
+}
+
+TEST_CASE("proxy: GLMPROXY_PROXY wins whenever it is present, empty means direct",
+          "[config][proxy]") {
+  const Config defaults;
+  CHECK(defaults.upstream.proxy.empty());
+  CHECK(defaults.upstream.no_proxy.empty());
+  CHECK(defaults.upstream.proxy_source.empty());
+  CHECK(contains(defaults.describe(), "\nGLMPROXY_PROXY= (direct)\n"));
+
+  Result<Config> r = load({{"GLMPROXY_PROXY", " http://127.0.0.1:3128 "},
+                           {"https_proxy", "http://other.example:1"},
+                           {"all_proxy", "http://other.example:2"}});
+  REQUIRE(r);
+  CHECK(r->upstream.proxy == "http://127.0.0.1:3128");
+  CHECK(r->upstream.proxy_source == "GLMPROXY_PROXY");
+  CHECK(contains(r->describe(), "\nGLMPROXY_PROXY=http://127.0.0.1:3128\n"));
+
+  for (const char* direct : {"", "   ", "none", "NONE", "direct", " Direct "}) {
+    INFO("GLMPROXY_PROXY=\"" << direct << "\"");
+    r = load({{"GLMPROXY_PROXY", direct},
+              {"https_proxy", "http://other.example:1"},
+              {"HTTPS_PROXY", "http://other.example:2"},
+              {"all_proxy", "http://other.example:3"}});
+    REQUIRE(r);
+    CHECK(r->upstream.proxy.empty());
+    CHECK(r->upstream.proxy_source == "GLMPROXY_PROXY");
+    CHECK(contains(r->describe(), "\nGLMPROXY_PROXY= (direct)\n"));
+  }
+  for (const char* good : {"socks5h://user:pw@proxy.example:1080", "https://proxy.example",
+                           "http://[::1]:3128/", "SOCKS5://h:1", "socks4://h", "socks4a://h:9"}) {
+    INFO(good);
+    r = load({{"GLMPROXY_PROXY", good}});
+    REQUIRE(r);
+    CHECK(r->upstream.proxy == good);
+  }
+}
+
+TEST_CASE("proxy: the standard variables are read through the lookup as libcurl would",
+          "[config][proxy]") {
+  const char* http_base = "http://127.0.0.1:8080/v4";
+  auto proxy_of = [](const Env& env) -> std::pair<std::string, std::string> {
+    Result<Config> r = load(env);
+    INFO((r ? "" : r.error().message));
+    REQUIRE(r);
+    return {r->upstream.proxy, r->upstream.proxy_source};
+  };
+  using P = std::pair<std::string, std::string>;
+  // The default base URL is https: https_proxy, then HTTPS_PROXY, then all_proxy, ALL_PROXY.
+  CHECK(proxy_of({{"https_proxy", "http://a:1"},
+                  {"HTTPS_PROXY", "http://b:1"},
+                  {"all_proxy", "http://c:1"}}) == P{"http://a:1", "https_proxy"});
+  CHECK(proxy_of({{"HTTPS_PROXY", "http://b:1"}, {"all_proxy", "http://c:1"}}) ==
+        P{"http://b:1", "HTTPS_PROXY"});
+  CHECK(proxy_of({{"http_proxy", "http://h:1"}, {"all_proxy", "http://c:1"}}) ==
+        P{"http://c:1", "all_proxy"});
+  CHECK(proxy_of({{"ALL_PROXY", "socks5://d:1"}}) == P{"socks5://d:1", "ALL_PROXY"});
+  CHECK(proxy_of({{"http_proxy", "http://h:1"}}) == P{"", ""});
+  // An empty variable is unset here, as everywhere in from_env() but GLMPROXY_PROXY.
+  CHECK(proxy_of({{"https_proxy", ""}, {"all_proxy", "http://c:1"}}) ==
+        P{"http://c:1", "all_proxy"});
+  // An http base URL: http_proxy (lowercase only, like libcurl), then all_proxy.
+  CHECK(proxy_of({{"ZAI_API_BASE", http_base},
+                  {"http_proxy", "http://h:1"},
+                  {"https_proxy", "http://a:1"}}) == P{"http://h:1", "http_proxy"});
+  CHECK(proxy_of({{"ZAI_API_BASE", http_base}, {"HTTP_PROXY", "http://H:1"}}) == P{"", ""});
+  CHECK(proxy_of({{"ZAI_API_BASE", http_base},
+                  {"HTTP_PROXY", "http://H:1"},
+                  {"all_proxy", "http://c:1"}}) == P{"http://c:1", "all_proxy"});
+  // No scheme: http://, as libcurl reads it.
+  CHECK(proxy_of({{"https_proxy", "proxy.local:3128"}}) ==
+        P{"http://proxy.local:3128", "https_proxy"});
+  // Nothing set: direct, and no source.
+  CHECK(proxy_of({}) == P{"", ""});
+}
+
+TEST_CASE("proxy: no_proxy, GLMPROXY_NO_PROXY first", "[config][proxy]") {
+  auto no_proxy_of = [](const Env& env) {
+    Result<Config> r = load(env);
+    REQUIRE(r);
+    return r->upstream.no_proxy;
+  };
+  CHECK(no_proxy_of({{"no_proxy", "localhost,127.0.0.1"}}) == "localhost,127.0.0.1");
+  CHECK(no_proxy_of({{"NO_PROXY", ".internal"}}) == ".internal");
+  CHECK(no_proxy_of({{"no_proxy", "a"}, {"NO_PROXY", "b"}}) == "a");
+  CHECK(no_proxy_of({{"GLMPROXY_NO_PROXY", "c"}, {"no_proxy", "a"}}) == "c");
+  CHECK(no_proxy_of({{"GLMPROXY_NO_PROXY", ""}, {"no_proxy", "a"}, {"NO_PROXY", "b"}}).empty());
+  // Read whichever way the proxy was chosen.
+  Result<Config> r = load({{"GLMPROXY_PROXY", "http://p:1"}, {"no_proxy", "127.0.0.1"}});
+  REQUIRE(r);
+  CHECK(r->upstream.no_proxy == "127.0.0.1");
+  CHECK(contains(r->describe(), "\nGLMPROXY_NO_PROXY=127.0.0.1\n"));
+  CHECK(contains(error_of(load({{"no_proxy", "a\nb"}})),
+                 R"(GLMPROXY_NO_PROXY must not contain control characters, got "a\nb" (from )"
+                 R"(no_proxy))"));
+}
+
+TEST_CASE("proxy: credentials are redacted in describe() and never in a message",
+          "[config][proxy][secret]") {
+  Result<Config> r = load({{"https_proxy", "http://alice:s3cret-pass@127.0.0.1:3128"}});
+  REQUIRE(r);
+  CHECK(r->upstream.proxy == "http://alice:s3cret-pass@127.0.0.1:3128");
+  std::string text = r->describe();
+  CHECK(contains(text, "\nGLMPROXY_PROXY=http://***@127.0.0.1:3128 (from https_proxy)\n"));
+  CHECK_FALSE(contains(text, "s3cret-pass"));
+  CHECK_FALSE(contains(text, "alice"));
+
+  // The proxy password is a secret wherever it turns up.
+  Config c = *r;
+  c.keys.file = "/tmp/s3cret-pass";
+  CHECK_FALSE(contains(c.describe(), "s3cret-pass"));
+  c.upstream.default_model = "s3cret-pass x";
+  CHECK_FALSE(contains(error_of(c.validate()), "s3cret-pass"));
+  CHECK_FALSE(contains(error_of(load({{"GLMPROXY_PROXY", "http://alice:s3cret-pass@p:1"},
+                                      {"DEFAULT_MODEL", "s3cret-pass x"}})),
+                       "s3cret-pass"));
+}
+
+TEST_CASE("proxy: a malformed proxy URL names GLMPROXY_PROXY, never its password",
+          "[config][proxy][secret]") {
+  for (const char* bad : {"ftp://p:1", "p:1", "http://", "http://u:s3cret-pass@[zz::1]:1",
+                          "http://p:99999", "http://p:1/path", "http://p:1?x=1", "http://p:1/#f",
+                          "socks5://", "http://p q:1", "http://u:s3cret-pass@:1"}) {
+    INFO(bad);
+    const std::string message = error_of(load({{"GLMPROXY_PROXY", bad}}));
+    CHECK(contains(message, "GLMPROXY_PROXY must be \"\" (direct) or a proxy URL"));
+    CHECK_FALSE(contains(message, "s3cret-pass"));
+  }
+  CHECK(contains(error_of(load({{"GLMPROXY_PROXY", "http://u:s3cret-pass@p:0"}})),
+                 R"(got "http://***@p:0")"));
+  // From a standard variable: the message says which.
+  std::string message = error_of(load({{"https_proxy", "http://u:s3cret-pass@p:http"}}));
+  CHECK(contains(message, "GLMPROXY_PROXY must be"));
+  CHECK(contains(message, R"(got "http://***@p:http" (from https_proxy))"));
+  CHECK_FALSE(contains(message, "s3cret-pass"));
+  // Set in code: validate() checks it too.
+  Config c;
+  c.upstream.proxy = "gopher://u:s3cret-pass@p:1";
+  c.upstream.proxy_source = "all_proxy";
+  message = error_of(c.validate());
+  CHECK(contains(message, R"(got "gopher://***@p:1" (from all_proxy))"));
+  CHECK_FALSE(contains(message, "s3cret-pass"));
 }
 
 TEST_CASE("the API key never appears in messages or describe()", "[config][secret]") {
@@ -812,6 +1013,10 @@ class ScopedCleanEnv {
  public:
   ScopedCleanEnv() {
     names_.push_back("GLMPROXY_PRESET");
+    for (const char* name : {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                             "no_proxy", "NO_PROXY"}) {
+      names_.emplace_back(name);
+    }
     for (const auto& variable : glmproxy::detail::config_variables()) {
       names_.emplace_back(variable.name);
     }

@@ -634,6 +634,23 @@ TEST_CASE("join_url keeps the base path whatever the slashes", "[protocol][url]"
   CHECK(detail::chat_path(Protocol::Anthropic) == "v1/messages");
 }
 
+TEST_CASE("join_url keeps a base query a query, after the path", "[protocol][url]") {
+  CHECK(detail::join_url("https://h/api/paas/v4?tenant=abc", "chat/completions") ==
+        "https://h/api/paas/v4/chat/completions?tenant=abc");
+  CHECK(detail::join_url("https://h/api/paas/v4/?tenant=abc", "/chat/completions") ==
+        "https://h/api/paas/v4/chat/completions?tenant=abc");
+  CHECK(detail::join_url("https://h?tenant=abc", "models") == "https://h/models?tenant=abc");
+  // A path with its own query: the base's first, then the path's.
+  CHECK(detail::join_url("https://h/v4?tenant=abc", "models?limit=2&x=y") ==
+        "https://h/v4/models?tenant=abc&limit=2&x=y");
+  CHECK(detail::join_url("https://h/v4", "models?limit=2") == "https://h/v4/models?limit=2");
+  // Empty queries add nothing but the '?' that was asked for.
+  CHECK(detail::join_url("https://h/v4?", "models") == "https://h/v4/models");
+  CHECK(detail::join_url("https://h/v4?a=1", "models?") == "https://h/v4/models?a=1");
+  // A fragment is never sent.
+  CHECK(detail::join_url("https://h/v4?a=1#frag", "models") == "https://h/v4/models?a=1");
+}
+
 // --- response parsing --------------------------------------------------------------------------
 
 TEST_CASE("parse a Z.AI OpenAI-style answer with reasoning and tool calls", "[protocol][parse]") {

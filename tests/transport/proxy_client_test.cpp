@@ -9,11 +9,15 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <future>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "glmproxy/mock/mock_upstream.hpp"
+#include "support/http_proxy.hpp"
 #include "support/mock_client.hpp"
 
 using glmproxy::ChatRequest;
@@ -553,4 +557,281 @@ TEST_CASE("a callback that keeps resubmitting does not starve other requests or 
     CHECK(ended->get_future().wait_for(10s) == std::future_status::ready);
     CHECK(rounds->load() > 1);
   }  // and the client shuts down
+}
+
+// --- input checks (issue item 6) ----------------------------------------------------------
+
+TEST_CASE("send() refuses bad methods, headers and paths before anything is sent",
+          "[client][send]") {
+  auto server = start_mock();
+  auto client = make_client(config_for(*server));
+  auto refused = [&](const glmproxy::HttpRequest& request) {
+    auto r = client.send(request);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::InvalidArgument);
+    return r.error().message;
+  };
+  glmproxy::HttpRequest request;
+  request.path = "models";
+  request.method = "GET\r\nX-Injected: 1";
+  CHECK(refused(request).find("HttpRequest::method") != std::string::npos);
+  request.method = "GET";
+  request.headers = {{"X-Fine", "ok"}, {"Authorization", "Bearer sk-leak-me-123\r\nX-Evil: 1"}};
+  std::string message = refused(request);
+  CHECK(message.find("HttpRequest::headers[1] (Authorization)") != std::string::npos);
+  CHECK(message.find("sk-leak-me-123") == std::string::npos);
+  request.headers = {{"Bad Name", "v"}};
+  CHECK(refused(request).find("HttpRequest::headers[0]: the name") != std::string::npos);
+  request.headers.clear();
+  for (const char* bad :
+       {"../../etc/x", "a/../../models", "%2e%2e/x", "models\r\nX: 1", "models x", "models#frag"}) {
+    INFO(bad);
+    request.path = bad;
+    CHECK(refused(request).find("HttpRequest::path") != std::string::npos);
+  }
+  CHECK(server->stats().requests == 0);
+
+  // Dot segments that stay under the base path are resolved before the request goes out.
+  request.path = "x/./y/../../models";
+  auto r = client.send(request);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(server->recorded().back().path == "/api/paas/v4/models");
+}
+
+TEST_CASE("a request_id that cannot be a header value is refused, not dropped", "[client]") {
+  auto server = start_mock();
+  auto client = make_client(config_for(*server));
+  ChatRequest request = hello();
+  request.request_id = "req-1\r\nX-Injected: 1";
+  auto reply = client.complete(request);
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().code == ErrorCode::InvalidArgument);
+  CHECK(reply.error().message.find("request_id has byte 0x0D at offset 5") != std::string::npos);
+  reply = client.stream(request, nullptr);
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().code == ErrorCode::InvalidArgument);
+  std::promise<Result<ChatResponse>> async;
+  client.complete_async(request, [&](Result<ChatResponse> r) { async.set_value(std::move(r)); });
+  auto async_reply = async.get_future().get();
+  REQUIRE_FALSE(async_reply);
+  CHECK(async_reply.error().code == ErrorCode::InvalidArgument);
+  glmproxy::EmbeddingRequest embedding;
+  embedding.input = {"text"};
+  embedding.request_id = "e\n";
+  auto vectors = client.embed(embedding);
+  REQUIRE_FALSE(vectors);
+  CHECK(vectors.error().code == ErrorCode::InvalidArgument);
+  CHECK(server->stats().requests == 0);
+  // A tab is a header value's own character.
+  request.request_id = "req\t2";
+  REQUIRE(client.complete(request));
+  CHECK(server->recorded().back().header("x-request-id") == "req\t2");
+}
+
+// --- base URLs (issue item 7) ---------------------------------------------------------------
+
+TEST_CASE("a query on the base URL lands after the path on the wire", "[client][url]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.upstream.openai_base_url = server->base_url() + "/api/paas/v4?tenant=abc";
+  config.upstream.anthropic_base_url = server->base_url() + "/api/anthropic/?tenant=xyz";
+  auto client = make_client(config);
+  REQUIRE(client.complete(hello()));
+  CHECK(server->recorded().back().path == "/api/paas/v4/chat/completions?tenant=abc");
+  REQUIRE(client.complete(hello(glmproxy::Protocol::Anthropic)));
+  CHECK(server->recorded().back().path == "/api/anthropic/v1/messages?tenant=xyz");
+  glmproxy::EmbeddingRequest embedding;
+  embedding.input = {"text"};
+  REQUIRE(client.embed(embedding));
+  CHECK(server->recorded().back().path == "/api/paas/v4/embeddings?tenant=abc");
+
+  // send(): the base's query first, then the path's.
+  glmproxy::HttpRequest get;
+  get.path = "models?limit=2";
+  auto r = client.send(get);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(server->recorded().back().path == "/api/paas/v4/models?tenant=abc&limit=2");
+  get.path = "/models";
+  REQUIRE(client.send(get));
+  CHECK(server->recorded().back().path == "/api/paas/v4/models?tenant=abc");
+}
+
+TEST_CASE("the circuit breaker's message names the host without its credentials",
+          "[client][url][secret]") {
+  // A port nothing listens on: bound, then closed.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  const std::string host = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+
+  Config config;
+  config.upstream.api_key = "sk-test-key-123456";
+  config.upstream.openai_base_url = "http://bob:url-pass-789@" + host + "/v4";
+  config.retry.max_attempts = 1;
+  config.admission.breaker_failures = 1;
+  config.admission.breaker_cooldown = 60'000ms;
+  auto client = make_client(config);
+  auto first = client.complete(hello());
+  REQUIRE_FALSE(first);
+  CHECK(first.error().code == ErrorCode::ConnectionFailed);
+  CHECK(first.error().message.find("url-pass-789") == std::string::npos);
+  auto second = client.complete(hello());
+  REQUIRE_FALSE(second);
+  CHECK(second.error().upstream_code == "circuit_open");
+  INFO(second.error().message);
+  CHECK(second.error().message.find("circuit breaker open for http://" + host + ":") !=
+        std::string::npos);
+  CHECK(second.error().message.find("url-pass-789") == std::string::npos);
+  CHECK(second.error().message.find("bob") == std::string::npos);
+}
+
+// --- proxies (issue item 12) ----------------------------------------------------------------
+
+namespace {
+
+std::unique_ptr<test_support::HttpProxy> start_proxy() {
+  auto proxy = test_support::HttpProxy::start();
+  REQUIRE(proxy != nullptr);
+  return proxy;
+}
+
+// Sets (or, with nullopt, unsets) process environment variables for a test's duration and
+// restores them after.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(const std::map<std::string, std::optional<std::string>>& values) {
+    for (const auto& [name, value] : values) {
+      if (const char* old = std::getenv(name.c_str()))
+        saved_[name] = old;
+      else
+        saved_[name] = std::nullopt;
+      if (value) {
+        ::setenv(name.c_str(), value->c_str(), 1);
+      } else {
+        ::unsetenv(name.c_str());
+      }
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, value] : saved_) {
+      if (value) {
+        ::setenv(name.c_str(), value->c_str(), 1);
+      } else {
+        ::unsetenv(name.c_str());
+      }
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::map<std::string, std::optional<std::string>> saved_;
+};
+
+// Config::from_env() over a map, aimed at `server`.
+Result<Config> from_map(const glmproxy::mock::MockUpstream& server,
+                        std::map<std::string, std::string, std::less<>> env) {
+  env["ZAI_API_KEY"] = "sk-test-key-123456";
+  env["ZAI_API_BASE"] = server.base_url() + "/api/paas/v4";
+  env["ANTHROPIC_API_BASE"] = server.base_url() + "/api/anthropic";
+  env["GLMPROXY_RETRY_BASE_DELAY_MS"] = "10";
+  env["GLMPROXY_RETRY_MAX_DELAY_MS"] = "50";
+  return Config::from_env([env](std::string_view name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  });
+}
+
+}  // namespace
+
+TEST_CASE("proxy: with GLMPROXY_PROXY set, requests go through the proxy", "[client][proxy]") {
+  auto server = start_mock();
+  auto proxy = start_proxy();
+  Config config = config_for(*server);
+  config.upstream.proxy = proxy->url();
+  auto client = make_client(config);
+  auto reply = client.complete(hello());
+  REQUIRE(reply);
+  CHECK(reply->content == "Hello from the glmproxy mock upstream.");
+  CHECK(proxy->requests() == 1);
+  REQUIRE(proxy->targets().size() == 1);
+  CHECK(proxy->targets()[0] == server->base_url() + "/api/paas/v4/chat/completions");
+  CHECK(server->stats().requests == 1);
+
+  // Credentials in the proxy URL go to the proxy (Basic), not to the upstream.
+  Config with_auth = config_for(*server);
+  with_auth.upstream.proxy = "http://alice:proxy-pw-42@127.0.0.1:" + std::to_string(proxy->port());
+  auto client2 = make_client(with_auth);
+  glmproxy::HttpRequest get;
+  get.path = "models";
+  auto r = client2.send(get);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  REQUIRE(proxy->requests() == 2);
+  CHECK(proxy->proxy_authorizations()[1] == "Basic YWxpY2U6cHJveHktcHctNDI=");  // alice:proxy-pw-42
+  CHECK_FALSE(server->recorded().back().header("proxy-authorization"));
+  CHECK(with_auth.describe().find("proxy-pw-42") == std::string::npos);
+}
+
+TEST_CASE("proxy: http_proxy in the environment is not used by a Config built in code",
+          "[client][proxy]") {
+  auto server = start_mock();
+  auto proxy = start_proxy();
+  // libcurl would take these on its own if the transport let it.
+  ScopedEnv env({{"http_proxy", proxy->url()},
+                 {"HTTP_PROXY", proxy->url()},
+                 {"all_proxy", proxy->url()},
+                 {"ALL_PROXY", proxy->url()},
+                 {"no_proxy", std::nullopt},
+                 {"NO_PROXY", std::nullopt}});
+  auto client = make_client(config_for(*server));
+  REQUIRE(client.complete(hello()));
+  CHECK(proxy->requests() == 0);
+  CHECK(server->stats().requests == 1);
+}
+
+TEST_CASE("proxy: from_env takes http_proxy from the lookup and describe() says so",
+          "[client][proxy]") {
+  auto server = start_mock();
+  auto proxy = start_proxy();
+  Result<Config> config = from_map(*server, {{"http_proxy", proxy->url()}});
+  REQUIRE(config);
+  CHECK(config->upstream.proxy == proxy->url());
+  CHECK(config->describe().find("\nGLMPROXY_PROXY=" + proxy->url() + " (from http_proxy)\n") !=
+        std::string::npos);
+  auto client = make_client(*config);
+  REQUIRE(client.complete(hello()));
+  CHECK(proxy->requests() == 1);
+  CHECK(server->stats().requests == 1);
+}
+
+TEST_CASE("proxy: no_proxy=127.0.0.1 sends requests direct", "[client][proxy]") {
+  auto server = start_mock();
+  auto proxy = start_proxy();
+  Result<Config> config =
+      from_map(*server, {{"http_proxy", proxy->url()}, {"no_proxy", "127.0.0.1"}});
+  REQUIRE(config);
+  CHECK(config->upstream.no_proxy == "127.0.0.1");
+  auto client = make_client(*config);
+  REQUIRE(client.complete(hello()));
+  CHECK(proxy->requests() == 0);
+  CHECK(server->stats().requests == 1);
+
+  // GLMPROXY_PROXY present but empty: direct, whatever http_proxy says.
+  Result<Config> direct = from_map(*server, {{"http_proxy", proxy->url()}, {"GLMPROXY_PROXY", ""}});
+  REQUIRE(direct);
+  CHECK(direct->describe().find("\nGLMPROXY_PROXY= (direct)\n") != std::string::npos);
+  auto direct_client = make_client(*direct);
+  REQUIRE(direct_client.complete(hello()));
+  CHECK(proxy->requests() == 0);
+  CHECK(server->stats().requests == 2);
 }
