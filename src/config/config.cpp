@@ -323,7 +323,9 @@ std::string check_text(const ConfigVariable& variable, std::string_view value) {
 }
 
 std::string scrub_secret(std::string text, std::string_view secret) {
-  if (secret.empty()) return text;
+  // Four characters or fewer would match ordinary text (a password "pw" in every word); such a
+  // secret is never shown whole by redact_key() or redact_url() anyway.
+  if (secret.size() <= 4) return text;
   const std::string replacement = redact_key(secret);
   for (std::size_t pos = text.find(secret); pos != std::string::npos;
        pos = text.find(secret, pos + replacement.size())) {
