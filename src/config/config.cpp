@@ -366,7 +366,7 @@ std::vector<std::string> config_secrets(const Config& config) {
 
 }  // namespace detail
 
-Result<void> Config::validate() const {
+Result<void> Config::validate() const try {
   std::vector<std::string> problems;
   for (const detail::ConfigVariable& variable : detail::config_variables()) {
     std::string problem = check_value(variable, *this);
@@ -408,9 +408,13 @@ Result<void> Config::validate() const {
   if (problems.empty()) return {};
   const std::vector<std::string> secrets = detail::config_secrets(*this);
   return detail::invalid_config(problems, secrets);
+} catch (...) {
+  // Nothing leaves the library as an exception.
+  return make_error(ErrorCode::Internal,
+                    "Config::validate(): out of memory or an unexpected exception");
 }
 
-std::string Config::describe() const {
+std::string Config::describe() const try {
   std::string out;
   for (const detail::ConfigVariable& variable : detail::config_variables()) {
     out += variable.name;
@@ -422,6 +426,9 @@ std::string Config::describe() const {
   // passwords of URLs.
   const std::vector<std::string> secrets = detail::config_secrets(*this);
   return detail::scrub_secrets(std::move(out), secrets);
+} catch (...) {
+  // Nothing leaves the library as an exception.
+  return std::string();
 }
 
 std::string redact_key(std::string_view key) {

@@ -233,7 +233,7 @@ Result<Config> Config::from_env() {
 }
 
 Result<Config> Config::from_env(
-    const std::function<std::optional<std::string>(std::string_view)>& lookup) {
+    const std::function<std::optional<std::string>(std::string_view)>& lookup) try {
   if (!lookup) {
     return make_error(ErrorCode::InvalidArgument, "Config::from_env: lookup function is empty");
   }
@@ -278,6 +278,10 @@ Result<Config> Config::from_env(
 
   if (Result<void> valid = config.validate(); !valid) return std::move(valid).error();
   return config;
+} catch (...) {
+  // Nothing leaves the library as an exception.
+  return make_error(ErrorCode::InvalidConfig,
+                    "Config::from_env(): out of memory, or the lookup function threw");
 }
 
 }  // namespace glmproxy

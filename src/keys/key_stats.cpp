@@ -7,7 +7,7 @@
 
 namespace glmproxy {
 
-std::string KeyStats::to_json() const {
+std::string KeyStats::to_json() const try {
   using detail::append_json_string;
   std::string out = "{\"key\":";
   // The strings come from the key file, already checked as UTF-8 when it was read.
@@ -41,6 +41,9 @@ std::string KeyStats::to_json() const {
   out += fmt::format(",\"remaining_tokens\":{}}}", current_usage.remaining_tokens);
   out += fmt::format(",\"total_lifetime_tokens\":{}}}", total_lifetime_tokens);
   return out;
+} catch (...) {
+  // Nothing leaves the library as an exception.
+  return std::string();
 }
 
 }  // namespace glmproxy

@@ -162,7 +162,7 @@ std::optional<RequestProfile> Profiler::find(std::string_view request_id) const 
 
 namespace glmproxy {
 
-std::string RequestProfile::to_json() const {
+std::string RequestProfile::to_json() const try {
   const auto& m = at_us;
   const auto started_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(started_at.time_since_epoch()).count();
@@ -176,9 +176,12 @@ std::string RequestProfile::to_json() const {
       detail::json_string(outcome), detail::json_string(error_code), http_status, attempts,
       connection_reused, bytes_sent, bytes_received, started_ms, m.cache, m.queued, m.admitted,
       m.dns, m.connect, m.tls, m.request_sent, m.first_byte, m.first_token, m.done);
+} catch (...) {
+  // Nothing leaves the library as an exception.
+  return std::string();
 }
 
-std::string ProfilingReport::to_json() const {
+std::string ProfilingReport::to_json() const try {
   std::string out = fmt::format(
       R"({{"enabled":{},"capacity":{},"kept":{},"recorded":{},"total":{},"queue_wait":{},)"
       R"("upstream":{},"slowest":[)",
@@ -190,6 +193,9 @@ std::string ProfilingReport::to_json() const {
   }
   out += "]}";
   return out;
+} catch (...) {
+  // Nothing leaves the library as an exception.
+  return std::string();
 }
 
 }  // namespace glmproxy

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-
 #include "glmproxy/metrics.hpp"
 #include "protocol/protocol.hpp"
 
@@ -13,7 +12,7 @@ namespace {
 constexpr auto finite = detail::json_finite;
 }  // namespace
 
-std::string MetricsSnapshot::to_json() const {
+std::string MetricsSnapshot::to_json() const try {
   std::string out = fmt::format(
       R"({{"cache":{{"hits":{},"misses":{},"stores":{},"evictions":{},"expirations":{},)"
       R"("entries":{},"bytes":{}}},"coalescing":{{"leaders":{},"joined":{}}},)"
@@ -58,6 +57,9 @@ std::string MetricsSnapshot::to_json() const {
       process.rss_bytes, process.peak_rss_bytes, finite(process.cpu_seconds),
       finite(process.cpu_percent), finite(process.cpu_interval_seconds));
   return out;
+} catch (...) {
+  // Nothing leaves the library as an exception.
+  return std::string();
 }
 
 }  // namespace glmproxy

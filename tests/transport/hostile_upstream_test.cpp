@@ -529,6 +529,11 @@ TEST_CASE("hostile: a throwing logger and throwing callbacks stay inside the lib
     throw std::runtime_error("user callback");
   });
   CHECK(answered.get_future().get().code == ErrorCode::ConnectionFailed);
+  // A lookup function that throws is the caller's, but its exception still stays inside.
+  auto from_env = Config::from_env(
+      [](std::string_view) -> std::optional<std::string> { throw std::runtime_error("lookup"); });
+  REQUIRE_FALSE(from_env);
+  CHECK(from_env.error().code == ErrorCode::InvalidConfig);
 }
 
 // --- 8. errors that tell the truth -------------------------------------------------------
