@@ -17,6 +17,7 @@
 #include "client/http_checks.hpp"
 #include "client_access.hpp"
 #include "config/variables.hpp"
+#include "core/no_throw.hpp"
 #include "core/secrets.hpp"
 #include "glmproxy/version.hpp"
 #include "keys/tenants.hpp"
@@ -93,7 +94,11 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
         request,
         [this, api, start = Clock::now(), trace = std::move(trace),
          cb = std::move(on_done)](Result<ChatResponse> r) {
-          finish_call(api, start, trace.get(), r);
+          try {
+            finish_call(api, start, trace.get(), r);
+          } catch (...) {
+            // Metrics and profiles are best effort; the answer is not.
+          }
           cb(std::move(r));
         },
         raw);
@@ -318,11 +323,15 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     job.inputs = request.input;
     job.on_done = [this, key, policy, deliver,
                    tenant = request.api_key](Result<EmbeddingResponse> r) mutable {
-      if (r) charge(tenant, r->usage);
-      if (r && policy.write_cache) {
-        auto value = std::make_shared<CachedValue>();
-        value->embedding = *r;
-        store(key, std::move(value));
+      try {
+        if (r) charge(tenant, r->usage);
+        if (r && policy.write_cache) {
+          auto value = std::make_shared<CachedValue>();
+          value->embedding = *r;
+          store(key, std::move(value));
+        }
+      } catch (...) {
+        // Usage and the cache are best effort here; the answer still goes to every caller.
       }
       if (policy.coalesce) {
         embed_flights_.finish(key, std::move(r));
@@ -631,12 +640,18 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     job.on_done = [this, protocol, key = p.key, write = p.write_cache, coalesce = p.coalesce,
                    tenant = request.api_key,
                    cb = std::move(on_done)](Result<detail::HttpResult> r) mutable {
-      Result<ChatResponse> reply = to_chat_response(protocol, std::move(r));
-      if (reply) charge(tenant, reply->usage);  // once per upstream call
-      if (reply && write) {
-        auto value = std::make_shared<CachedValue>();
-        value->chat = *reply;
-        store(key, std::move(value));
+      Result<ChatResponse> reply = make_error(ErrorCode::Internal, "out of memory");
+      try {
+        reply = to_chat_response(protocol, std::move(r));
+        if (reply) charge(tenant, reply->usage);  // once per upstream call
+        if (reply && write) {
+          auto value = std::make_shared<CachedValue>();
+          value->chat = *reply;
+          store(key, std::move(value));
+        }
+      } catch (...) {
+        // Whatever failed (out of memory parsing a large body), the callers are answered.
+        reply = detail::exception_error({"glmproxy: reading the chat answer"});
       }
       if (coalesce) {
         chat_flights_.finish(key, std::move(reply));  // the leader's own cb is among them
@@ -771,15 +786,10 @@ Result<T> scrubbed(Result<T> r, std::string_view tenant_key) noexcept {
   return e;
 }
 
-// The error for an exception that reached the public boundary (nothing may pass it).
+// The error for an exception that reached the public boundary (nothing may pass it); call it
+// in a catch block only. Never throws ("out of memory" when not even the message fits).
 Error exception_error(std::string_view call) noexcept {
-  try {
-    throw;
-  } catch (const std::bad_alloc&) {
-    return make_error(ErrorCode::Internal, fmt::format("out of memory in {}", call));
-  } catch (...) {
-    return make_error(ErrorCode::Internal, fmt::format("unexpected exception in {}", call));
-  }
+  return detail::exception_error({"glmproxy: ", call});
 }
 
 }  // namespace

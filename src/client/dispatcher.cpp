@@ -8,6 +8,8 @@
 #include <utility>
 
 #include "core/fan_out.hpp"
+#include "core/no_throw.hpp"
+#include "core/saturating.hpp"
 #include "protocol/protocol.hpp"
 
 namespace glmproxy::detail {
@@ -27,7 +29,8 @@ std::string embedding_group(const EmbeddingJob& job) {
 
 }  // namespace
 
-Dispatcher::Dispatcher(const Config& config, Transport& transport) : transport_(transport) {
+Dispatcher::Dispatcher(const Config& config, Transport& transport)
+    : transport_(transport), max_response_bytes_(config.stream.max_response_bytes) {
   if (config.batch.enabled) {
     queue_ = std::make_unique<BatchQueue<Job>>(
         config.batch, outstanding_, [this](std::vector<Job> batch) { flush(std::move(batch)); },
@@ -180,6 +183,8 @@ void Dispatcher::send_embeddings(std::vector<EmbeddingJob> jobs, bool batched) {
   }
   HttpExchange exchange = lead.exchange;
   exchange.body = std::move(*body);
+  // A merged call answers every request in it: its body may be as large as theirs together.
+  exchange.max_response_bytes = max_response_bytes_ * std::max<std::size_t>(1, requests);
   const std::size_t total_inputs = inputs.size();
   if (batched) calls_.fetch_add(1, std::memory_order_relaxed);
   exchanges_.fetch_add(1, std::memory_order_relaxed);
@@ -188,47 +193,57 @@ void Dispatcher::send_embeddings(std::vector<EmbeddingJob> jobs, bool batched) {
     auto fail_all = [&](const Error& e) {
       for (Part& part : parts) fan_out(part.callbacks, Result<EmbeddingResponse>(e));
     };
-    if (!r) return fail_all(r.error());
-    HttpResult& http = *r;
-    if (http.status < 200 || http.status >= 300) {
-      return fail_all(map_error_response(
-          Protocol::OpenAI, http.status, http.body, find_header(http.headers, "retry-after"),
-          find_header(http.headers, "retry-after-ms"), std::chrono::system_clock::now()));
-    }
-    auto parsed = parse_embedding_response(http.body, total_inputs);
-    if (!parsed) {
-      Error e = std::move(parsed).error();
-      if (e.http_status == 0) e.http_status = http.status;
-      return fail_all(e);
-    }
-    // The merged call's tokens, shared out by input bytes (the last part takes the rest).
-    std::size_t all_bytes = 0;
-    for (const Part& part : parts) all_bytes += part.bytes;
-    std::int64_t left = parsed->usage.prompt_tokens;
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-      Part& part = parts[i];
-      EmbeddingResponse out;
-      out.model = parsed->model;
-      out.attempts = http.attempts;
-      out.merged_requests = static_cast<int>(requests);
-      const auto first = static_cast<std::ptrdiff_t>(part.first_input);
-      out.embeddings.assign(std::make_move_iterator(parsed->embeddings.begin() + first),
-                            std::make_move_iterator(parsed->embeddings.begin() + first +
-                                                    static_cast<std::ptrdiff_t>(part.inputs)));
-      std::int64_t share = left;
-      if (i + 1 < parts.size()) {
-        share = all_bytes == 0
-                    ? parsed->usage.prompt_tokens / static_cast<std::int64_t>(parts.size())
-                    : static_cast<std::int64_t>(std::min(
-                          // Below 2^63: a cast of a double that does not fit is undefined.
-                          9.2e18, static_cast<double>(parsed->usage.prompt_tokens) *
-                                      static_cast<double>(part.bytes) /
-                                      static_cast<double>(all_bytes)));
-      }
-      left -= share;
-      out.usage.prompt_tokens = share;
-      out.usage.total_tokens = share;
-      fan_out(part.callbacks, Result<EmbeddingResponse>(std::move(out)));
+    try {
+      [&] {
+        if (!r) return fail_all(r.error());
+        HttpResult& http = *r;
+        if (http.status < 200 || http.status >= 300) {
+          return fail_all(map_error_response(
+              Protocol::OpenAI, http.status, http.body, find_header(http.headers, "retry-after"),
+              find_header(http.headers, "retry-after-ms"), std::chrono::system_clock::now()));
+        }
+        auto parsed = parse_embedding_response(http.body, total_inputs);
+        if (!parsed) {
+          Error e = std::move(parsed).error();
+          if (e.http_status == 0) e.http_status = http.status;
+          return fail_all(e);
+        }
+        // The merged call's tokens, shared out by input bytes (the last part takes the rest).
+        std::size_t all_bytes = 0;
+        for (const Part& part : parts) all_bytes += part.bytes;
+        std::int64_t left = parsed->usage.prompt_tokens;
+        for (std::size_t i = 0; i < parts.size(); ++i) {
+          Part& part = parts[i];
+          EmbeddingResponse out;
+          out.model = parsed->model;
+          out.attempts = http.attempts;
+          out.merged_requests = static_cast<int>(requests);
+          const auto first = static_cast<std::ptrdiff_t>(part.first_input);
+          out.embeddings.assign(std::make_move_iterator(parsed->embeddings.begin() + first),
+                                std::make_move_iterator(parsed->embeddings.begin() + first +
+                                                        static_cast<std::ptrdiff_t>(part.inputs)));
+          std::int64_t share = non_negative(left);
+          if (i + 1 < parts.size()) {
+            share = all_bytes == 0
+                        ? parsed->usage.prompt_tokens / static_cast<std::int64_t>(parts.size())
+                        : static_cast<std::int64_t>(std::min(
+                              // Below 2^63: a cast of a double that does not fit is undefined.
+                              9.2e18, static_cast<double>(parsed->usage.prompt_tokens) *
+                                          static_cast<double>(part.bytes) /
+                                          static_cast<double>(all_bytes)));
+          }
+          share =
+              std::min(share, non_negative(left));  // rounding never gives out more than there is
+          left -= share;
+          out.usage.prompt_tokens = share;
+          out.usage.total_tokens = share;
+          fan_out(part.callbacks, Result<EmbeddingResponse>(std::move(out)));
+        }
+      }();
+    } catch (...) {
+      // Out of memory parsing or sharing out: every caller is still answered (a callback that
+      // already was ignores the second answer).
+      fail_all(exception_error({"glmproxy: reading the embeddings answer"}));
     }
   });
 }

@@ -68,6 +68,7 @@ class Dispatcher {
   void reject(Job job, Error error);
 
   Transport& transport_;
+  std::size_t max_response_bytes_;  // GLMPROXY_MAX_RESPONSE_BYTES, per merged request
   std::atomic<std::uint64_t> batched_{0}, calls_{0}, exchanges_{0};
   std::shared_ptr<std::atomic<std::size_t>> outstanding_ =
       std::make_shared<std::atomic<std::size_t>>(0);

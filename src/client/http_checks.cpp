@@ -119,6 +119,18 @@ Result<std::string> resolve_request_path(std::string_view path) {
     }
   }
   const std::size_t query = std::min(path.find('?'), path.size());
+  // An encoded '/' or '\' in the path part would let a server that decodes before it
+  // normalises see segments (and "..") that are not checked here.
+  for (std::size_t i = 0; i + 2 < query; ++i) {
+    if (path[i] != '%') continue;
+    const std::string_view code = path.substr(i + 1, 2);
+    if (code == "2f" || code == "2F" || code == "5c" || code == "5C") {
+      return make_error(ErrorCode::InvalidArgument,
+                        fmt::format("HttpRequest::path has an encoded '/' or '\\' (%{} at "
+                                    "offset {}); put real segments in the path",
+                                    code, i));
+    }
+  }
   // Leading slashes are dropped: "/models" and "models" both name a path under the base path.
   std::size_t pos = 0;
   while (pos < query && path[pos] == '/') ++pos;

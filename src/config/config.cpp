@@ -359,6 +359,24 @@ std::vector<std::string> config_secrets(const Config& config) {
                                  &config.upstream.anthropic_base_url, &config.upstream.proxy}) {
     if (std::string_view password = url_password(*url); !password.empty()) {
       secrets.emplace_back(password);
+      // libcurl sends it decoded ("p%40ss" as "p@ss"): an echo would show that form.
+      std::string decoded;
+      for (std::size_t i = 0; i < password.size(); ++i) {
+        auto hex = [](char c) -> int {
+          if (c >= '0' && c <= '9') return c - '0';
+          if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+          if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+          return -1;
+        };
+        if (password[i] == '%' && i + 2 < password.size() && hex(password[i + 1]) >= 0 &&
+            hex(password[i + 2]) >= 0) {
+          decoded += static_cast<char>(hex(password[i + 1]) * 16 + hex(password[i + 2]));
+          i += 2;
+        } else {
+          decoded += password[i];
+        }
+      }
+      if (decoded != password) secrets.push_back(std::move(decoded));
     }
   }
   return secrets;

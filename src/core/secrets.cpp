@@ -39,18 +39,30 @@ class SecretRegistry::Impl {
   std::map<std::size_t, std::unordered_set<std::string, StringHash, std::equal_to<>>,
            std::greater<>>
       by_length;
+  // Secrets by their first kMinSecret bytes: where a cut message may end inside one.
+  std::unordered_multimap<std::string, std::string, StringHash, std::equal_to<>> by_prefix;
 
   void insert(const std::string& s) {
-    if (count[s]++ == 0) by_length[s.size()].insert(s);
+    if (count[s]++ != 0) return;
+    by_length[s.size()].insert(s);
+    by_prefix.emplace(s.substr(0, kMinSecret), s);
   }
   void erase(const std::string& s) {
     auto it = count.find(s);
     if (it == count.end() || --it->second > 0) return;
     count.erase(it);
     auto bucket = by_length.find(s.size());
-    if (bucket == by_length.end()) return;
-    bucket->second.erase(s);
-    if (bucket->second.empty()) by_length.erase(bucket);
+    if (bucket != by_length.end()) {
+      bucket->second.erase(s);
+      if (bucket->second.empty()) by_length.erase(bucket);
+    }
+    auto [first, last] = by_prefix.equal_range(std::string_view(s).substr(0, kMinSecret));
+    for (auto p = first; p != last; ++p) {
+      if (p->second == s) {
+        by_prefix.erase(p);
+        break;
+      }
+    }
   }
 };
 
@@ -134,20 +146,19 @@ void SecretRegistry::scrub(std::string& text) const noexcept {
       }
     }
     // A message shortened in the middle of a secret ends with the secret's first part (and
-    // the "…" that says it was cut): redact that part as well.
+    // the "…" that says it was cut): redact that part as well. Only the last (longest - 1)
+    // positions can start such a part; each is looked up by its first bytes.
     std::string_view body(text);
-    const bool cut = body.ends_with(kEllipsis);
-    if (cut) body.remove_suffix(kEllipsis.size());
-    for (const auto& [length, secrets] : impl_->by_length) {
-      for (const std::string& s : secrets) {
-        for (std::size_t k = std::min(length - 1, body.size()); k >= kMinSecret; --k) {
-          if (body.substr(body.size() - k) != std::string_view(s).substr(0, k)) continue;
-          const std::string replacement = redact_key(s);
-          const std::size_t at = body.size() - k;
-          text.replace(at, k, replacement);
-          body = std::string_view(text.data(), at + replacement.size());
-          break;
-        }
+    if (body.ends_with(kEllipsis)) body.remove_suffix(kEllipsis.size());
+    const std::size_t longest = impl_->by_length.begin()->first;
+    const std::size_t from = body.size() > longest ? body.size() - longest + 1 : 0;
+    for (std::size_t at = from; at + kMinSecret <= body.size(); ++at) {
+      const std::string_view tail = body.substr(at);
+      auto [first, last] = impl_->by_prefix.equal_range(tail.substr(0, kMinSecret));
+      for (auto p = first; p != last; ++p) {
+        if (p->second.size() <= tail.size() || !p->second.starts_with(tail)) continue;
+        text.replace(at, tail.size(), redact_key(p->second));
+        return;  // the rest of the text is gone
       }
     }
   } catch (...) {

@@ -2,6 +2,8 @@
 
 #include "core/url.hpp"
 
+#include <optional>
+
 namespace glmproxy::detail {
 
 std::optional<UrlParts> split_url(std::string_view url) noexcept {
@@ -39,29 +41,53 @@ std::optional<UrlParts> split_url(std::string_view url) noexcept {
   return parts;
 }
 
-std::string redact_url(std::string_view url) {
+namespace {
+
+// The userinfo as a malformed URL may hold it: up to the last '@' anywhere after "://" (an
+// unencoded '/', '?' or '#' in a password would otherwise hide it from split_url and show it in
+// the very message that says the URL is malformed). Hides more rather than less.
+std::optional<std::string_view> wide_userinfo(std::string_view url) noexcept {
   const std::size_t scheme_end = url.find("://");
-  if (scheme_end == std::string_view::npos) return std::string(url);
+  if (scheme_end == std::string_view::npos) return std::nullopt;
   const std::size_t begin = scheme_end + 3;
-  // Wider than split_url's userinfo on purpose: up to the last '@' before the query, not before
-  // the first '/'. "http://user:pa/ss@host" (a password with an unencoded '/') is a malformed
-  // URL whose password would otherwise be shown in the very message that says it is malformed.
-  const std::string_view before_query = url.substr(0, url.find_first_of("?#", begin));
-  const std::size_t at = before_query.rfind('@');
-  if (at == std::string_view::npos || at < begin) return std::string(url);
+  const std::size_t at = url.rfind('@');
+  if (at == std::string_view::npos || at < begin) return std::nullopt;
+  return url.substr(begin, at - begin);
+}
+
+}  // namespace
+
+namespace {
+
+// The userinfo to hide: the well-formed one, or a wider one that looks like "user:password".
+std::optional<std::string_view> secret_userinfo(std::string_view url) noexcept {
+  if (const std::optional<UrlParts> parts = split_url(url); parts && parts->userinfo) {
+    return parts->userinfo;
+  }
+  if (auto wide = wide_userinfo(url); wide && wide->find(':') != std::string_view::npos) {
+    return wide;  // "http://alice:s3cr#t@proxy": the password holds a '#', '?' or '/'
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string redact_url(std::string_view url) {
+  const std::optional<std::string_view> userinfo = secret_userinfo(url);
+  if (!userinfo) return std::string(url);
+  const std::size_t begin = static_cast<std::size_t>(userinfo->data() - url.data());
   std::string out(url.substr(0, begin));
   out += "***";
-  out += url.substr(at);
+  out += url.substr(begin + userinfo->size());
   return out;
 }
 
 std::string_view url_password(std::string_view url) noexcept {
-  const std::optional<UrlParts> parts = split_url(url);
-  if (!parts || !parts->userinfo) return {};
-  const std::string_view userinfo = *parts->userinfo;
-  const std::size_t colon = userinfo.find(':');
-  if (colon == std::string_view::npos) return userinfo;
-  return userinfo.substr(colon + 1);
+  const std::optional<std::string_view> userinfo = secret_userinfo(url);
+  if (!userinfo) return {};
+  const std::size_t colon = userinfo->find(':');
+  if (colon == std::string_view::npos) return *userinfo;
+  return userinfo->substr(colon + 1);
 }
 
 std::string url_origin(std::string_view url) {

@@ -56,6 +56,9 @@ std::optional<array> arr(object o, std::string_view key) noexcept {
   return out;
 }
 
+// Anthropic content blocks one stream may open.
+constexpr std::size_t kMaxBlocks = 4096;
+
 bool starts_with_ci(std::string_view s, std::string_view prefix) noexcept {
   if (s.size() < prefix.size()) return false;
   for (std::size_t i = 0; i < prefix.size(); ++i) {
@@ -177,15 +180,14 @@ bool ChatStream::fail(Error error) {
 }
 
 bool ChatStream::grow(std::size_t n) {
-  const std::size_t recorded = recording_ ? n : 0;  // a recorded event keeps a copy
-  if (n + recorded <= max_reply_bytes_ - std::min(max_reply_bytes_, reply_bytes_)) {
-    reply_bytes_ += n + recorded;
+  if (n <= max_reply_bytes_ - std::min(max_reply_bytes_, reply_bytes_)) {
+    reply_bytes_ += n;
     return true;
   }
   return fail(make_error(
       ErrorCode::BadResponse,
       fmt::format("the streamed reply is larger than GLMPROXY_MAX_RESPONSE_BYTES={} bytes (text, "
-                  "reasoning and tool arguments together, after {} events)",
+                  "reasoning, tool calls and recorded events together, after {} events)",
                   max_reply_bytes_, events_)));
 }
 
@@ -207,7 +209,14 @@ bool ChatStream::emit(StreamEvent::Type type) {
     return fail(make_error(ErrorCode::Internal, "the stream's on_event callback threw"));
   }
   if (!go_on) cancelled_ = true;
-  if (recording_) recorded_.push_back(event_);
+  if (recording_) {
+    // A recorded event keeps a copy of everything it carries.
+    if (!grow(sizeof(StreamEvent) + event_.text.size() + event_.tool_call_id.size() +
+              event_.tool_name.size())) {
+      return false;
+    }
+    recorded_.push_back(event_);
+  }
   return go_on;
 }
 
@@ -304,12 +313,24 @@ bool ChatStream::openai_event(const SseEvent& event) {
                                          events_, index)));
             }
             const auto slot = static_cast<std::size_t>(index);
-            if (tool_calls_.size() <= slot) tool_calls_.resize(slot + 1);
+            if (tool_calls_.size() <= slot) {
+              if (!grow((slot + 1 - tool_calls_.size()) * sizeof(ToolCall))) return false;
+              tool_calls_.resize(slot + 1);
+            }
             ToolCall& aggregate = tool_calls_[slot];
-            if (auto id = str(call, "id"); !id.empty()) aggregate.id.assign(id);
+            // Ids and names count once per call (a repeated one replaces, it does not add).
+            auto replace = [this](std::string& field, std::string_view value) {
+              if (value.size() > field.size() && !grow(value.size() - field.size())) return false;
+              field.assign(value);
+              return true;
+            };
+            if (auto id = str(call, "id"); !id.empty() && !replace(aggregate.id, id)) return false;
             std::string_view fragment;
             if (auto function = obj(call, "function")) {
-              if (auto name = str(*function, "name"); !name.empty()) aggregate.name.assign(name);
+              if (auto name = str(*function, "name");
+                  !name.empty() && !replace(aggregate.name, name)) {
+                return false;
+              }
               fragment = str(*function, "arguments");
             }
             if (!grow(fragment.size())) return false;
@@ -370,6 +391,13 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
     return true;
   }
   if (type == "content_block_start") {
+    // Each block costs a little, and input_json_delta looks through them: both bounded.
+    if (blocks_.size() >= kMaxBlocks) {
+      return fail(make_error(
+          ErrorCode::BadResponse,
+          fmt::format("stream event {}: more than {} content blocks", events_, kMaxBlocks)));
+    }
+    if (!grow(sizeof(Block))) return false;
     Block block;
     block.index = integer(root, "index").value_or(0);
     if (auto content = obj(root, "content_block")) {
@@ -377,9 +405,11 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
       if (kind == "tool_use" || kind == "server_tool_use") {
         block.is_tool = true;
         block.tool = tool_calls_.size();
+        const std::string_view id = str(*content, "id"), name = str(*content, "name");
+        if (!grow(sizeof(ToolCall) + id.size() + name.size())) return false;
         ToolCall& call = tool_calls_.emplace_back();
-        call.id.assign(str(*content, "id"));
-        call.name.assign(str(*content, "name"));
+        call.id.assign(id);
+        call.name.assign(name);
         blocks_.push_back(block);
         return emit_tool(block.tool, {});
       }

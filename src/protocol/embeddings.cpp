@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+#include <limits>
+
 #include <string>
 #include <string_view>
 
@@ -83,6 +86,11 @@ Result<EmbeddingResponse> parse_embedding_response(std::string& body, std::size_
       double d = 0;
       if (x.get_double().get(d)) {
         return bad_response(fmt::format("data[{}].embedding holds a non-number", index));
+      }
+      // A double outside float's range does not convert (undefined behaviour): refused.
+      if (!(std::fabs(d) <= static_cast<double>(std::numeric_limits<float>::max()))) {
+        return bad_response(
+            fmt::format("data[{}].embedding holds a number outside float's range", index));
       }
       v.push_back(static_cast<float>(d));
     }

@@ -275,44 +275,49 @@ class Transport::Impl {
     pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
 
     while (true) {
-      std::vector<TransferPtr> batch;
-      bool stop = false;
-      {
-        std::lock_guard lock(mu_);
-        batch.swap(incoming_);
-        stop = stopping_;
-        sleeping_ = false;
-      }
-      const auto now = Clock::now();
-      accept(batch, now);
-      if (stop) break;
-      step(now);
-      int still_running = 0;
-      curl_multi_perform(multi_, &still_running);
-      drain_done();
-      // What the callbacks just submitted starts now, without a trip through poll. Once per
-      // turn: callbacks that keep submitting (a chain of cache hits, an instant retry of a
-      // refusal) are taken on the next turn, after the timers, the transfers and `stop`.
-      if (!local_.empty()) {
-        std::vector<TransferPtr> mine;
-        mine.swap(local_);
-        accept(mine, Clock::now());
-      }
-      admit(Clock::now());
-      waiting_now_.store(waiting_.size(), std::memory_order_relaxed);
-      // Tasks run by accept() may have submitted more: then only look, do not wait.
-      int timeout = local_.empty() ? poll_timeout_ms(Clock::now()) : 0;
-      if (timeout > 0) {
-        // Checked under the lock, so a submitter either sees sleeping_ and wakes the poll, or
-        // its work is seen here and the poll does not wait.
-        std::lock_guard lock(mu_);
-        if (!incoming_.empty() || stopping_) {
-          timeout = 0;
-        } else {
-          sleeping_ = true;
+      // One turn of the loop; an exception (out of memory) must not end the thread, which
+      // would leave every request unanswered: the next turn tries again.
+      try {
+        std::vector<TransferPtr> batch;
+        bool stop = false;
+        {
+          std::lock_guard lock(mu_);
+          batch.swap(incoming_);
+          stop = stopping_;
+          sleeping_ = false;
         }
+        const auto now = Clock::now();
+        accept(batch, now);
+        if (stop) break;
+        step(now);
+        int still_running = 0;
+        curl_multi_perform(multi_, &still_running);
+        drain_done();
+        // What the callbacks just submitted starts now, without a trip through poll. Once per
+        // turn: callbacks that keep submitting (a chain of cache hits, an instant retry of a
+        // refusal) are taken on the next turn, after the timers, the transfers and `stop`.
+        if (!local_.empty()) {
+          std::vector<TransferPtr> mine;
+          mine.swap(local_);
+          accept(mine, Clock::now());
+        }
+        admit(Clock::now());
+        waiting_now_.store(waiting_.size(), std::memory_order_relaxed);
+        // Tasks run by accept() may have submitted more: then only look, do not wait.
+        int timeout = local_.empty() ? poll_timeout_ms(Clock::now()) : 0;
+        if (timeout > 0) {
+          // Checked under the lock, so a submitter either sees sleeping_ and wakes the poll, or
+          // its work is seen here and the poll does not wait.
+          std::lock_guard lock(mu_);
+          if (!incoming_.empty() || stopping_) {
+            timeout = 0;
+          } else {
+            sleeping_ = true;
+          }
+        }
+        curl_multi_poll(multi_, nullptr, 0, timeout, nullptr);
+      } catch (...) {
       }
-      curl_multi_poll(multi_, nullptr, 0, timeout, nullptr);
     }
     shutdown();
   }
@@ -847,7 +852,7 @@ class Transport::Impl {
       return body_piece(t, data, size * n);
     } catch (...) {
       if (!t->abort_error)
-        t->abort_error = make_error(ErrorCode::Internal, "out of memory reading the response");
+        t->abort_error = make_error(ErrorCode::Internal, "out of memory");  // allocates nothing
       return CURL_WRITEFUNC_ERROR;
     }
   }
@@ -867,13 +872,18 @@ class Transport::Impl {
       if (t->sink_state == SinkState::Active) return CURL_WRITEFUNC_ERROR;
     }
     // The decoded size counts (curl hands over what gzip, br or zstd expand to).
-    const std::size_t limit = t->owner->config_.stream.max_response_bytes;
+    const std::size_t limit = t->ex.max_response_bytes != 0
+                                  ? t->ex.max_response_bytes
+                                  : t->owner->config_.stream.max_response_bytes;
     if (len > limit - std::min(limit, t->body.size())) {
       t->abort_error = make_error(
           ErrorCode::BadResponse,
           fmt::format("the response body is larger than GLMPROXY_MAX_RESPONSE_BYTES={} bytes "
-                      "(after decoding)",
-                      limit));
+                      "(after decoding{})",
+                      t->owner->config_.stream.max_response_bytes,
+                      limit == t->owner->config_.stream.max_response_bytes
+                          ? ""
+                          : fmt::format("; {} bytes for this merged call", limit)));
       return CURL_WRITEFUNC_ERROR;
     }
     if (t->body.size() + len > t->body.capacity()) {
@@ -891,7 +901,7 @@ class Transport::Impl {
       return header_line(static_cast<Transfer*>(user), data, size * n);
     } catch (...) {
       static_cast<Transfer*>(user)->abort_error =
-          make_error(ErrorCode::Internal, "out of memory reading the response headers");
+          make_error(ErrorCode::Internal, "out of memory");  // fits SSO: allocates nothing
       return 0;
     }
   }
@@ -943,8 +953,27 @@ class Transport::Impl {
     active_.erase(std::find(active_.begin(), active_.end(), t));
   }
 
+  // finish_owned(), and should it throw (out of memory), the request is still answered once.
   void finish(Transfer* raw, CURLcode code) {
     TransferPtr t(raw);
+    try {
+      finish_owned(t, code);
+    } catch (...) {
+      if (t && t->easy != nullptr) {
+        curl_multi_remove_handle(multi_, t->easy);
+        curl_easy_cleanup(t->easy);
+        t->easy = nullptr;
+        --in_flight_;
+        in_flight_now_.store(in_flight_, std::memory_order_relaxed);
+        auto it = std::find(active_.begin(), active_.end(), t.get());
+        if (it != active_.end()) active_.erase(it);
+      }
+      if (t && t->on_done)
+        invoke(*t, Result<HttpResult>(make_error(ErrorCode::Internal, "out of memory")));
+    }
+  }
+
+  void finish_owned(TransferPtr& t, CURLcode code) {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
     curl_off_t connect_us = 0;
     curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
@@ -1117,6 +1146,9 @@ class Transport::Impl {
     }
     if (now + delay >= t->deadline) return give_up(std::move(e));
     t->retry_at = now + delay;
+    // The last attempt's status is not this request's: an error while it waits (an open
+    // breaker, the pool) must not carry it.
+    t->status = 0;
     delayed_.push(std::move(t));
   }
 

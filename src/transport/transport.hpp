@@ -75,6 +75,9 @@ struct HttpExchange {
   /// (other statuses are still buffered, for the error). The exchange is retried only while
   /// sink->delivered() is false; an idle gap longer than GLMPROXY_STREAM_IDLE_TIMEOUT_MS ends it.
   std::shared_ptr<BodySink> sink;
+  /// The largest decoded body accepted; 0 = GLMPROXY_MAX_RESPONSE_BYTES (a merged embeddings
+  /// call allows that much per request it answers).
+  std::size_t max_response_bytes = 0;
   /// Set to have the transport fill in where the time went (profiling).
   std::shared_ptr<TransferMarks> marks;
 };

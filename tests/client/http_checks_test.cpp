@@ -93,6 +93,13 @@ TEST_CASE("paths: no control characters, spaces, non-ASCII or fragments", "[clie
 
 TEST_CASE("paths: dot segments are resolved and cannot climb above the base path",
           "[client][http_checks]") {
+  // An encoded slash or backslash is refused: a server might decode it before normalising.
+  for (std::string_view p : {"a/..%2f..%2fadmin", "x%2Fy", "a%5c..", "a%5C"}) {
+    INFO(p);
+    auto r = glmproxy::detail::resolve_request_path(p);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == glmproxy::ErrorCode::InvalidArgument);
+  }
   CHECK(resolved("models") == "models");
   CHECK(resolved("/models") == "models");
   CHECK(resolved("") == "");

@@ -51,7 +51,11 @@ TEST_CASE("redact_url hides the userinfo and nothing else", "[core][url]") {
   // A password with an unencoded '/' makes a malformed URL; it is hidden all the same.
   CHECK(detail::redact_url("http://user:pa/ss@host/x") == "http://***@host/x");
   // Erring on the side of hiding: an '@' in the path hides what comes before it.
-  CHECK(detail::redact_url("https://h/v4/x@y") == "https://***@y");
+  // An '@' in a path is no userinfo unless what precedes it looks like "user:password".
+  CHECK(detail::redact_url("https://h/v4/x@y") == "https://h/v4/x@y");
+  CHECK(detail::redact_url("http://alice:s3cr#t99@proxy:3128") == "http://***@proxy:3128");
+  CHECK(detail::redact_url("http://alice:s3?cr@proxy:3128") == "http://***@proxy:3128");
+  CHECK(detail::url_password("http://alice:s3cr#t99@proxy:3128") == "s3cr#t99");
   CHECK(detail::redact_url("https://h/v4?next=a@b#c@d") == "https://h/v4?next=a@b#c@d");
   CHECK(detail::redact_url("https://api.z.ai/api/paas/v4") == "https://api.z.ai/api/paas/v4");
   CHECK(detail::redact_url("https://:pw@h") == "https://***@h");

@@ -416,6 +416,34 @@ TEST_CASE("hostile: a stream of many small deltas stops at the cap, and so do en
   CHECK(r.error().message.find("GLMPROXY_MAX_RESPONSE_BYTES") != std::string::npos);
   CHECK(delivered <= (64u << 10));
 
+  // Tool-call names and ids count too: a thousand calls with 100 KB names each.
+  std::string tools;
+  for (int i = 0; i < 1000; ++i) {
+    tools += R"(data: {"id":"c","choices":[{"index":0,"delta":{"tool_calls":[{"index":)" +
+             std::to_string(i) + R"(,"id":"call)" + std::to_string(i) +
+             R"(","function":{"name":")" + std::string(100'000, 'n') +
+             R"(","arguments":""}}]}}]})" + "\n\n";
+  }
+  Fault calls;
+  calls.sse_body = tools + "data: [DONE]\n\n";
+  server->add_fault(calls);
+  auto named = client.stream(hello(), [](const StreamEvent&) { return true; });
+  REQUIRE_FALSE(named);
+  INFO(named.error().message);
+  CHECK(named.error().message.find("GLMPROXY_MAX_RESPONSE_BYTES") != std::string::npos);
+
+  // An embedding value outside float's range is refused, not converted (undefined behaviour).
+  Fault huge;
+  huge.body = R"({"object":"list","model":"embedding-3","data":[{"object":"embedding","index":0,)"
+              R"("embedding":[0.5,1e300]}],"usage":{"prompt_tokens":1,"total_tokens":1}})";
+  huge.headers = {{"Content-Type", "application/json"}};
+  server->add_fault(huge);
+  glmproxy::EmbeddingRequest e;
+  e.input = {"a"};
+  auto vec = client.embed(e);
+  REQUIRE_FALSE(vec);
+  CHECK(vec.error().code == ErrorCode::BadResponse);
+
   Fault headers;
   for (int i = 0; i < 1200; ++i) {
     headers.headers.emplace_back("X-Filler-" + std::to_string(i), std::string(1000, 'h'));
