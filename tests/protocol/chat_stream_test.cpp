@@ -213,6 +213,59 @@ TEST_CASE("chat stream: error events inside a 200 stream become typed errors", "
   CHECK(pool.stats().in_use() <= 3);
 }
 
+// The SSE peer cases (openai-node's and the WHATWG tests') that a hostile upstream plays too.
+TEST_CASE("chat stream: the end marker finishes the reply at once, Done carries no text",
+          "[stream][peer]") {
+  for (Protocol protocol : {Protocol::OpenAI, Protocol::Anthropic}) {
+    BufferPool pool;
+    Recorder rec;
+    ChatStream stream(protocol, &rec.callback, {});
+    stream.begin(pool, "text/event-stream");
+    const std::string& body = protocol == Protocol::OpenAI ? kOpenAiStream : kAnthropicStream;
+    // Nothing follows the marker (the upstream holds the connection open): still Finished.
+    REQUIRE(feed(stream, body, 13) == BodySink::Action::Finished);
+    REQUIRE_FALSE(rec.events.empty());
+    CHECK(rec.events.back().type == StreamEvent::Type::Done);
+    CHECK(rec.events.back().text.empty());
+    CHECK(rec.events.back().tool_call_id.empty());
+    const glmproxy::ChatResponse reply = stream.take_response();
+    CHECK_FALSE(reply.content.empty());
+    stream.release();
+  }
+}
+
+TEST_CASE("chat stream: event: error with a flat error object is typed", "[stream][peer]") {
+  BufferPool pool;
+  Recorder rec;
+  ChatStream stream(Protocol::OpenAI, &rec.callback, {});
+  stream.begin(pool, "text/event-stream");
+  const std::string body =
+      "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+      "event: error\ndata: {\"message\":\"Rate limit reached\",\"code\":\"1302\","
+      "\"type\":\"rate_limit_error\"}\n\n";
+  REQUIRE(feed(stream, body, 7) == BodySink::Action::Fail);
+  const glmproxy::Error e = stream.error();
+  CHECK(e.code == ErrorCode::RateLimited);
+  CHECK(e.upstream_code == "1302");
+  CHECK_THAT(e.message, Catch::Contains("Rate limit reached"));
+  stream.release();
+}
+
+TEST_CASE("chat stream: a malformed event's error does not quote the event", "[stream][peer]") {
+  BufferPool pool;
+  Recorder rec;
+  ChatStream stream(Protocol::OpenAI, &rec.callback, {});
+  stream.begin(pool, "text/event-stream");
+  const std::string body = "data: {\"zqxwv\": sk-live-SECRET1234567890abcdef}\n\n";
+  REQUIRE(feed(stream, body, body.size()) == BodySink::Action::Fail);
+  const glmproxy::Error e = stream.error();
+  CHECK(e.code == ErrorCode::BadResponse);
+  CHECK_THAT(e.message, Catch::Contains("stream event 1"));
+  CHECK(e.message.find("SECRET") == std::string::npos);
+  CHECK(e.message.find("zqxwv") == std::string::npos);
+  stream.release();
+}
+
 TEST_CASE("chat stream: a stream without its end marker was cut", "[stream]") {
   BufferPool pool;
   Recorder rec;
