@@ -705,9 +705,8 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     }
     ex.headers.push_back(fmt::format("Accept: {}", accept));
     ex.headers.emplace_back(std::string("User-Agent: glmproxy/") + kVersionString);
-    if (!request_id.empty() && request_id.find_first_of("\r\n") == std::string::npos) {
-      ex.headers.push_back("X-Request-ID: " + request_id);
-    }
+    // check_request_id() has refused ids that cannot be a header value.
+    if (!request_id.empty()) ex.headers.push_back("X-Request-ID: " + request_id);
   }
 
   static Result<ChatResponse> to_chat_response(Protocol protocol, Result<detail::HttpResult> r) {

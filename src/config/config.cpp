@@ -215,40 +215,28 @@ std::string check_value(const detail::ConfigVariable& variable, const Config& co
   return std::visit(visitor, detail::read_field(variable, config));
 }
 
-// Appends a problem when `path` is set but is not a readable regular file (curl would only say
-// so at the first request, as a certificate error). POSIX stat rather than <filesystem>, whose
-// std::quoted would be found by ADL for the unqualified quoted() calls above.
-void require_readable_file(std::vector<std::string>& problems, std::string_view name,
-                           const std::string& path) {
+// Appends a problem when `path` is set but is not a readable regular file (`directory` false)
+// or not a directory (curl would only say so at the first request, as a certificate error).
+// POSIX stat rather than <filesystem>, whose std::quoted would be found by ADL for the
+// unqualified quoted() calls above.
+void require_path(std::vector<std::string>& problems, std::string_view name,
+                  const std::string& path, bool directory) {
   if (path.empty()) return;
   struct stat st {};
   const char* why = nullptr;
   if (::stat(path.c_str(), &st) != 0) {
     why = "it does not exist";
-  } else if (!S_ISREG(st.st_mode)) {
+  } else if (directory && !S_ISDIR(st.st_mode)) {
+    why = "not a directory";
+  } else if (!directory && !S_ISREG(st.st_mode)) {
     why = "not a regular file";
-  } else if (::access(path.c_str(), R_OK) != 0) {
+  } else if (!directory && ::access(path.c_str(), R_OK) != 0) {
     why = "not readable";
   }
   if (why != nullptr) {
-    problems.push_back(fmt::format("{} must name a readable regular file, got {} ({})", name,
+    problems.push_back(fmt::format("{} must name {}, got {} ({})", name,
+                                   directory ? "a directory" : "a readable regular file",
                                    detail::quoted(path), why));
-  }
-}
-
-void require_directory(std::vector<std::string>& problems, std::string_view name,
-                       const std::string& path) {
-  if (path.empty()) return;
-  struct stat st {};
-  const char* why = nullptr;
-  if (::stat(path.c_str(), &st) != 0) {
-    why = "it does not exist";
-  } else if (!S_ISDIR(st.st_mode)) {
-    why = "not a directory";
-  }
-  if (why != nullptr) {
-    problems.push_back(
-        fmt::format("{} must name a directory, got {} ({})", name, detail::quoted(path), why));
   }
 }
 
@@ -360,22 +348,7 @@ std::vector<std::string> config_secrets(const Config& config) {
     if (std::string_view password = url_password(*url); !password.empty()) {
       secrets.emplace_back(password);
       // libcurl sends it decoded ("p%40ss" as "p@ss"): an echo would show that form.
-      std::string decoded;
-      for (std::size_t i = 0; i < password.size(); ++i) {
-        auto hex = [](char c) -> int {
-          if (c >= '0' && c <= '9') return c - '0';
-          if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-          if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-          return -1;
-        };
-        if (password[i] == '%' && i + 2 < password.size() && hex(password[i + 1]) >= 0 &&
-            hex(password[i + 2]) >= 0) {
-          decoded += static_cast<char>(hex(password[i + 1]) * 16 + hex(password[i + 2]));
-          i += 2;
-        } else {
-          decoded += password[i];
-        }
-      }
+      std::string decoded = percent_decode(password);
       if (decoded != password) secrets.push_back(std::move(decoded));
     }
   }
@@ -412,8 +385,8 @@ Result<void> Config::validate() const try {
         "GLMPROXY_ADMIN_HOST must be a loopback address (127.x.y.z, ::1 or localhost), got {}",
         detail::quoted(admin.host)));
   }
-  require_readable_file(problems, "GLMPROXY_CA_FILE", upstream.ca_file);
-  require_directory(problems, "GLMPROXY_CA_PATH", upstream.ca_path);
+  require_path(problems, "GLMPROXY_CA_FILE", upstream.ca_file, /*directory=*/false);
+  require_path(problems, "GLMPROXY_CA_PATH", upstream.ca_path, /*directory=*/true);
   if (cache.enabled && cache.max_entries == 0) {
     problems.emplace_back(
         "CACHE_ENABLED is true but CACHE_MAX_SIZE is 0 (nothing could be cached)");

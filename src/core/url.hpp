@@ -42,4 +42,7 @@ std::string_view url_password(std::string_view url) noexcept;
 /// when it has no "scheme://".
 std::string url_origin(std::string_view url);
 
+/// `text` with every %XX (two hex digits) replaced by its byte; other '%' stay as they are.
+std::string percent_decode(std::string_view text);
+
 }  // namespace glmproxy::detail

@@ -220,6 +220,12 @@ bool ChatStream::emit(StreamEvent::Type type) {
   return go_on;
 }
 
+bool ChatStream::add_text(Buffer& aggregate, StreamEvent::Type type, std::string_view text) {
+  if (!grow(text.size())) return false;
+  aggregate.append(text);
+  return emit_text(type, text);
+}
+
 bool ChatStream::emit_text(StreamEvent::Type type, std::string_view text) {
   event_.text.assign(text);
   return emit(type);
@@ -292,14 +298,10 @@ bool ChatStream::openai_event(const SseEvent& event) {
       if (integer(choice, "index").value_or(0) != 0) continue;  // n > 1: the first choice only
       if (auto delta = obj(choice, "delta")) {
         if (auto text = str(*delta, "reasoning_content"); !text.empty()) {
-          if (!grow(text.size())) return false;
-          reasoning_.append(text);
-          if (!emit_text(StreamEvent::Type::Reasoning, text)) return false;
+          if (!add_text(reasoning_, StreamEvent::Type::Reasoning, text)) return false;
         }
         if (auto text = str(*delta, "content"); !text.empty()) {
-          if (!grow(text.size())) return false;
-          content_.append(text);
-          if (!emit_text(StreamEvent::Type::Text, text)) return false;
+          if (!add_text(content_, StreamEvent::Type::Text, text)) return false;
         }
         if (auto calls = arr(*delta, "tool_calls")) {
           for (element tc : *calls) {
@@ -416,15 +418,11 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
       blocks_.push_back(block);
       if (kind == "text") {
         if (auto text = str(*content, "text"); !text.empty()) {
-          if (!grow(text.size())) return false;
-          content_.append(text);
-          return emit_text(StreamEvent::Type::Text, text);
+          return add_text(content_, StreamEvent::Type::Text, text);
         }
       } else if (kind == "thinking") {
         if (auto text = str(*content, "thinking"); !text.empty()) {
-          if (!grow(text.size())) return false;
-          reasoning_.append(text);
-          return emit_text(StreamEvent::Type::Reasoning, text);
+          return add_text(reasoning_, StreamEvent::Type::Reasoning, text);
         }
       }
     }
@@ -437,16 +435,12 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
     if (kind == "text_delta") {
       const std::string_view text = str(*delta, "text");
       if (text.empty()) return true;
-      if (!grow(text.size())) return false;
-      content_.append(text);
-      return emit_text(StreamEvent::Type::Text, text);
+      return add_text(content_, StreamEvent::Type::Text, text);
     }
     if (kind == "thinking_delta") {
       const std::string_view text = str(*delta, "thinking");
       if (text.empty()) return true;
-      if (!grow(text.size())) return false;
-      reasoning_.append(text);
-      return emit_text(StreamEvent::Type::Reasoning, text);
+      return add_text(reasoning_, StreamEvent::Type::Reasoning, text);
     }
     if (kind == "input_json_delta") {
       const std::int64_t index = integer(root, "index").value_or(0);

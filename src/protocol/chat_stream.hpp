@@ -62,6 +62,8 @@ class ChatStream final : public BodySink, private SseSink {
   bool anthropic_event(const SseEvent& event);
   bool emit(StreamEvent::Type type);
   bool emit_text(StreamEvent::Type type, std::string_view text);
+  /// Counts `text` against the cap, adds it to `aggregate` and delivers it as a `type` event.
+  bool add_text(Buffer& aggregate, StreamEvent::Type type, std::string_view text);
   bool emit_tool(std::size_t slot, std::string_view fragment);
   bool emit_usage();
   bool fail(Error error);

@@ -587,20 +587,19 @@ class Transport::Impl {
       resolve(*back, make_error(ErrorCode::Internal, "curl_easy_init failed"));
       return;
     }
+    std::optional<Error> refused;
     if (const CURLcode rc = set_tls_options(e); rc != CURLE_OK) {
+      refused = tls_options_error(rc);
+    } else if (const CURLcode proxy = set_proxy_options(e, config_.upstream); proxy != CURLE_OK) {
+      refused = proxy_options_error(config_.upstream, proxy);
+    }
+    if (refused) {
+      // Nothing went on the wire: the slots admit() took are given back.
       free_easy_.push_back(e);
       aimd_.on_finish(t->ex.model, t->aimd_ticket, AimdLimiter::Outcome::Other, now);
       breaker_.on_abandon(t->host);
       TransferPtr back(t);
-      resolve(*back, tls_options_error(rc));
-      return;
-    }
-    if (const CURLcode proxy = set_proxy_options(e, config_.upstream); proxy != CURLE_OK) {
-      free_easy_.push_back(e);
-      TransferPtr back(t);
-      aimd_.on_finish(back->ex.model, back->aimd_ticket, AimdLimiter::Outcome::Other, now);
-      breaker_.on_abandon(back->host);
-      resolve(*back, proxy_options_error(config_.upstream, proxy));
+      resolve(*back, std::move(*refused));
       return;
     }
     t->easy = e;
@@ -944,13 +943,20 @@ class Transport::Impl {
   }
 
   void release_easy(Transfer* t) {
+    CURL* e = t->easy;
+    detach_easy(t);
+    free_easy_.push_back(e);
+  }
+
+  // Takes the attempt off the wire and frees its slot (allocates nothing).
+  void detach_easy(Transfer* t) noexcept {
     curl_multi_remove_handle(multi_, t->easy);
-    free_easy_.push_back(t->easy);
     t->easy = nullptr;
     --in_flight_;
     // Published before the transfer's callback runs: a caller answered by it sees its slot free.
     in_flight_now_.store(in_flight_, std::memory_order_relaxed);
-    active_.erase(std::find(active_.begin(), active_.end(), t));
+    auto it = std::find(active_.begin(), active_.end(), t);
+    if (it != active_.end()) active_.erase(it);
   }
 
   // finish_owned(), and should it throw (out of memory), the request is still answered once.
@@ -960,13 +966,9 @@ class Transport::Impl {
       finish_owned(t, code);
     } catch (...) {
       if (t && t->easy != nullptr) {
-        curl_multi_remove_handle(multi_, t->easy);
-        curl_easy_cleanup(t->easy);
-        t->easy = nullptr;
-        --in_flight_;
-        in_flight_now_.store(in_flight_, std::memory_order_relaxed);
-        auto it = std::find(active_.begin(), active_.end(), t.get());
-        if (it != active_.end()) active_.erase(it);
+        CURL* e = t->easy;
+        detach_easy(t.get());
+        curl_easy_cleanup(e);  // not back to the free list, whose growth may be what failed
       }
       if (t && t->on_done)
         invoke(*t, Result<HttpResult>(make_error(ErrorCode::Internal, "out of memory")));
@@ -978,10 +980,12 @@ class Transport::Impl {
     curl_off_t connect_us = 0;
     curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
     long new_connections = 0;
-    curl_off_t tls_us = 0;
     curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &new_connections);
-    curl_easy_getinfo(t->easy, CURLINFO_APPCONNECT_TIME_T, &tls_us);
-    if (new_connections > 0 && tls_us > 0) tls_handshakes_.fetch_add(1, std::memory_order_relaxed);
+    if (new_connections > 0) {  // a reused connection had its handshake already
+      curl_off_t tls_us = 0;
+      curl_easy_getinfo(t->easy, CURLINFO_APPCONNECT_TIME_T, &tls_us);
+      if (tls_us > 0) tls_handshakes_.fetch_add(1, std::memory_order_relaxed);
+    }
     account(*t);
     release_easy(t.get());
     const auto now = Clock::now();

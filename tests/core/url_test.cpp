@@ -56,6 +56,9 @@ TEST_CASE("redact_url hides the userinfo and nothing else", "[core][url]") {
   CHECK(detail::redact_url("http://alice:s3cr#t99@proxy:3128") == "http://***@proxy:3128");
   CHECK(detail::redact_url("http://alice:s3?cr@proxy:3128") == "http://***@proxy:3128");
   CHECK(detail::url_password("http://alice:s3cr#t99@proxy:3128") == "s3cr#t99");
+  CHECK(detail::percent_decode("p%40ss%2Fw%2fd") == "p@ss/w/d");
+  CHECK(detail::percent_decode("100%") == "100%");
+  CHECK(detail::percent_decode("%zz%4") == "%zz%4");
   CHECK(detail::redact_url("https://h/v4?next=a@b#c@d") == "https://h/v4?next=a@b#c@d");
   CHECK(detail::redact_url("https://api.z.ai/api/paas/v4") == "https://api.z.ai/api/paas/v4");
   CHECK(detail::redact_url("https://:pw@h") == "https://***@h");
