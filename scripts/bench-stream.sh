@@ -66,8 +66,9 @@ the given size, as libcurl's receive buffer would hand them over.
 
 Target: parser ≥ 1 GB/s — {'met' if slowest >= 1 else 'missed'} (slowest row {slowest:.2f} GB/s).
 Allocations are counted by a replaced `operator new` around the per-piece calls; the few there
-are ({med(d32,'allocs_per_stream'):.4f} per stream on average) come from the first stream,
-before the buffer pool and the per-thread JSON parser have their blocks. Target: zero
+are ({med(d32,'allocs_per_stream'):.4f} per stream on average) come from work done per stream,
+not per piece: building the aggregate reply when the end marker arrives, and the first stream
+taking its blocks from the buffer pool and the per-thread JSON parser. Target: zero
 allocations per chunk in steady state — {'met' if worst_allocs < 0.01 else 'missed'}; the
 strict check is the test `chat stream: no heap allocation per chunk in steady state`
 (`tests/protocol/chat_stream_test.cpp`: 10,000 chunks after warm-up, zero allocations).
