@@ -2,8 +2,8 @@
 
 // A latency histogram with log-linear buckets: each power of two of microseconds is split into
 // four, from 1 µs to about 38 hours, so a bucket's upper edge is at most 25% above any value
-// recorded in it (the value at most 20% below the edge). Recording is a few relaxed atomic increments (no lock); two histograms merge by adding
-// their buckets.
+// recorded in it (the value at most 20% below the edge). Recording is a few relaxed atomic
+// increments (no lock); two histograms merge by adding their buckets.
 
 #include <algorithm>
 #include <array>
