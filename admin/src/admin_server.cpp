@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
@@ -125,9 +126,10 @@ class GLMPROXY_LOCAL AdminServer::Impl {
       std::size_t slowest = 10;
       if (req.has_param("slowest")) {
         const std::string text = req.get_param_value("slowest");
-        char* end = nullptr;
-        const unsigned long n = std::strtoul(text.c_str(), &end, 10);
-        if (text.empty() || *end != '\0' || text[0] == '-' || n > 10'000) {
+        // Digits only: from_chars takes no sign or space, and must consume the whole value.
+        std::size_t n = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+        if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || n > 10'000) {
           return json(res, 400, R"({"error":"slowest must be an integer in [0, 10000]"})");
         }
         slowest = n;

@@ -8,6 +8,7 @@
 #include "cache/cache_key.hpp"
 #include "core/no_throw.hpp"
 #include "core/saturating.hpp"
+#include "core/secrets.hpp"
 
 namespace glmproxy::detail {
 
@@ -66,7 +67,8 @@ Tenants::~Tenants() {
 void Tenants::log(LogLevel level, std::string_view message) const noexcept {
   if (!logger_ || level < log_level_ || log_level_ == LogLevel::Off) return;
   try {
-    logger_(level, message);
+    // Log lines are public: scrubbed against every registered secret, as ProxyClient's are.
+    logger_(level, scrub_registered(std::string(message)));
   } catch (...) {
     // A throwing logger must not take the writer thread (or a caller) down.
   }

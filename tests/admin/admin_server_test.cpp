@@ -96,6 +96,12 @@ TEST_CASE("admin: the endpoints serve the client's metrics, profiles and dashboa
   CHECK(std::string_view(doc["request_id"]) == "admin-1");
   CHECK(get(base + "/profiling?id=nobody").status == 404);
   CHECK(get(base + "/profiling?slowest=lots").status == 400);
+  // Digits only: a sign, a space or a value past 10000 is refused, not read as a number.
+  for (const char* bad : {"%2B5", "%205", "-1", "5x", "10001", "18446744073709551617"}) {
+    CAPTURE(bad);
+    CHECK(get(base + "/profiling?slowest=" + bad).status == 400);
+  }
+  CHECK(get(base + "/profiling?slowest=0").status == 200);
 
   const auto page = get(base + "/dashboard");
   CHECK(page.status == 200);
