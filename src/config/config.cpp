@@ -163,7 +163,9 @@ std::string value_text(const detail::ConfigVariable& variable, const Config& con
   auto visitor = [&](auto* p) -> std::string {
     using T = std::remove_cv_t<std::remove_pointer_t<decltype(p)>>;
     if constexpr (std::is_same_v<T, std::string>) {
-      if (variable.text == detail::TextKind::Secret) return redact_key(*p);
+      // Escaped like every other value: a key set in code with a control character in its
+      // first four would otherwise break the line (or forge one) in a log.
+      if (variable.text == detail::TextKind::Secret) return escape(redact_key(*p));
       if (variable.text == detail::TextKind::Url) return escape(detail::redact_url(*p));
       if (variable.text == detail::TextKind::Proxy) {
         // The one line that says whether requests go direct, and which variable decided.

@@ -130,3 +130,31 @@ TEST_CASE("cache key: embeddings depend on inputs, their order, model and dimens
   chat.messages = {{"user", "a"}};
   CHECK_FALSE(chat_cache_key(chat, "u", "embedding-3", false, "") == base);
 }
+
+TEST_CASE("cache key: embeddings depend on extra_json and the base URL, not on their spelling",
+          "[cache]") {
+  EmbeddingRequest r;
+  r.input = {"a"};
+  r.extra_json = R"({"encoding_format":"float","user":"u1"})";
+  const CacheKey base = embedding_cache_key(r, "u", "embedding-3", "");
+  const std::vector<std::pair<const char*, std::string>> changes = {
+      {"another member value", R"({"encoding_format":"float","user":"u2"})"},
+      {"one member fewer", R"({"encoding_format":"float"})"},
+      {"one member more", R"({"encoding_format":"float","user":"u1","x":1})"},
+      {"empty object", "{}"},
+      {"none", ""},
+  };
+  std::vector<CacheKey> seen = {base};
+  for (const auto& [what, extra] : changes) {
+    INFO(what);
+    EmbeddingRequest changed = r;
+    changed.extra_json = extra;
+    const CacheKey k = embedding_cache_key(changed, "u", "embedding-3", "");
+    for (const CacheKey& other : seen) CHECK_FALSE(k == other);
+    seen.push_back(k);
+  }
+  EmbeddingRequest respelled = r;
+  respelled.extra_json = R"( { "user" : "u1" , "encoding_format" : "float" } )";
+  CHECK(embedding_cache_key(respelled, "u", "embedding-3", "") == base);
+  CHECK_FALSE(embedding_cache_key(r, "https://other/v4", "embedding-3", "") == base);
+}

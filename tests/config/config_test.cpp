@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -1064,4 +1065,69 @@ TEST_CASE("from_env() reads the process environment", "[config][env]") {
   r = Config::from_env();
   REQUIRE(r);
   CHECK(r->pool.max_connections == 5);  // development's
+}
+
+TEST_CASE("describe() never shows a key with a control character, nor a line it forges",
+          "[config][secret][describe]") {
+  // A key (or admin token) set in code with a control character in it: validate() refuses it,
+  // but describe() is what an application logs, before or instead of validating. It shows the
+  // key as a refusal message does: its first four characters and "…", control characters
+  // escaped, so the NAME=value lines stay one per variable.
+  struct Case {
+    std::string key;
+    std::string shown;  // what describe() and the from_env() refusal show of it
+  };
+  const std::vector<Case> cases = {
+      {"sk-secret\x01"
+       "ABCDEFGHIJ",
+       "sk-s\xE2\x80\xA6"},
+      {"ab\ncdefgh-secret", "ab\\nc\xE2\x80\xA6"},
+      {"sk-\rINJECTED=1-secret", "sk-\\r\xE2\x80\xA6"},
+      {"\x01\x02\x03\x04secretABCDEF", "\\x01\\x02\\x03\\x04\xE2\x80\xA6"},
+      {"a\x7f"
+       "bcd-secret",
+       "a\\x7Fbc\xE2\x80\xA6"},
+      {"\x1b[2Jsecret", "\\x1B[2J\xE2\x80\xA6"},
+  };
+  const std::size_t variables = glmproxy::detail::config_variables().size();
+  auto check_no_control = [](const std::string& text, bool newlines_allowed) {
+    for (char ch : text) {
+      const auto u = static_cast<unsigned char>(ch);
+      if (newlines_allowed && ch == '\n') continue;
+      INFO("byte " << static_cast<int>(u));
+      CHECK_FALSE((u < 0x20 || u == 0x7F));
+    }
+  };
+  for (const Case& k : cases) {
+    for (const std::string name : {"ZAI_API_KEY", "GLMPROXY_ADMIN_TOKEN"}) {
+      INFO(name << " with a control character, case shown as " << k.shown);
+      Config c;
+      if (name == "ZAI_API_KEY") {
+        c.upstream.api_key = k.key;
+      } else {
+        c.admin.token = k.key;
+      }
+      const std::string text = c.describe();
+      check_no_control(text, true);
+      CHECK_FALSE(contains(text, "secret"));
+      CHECK_FALSE(contains(text, "INJECTED"));
+      CHECK(contains("\n" + text, "\n" + name + "=" + k.shown + "\n"));  // its own line
+      // One line per variable, each starting with its name: nothing was forged.
+      const auto lines = describe_lines(c);
+      CHECK(lines.size() == variables);
+      CHECK(static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) == variables);
+      for (const auto& variable : glmproxy::detail::config_variables()) {
+        CHECK(lines.count(std::string(variable.name)) == 1);
+      }
+      CHECK(contains(error_of(c.validate()), name + " must not contain spaces or control"));
+
+      // The same key from the environment is refused, showing no more of it.
+      const std::string message = error_of(load({{name, k.key}}));
+      check_no_control(message, false);
+      CHECK_FALSE(contains(message, "secret"));
+      CHECK_FALSE(contains(message, "INJECTED"));
+      CHECK(contains(message, name + " must not contain spaces or control characters, got \"" +
+                                  k.shown + "\""));
+    }
+  }
 }
