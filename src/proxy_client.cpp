@@ -9,6 +9,7 @@
 #include <future>
 #include <memory>
 #include <new>
+#include <thread>
 
 #include "cache/cache_key.hpp"
 #include "cache/lru_cache.hpp"
@@ -468,9 +469,13 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     return m;
   }
 
-  // The dispatcher first (it answers queued requests through the transport), then the
-  // transport (it resolves what is pending while config_ still lives).
+  // Every pending request is answered on the I/O thread, never on the destroying one: the
+  // batching queue hands what waits in it to the transport, whose I/O thread then resolves
+  // everything and ends. Both stay alive meanwhile, so a callback that sends again (a retry
+  // loop) is answered too, on the I/O thread, instead of finding them gone.
   ~Impl() {
+    if (dispatcher_) dispatcher_->stop();  // (null when create() failed before making them)
+    if (transport_) transport_->stop();
     dispatcher_.reset();
     transport_.reset();
     tenants_.reset();  // after every answer was charged: writes the last usage
@@ -850,9 +855,20 @@ void ProxyClient::complete_async(ChatRequest request,
     once->callback(scrubbed(std::move(r), once->tenant_key));  // throws are caught by the caller
   };
   if (!impl_) {
+    // No I/O thread to answer on: a thread of its own, so that the callback still does not run
+    // on the caller's stack (only if none can be started, here).
     try {
-      deliver(moved_from());
+      std::thread([deliver] {
+        try {
+          deliver(moved_from());
+        } catch (...) {
+        }
+      }).detach();
     } catch (...) {
+      try {
+        deliver(moved_from());
+      } catch (...) {
+      }
     }
     return;
   }

@@ -54,8 +54,10 @@ class GLMPROXY_API ProxyClient {
   Result<ChatResponse> complete(const ChatRequest& request);
 
   /// Sends `request`; `on_done` is called exactly once, on the I/O thread, with the answer or
-  /// the error (also for requests refused before they reach the network, cache hits and
-  /// QueueFull). Cache, coalescing and batching as for complete().
+  /// the error (also for requests refused before they reach the network, cache hits, QueueFull,
+  /// and requests still pending when the client is destroyed), never on the caller's stack. On
+  /// a moved-from client it gets InvalidArgument on a short-lived thread of its own. Cache,
+  /// coalescing and batching as for complete().
   void complete_async(ChatRequest request, std::function<void(Result<ChatResponse>)> on_done);
 
   /// Sends `request` as a stream ("stream": true) and calls `on_event` with each delta as it

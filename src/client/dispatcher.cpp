@@ -43,7 +43,11 @@ Dispatcher::Dispatcher(const Config& config, Transport& transport)
   }
 }
 
-Dispatcher::~Dispatcher() { queue_.reset(); }
+Dispatcher::~Dispatcher() { stop(); }
+
+void Dispatcher::stop() {
+  if (queue_) queue_->stop();
+}
 
 DispatchStats Dispatcher::stats() const {
   DispatchStats s;

@@ -50,7 +50,10 @@ struct DispatchStats {
 class Dispatcher {
  public:
   Dispatcher(const Config& config, Transport& transport);
-  ~Dispatcher();  ///< jobs still waiting in the queue resolve with ShuttingDown
+  ~Dispatcher();  ///< stop()
+  /// Jobs still waiting in the batching queue resolve with ShuttingDown (through the
+  /// transport), and so do jobs queued from now on. Idempotent.
+  void stop();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 

@@ -169,15 +169,20 @@ class Transport::Impl {
   }
 
   ~Impl() {
+    stop();
+    for (CURL* e : free_easy_) curl_easy_cleanup(e);
+    if (multi_ != nullptr) curl_multi_cleanup(multi_);
+    if (share_ != nullptr) curl_share_cleanup(share_);
+  }
+
+  // The I/O thread resolves everything still queued or in flight, then ends. Idempotent.
+  void stop() {
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
     }
     if (multi_ != nullptr) curl_multi_wakeup(multi_);
     if (thread_.joinable()) thread_.join();
-    for (CURL* e : free_easy_) curl_easy_cleanup(e);
-    if (multi_ != nullptr) curl_multi_cleanup(multi_);
-    if (share_ != nullptr) curl_share_cleanup(share_);
   }
 
   Result<void> start() {
@@ -1324,6 +1329,8 @@ void Transport::fail(Error error, TransferCallback on_done) {
 }
 
 bool Transport::on_io_thread() const noexcept { return impl_->on_io_thread(); }
+
+void Transport::stop() { impl_->stop(); }
 
 TransportStats Transport::stats() const noexcept { return impl_->stats(); }
 

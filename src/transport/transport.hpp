@@ -133,7 +133,13 @@ using TransferCallback = std::function<void(Result<HttpResult>)>;
 class Transport {
  public:
   static Result<std::unique_ptr<Transport>> create(const Config& config);
-  ~Transport();  ///< resolves everything still queued or in flight, joins the thread
+  ~Transport();  ///< stop(), then frees curl's handles
+
+  /// Resolves everything still queued or in flight, on the I/O thread (what its callbacks submit
+  /// meanwhile too), and joins it. The transport stays usable as an object: later submissions
+  /// resolve at once with ShuttingDown on the submitting thread. Idempotent; not from the I/O
+  /// thread.
+  void stop();
 
   void submit(HttpExchange exchange, TransferCallback on_done);
   /// Hands several exchanges over at once: they start in the same loop iteration.
