@@ -290,7 +290,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     const Policy policy = policy_for(request.cache);
     detail::CacheKey key;
     if (policy.read_cache || policy.write_cache || policy.coalesce) {
-      key = detail::embedding_cache_key(request, base, model, request.api_key);
+      key = detail::embedding_cache_key(request, base, model, tenant_scope(request.api_key));
     }
     if (policy.read_cache) {
       if (auto hit = cache_lookup(key, trace)) {
@@ -489,6 +489,12 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
   };
   using CachedPtr = std::shared_ptr<const CachedValue>;
 
+  // Whose answer a request gets: its tenant's with a key registry; without one `api_key` is
+  // ignored (docs/tenants.md), by the cache and coalescing too.
+  std::string_view tenant_scope(const std::string& api_key) const noexcept {
+    return tenants_ ? std::string_view(api_key) : std::string_view();
+  }
+
   // Adds upstream-reported tokens to a tenant's quota and usage file (no registry: nothing).
   void charge(const std::string& tenant, const Usage& usage) {
     metrics_.tokens(usage.prompt_tokens, usage.completion_tokens);
@@ -580,7 +586,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
                    trace};
     if (p.read_cache || p.write_cache || p.coalesce) {
       p.key = detail::chat_cache_key(request, base_url(request.protocol), p.model, stream,
-                                     request.api_key);
+                                     tenant_scope(request.api_key));
     }
     return p;
   }

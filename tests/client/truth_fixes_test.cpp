@@ -40,6 +40,31 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A key file in a fresh temporary directory, removed at the end of the test.
+struct KeyFile {
+  fs::path dir;
+  fs::path path;
+  explicit KeyFile(const std::vector<std::string>& keys) {
+    std::random_device rd;
+    dir = fs::temp_directory_path() /
+          ("glmproxy-truth-" + std::to_string(rd()) + std::to_string(rd()));
+    fs::create_directories(dir);
+    path = dir / "apikeys.json";
+    std::string json = R"({"keys":[)";
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      json += (i ? "," : "") + std::string(R"({"key":")") + keys[i] +
+              R"(","name":"tenant","token_limit_per_5h":1000000000,)"
+              R"("expiry_date":"2099-01-01T00:00:00Z","created_at":"2026-01-01T00:00:00Z",)"
+              R"("last_used":null,"total_lifetime_tokens":0,"usage_windows":[]})";
+    }
+    std::ofstream(path) << json << "]}";
+  }
+  ~KeyFile() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
 ChatRequest ask(const std::string& text, const std::string& key = {}) {
   ChatRequest r;
   r.messages = {{"user", text}};
@@ -47,7 +72,102 @@ ChatRequest ask(const std::string& text, const std::string& key = {}) {
   return r;
 }
 
+EmbeddingRequest embedding(std::vector<std::string> input, const std::string& key = {}) {
+  EmbeddingRequest r;
+  r.input = std::move(input);
+  r.api_key = key;
+  return r;
+}
+
 }  // namespace
+
+// --- 4. Tenant keys ---------------------------------------------------------------------------
+// docs/tenants.md: "Without APIKEYS_FILE requests go out with ZAI_API_KEY and api_key is
+// ignored." Ignored means ignored by the cache and by coalescing too; with a key file each
+// tenant keeps its own answers.
+
+TEST_CASE("tenant keys: without a key file api_key splits neither cache nor coalescing", "[keys]") {
+  auto server = start_mock();
+  SECTION("cache") {
+    Config config = config_for(*server);
+    config.cache.enabled = true;
+    auto client = make_client(config);
+    auto first = client.complete(ask("cached", "someone"));
+    auto second = client.complete(ask("cached", "someone else"));
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK_FALSE(first->from_cache);
+    CHECK(second->from_cache);
+    CHECK(server->stats().chat_requests == 1);
+    auto e1 = client.embed(embedding({"vector"}, "someone"));
+    auto e2 = client.embed(embedding({"vector"}, "someone else"));
+    REQUIRE(e1);
+    REQUIRE(e2);
+    CHECK(e2->from_cache);
+    CHECK(server->stats().embeddings_requests == 1);
+  }
+  SECTION("coalescing") {
+    Fault slow;  // the first answer takes a while: the second request arrives while it is out
+    slow.delay_before_headers = 500ms;
+    server->add_fault(slow);
+    auto client = make_client(config_for(*server));
+    std::promise<Result<ChatResponse>> a, b;
+    client.complete_async(ask("together", "someone"),
+                          [&](Result<ChatResponse> r) { a.set_value(std::move(r)); });
+    client.complete_async(ask("together", "someone else"),
+                          [&](Result<ChatResponse> r) { b.set_value(std::move(r)); });
+    auto ra = a.get_future().get();
+    auto rb = b.get_future().get();
+    REQUIRE(ra);
+    REQUIRE(rb);
+    CHECK(server->stats().chat_requests == 1);
+    CHECK(client.metrics().coalescing.joined == 1);
+  }
+}
+
+TEST_CASE("tenant keys: with a key file tenants never share answers", "[keys]") {
+  auto server = start_mock();
+  KeyFile file({"pk_tenant_one", "pk_tenant_two"});
+  SECTION("cache") {
+    Config config = config_for(*server);
+    config.keys.file = file.path.string();
+    config.cache.enabled = true;
+    auto client = make_client(config);
+    auto first = client.complete(ask("cached", "pk_tenant_one"));
+    auto second = client.complete(ask("cached", "pk_tenant_two"));
+    auto again = client.complete(ask("cached", "pk_tenant_one"));
+    REQUIRE(first);
+    REQUIRE(second);
+    REQUIRE(again);
+    CHECK_FALSE(second->from_cache);
+    CHECK(again->from_cache);
+    CHECK(server->stats().chat_requests == 2);
+    auto e1 = client.embed(embedding({"vector"}, "pk_tenant_one"));
+    auto e2 = client.embed(embedding({"vector"}, "pk_tenant_two"));
+    REQUIRE(e1);
+    REQUIRE(e2);
+    CHECK_FALSE(e2->from_cache);
+    CHECK(server->stats().embeddings_requests == 2);
+  }
+  SECTION("coalescing") {
+    Fault slow;
+    slow.delay_before_headers = 300ms;
+    slow.times = 2;
+    server->add_fault(slow);
+    Config config = config_for(*server);
+    config.keys.file = file.path.string();
+    auto client = make_client(config);
+    std::promise<Result<ChatResponse>> a, b;
+    client.complete_async(ask("together", "pk_tenant_one"),
+                          [&](Result<ChatResponse> r) { a.set_value(std::move(r)); });
+    client.complete_async(ask("together", "pk_tenant_two"),
+                          [&](Result<ChatResponse> r) { b.set_value(std::move(r)); });
+    REQUIRE(a.get_future().get());
+    REQUIRE(b.get_future().get());
+    CHECK(server->stats().chat_requests == 2);
+    CHECK(client.metrics().coalescing.joined == 0);
+  }
+}
 
 // --- 5. Callbacks -----------------------------------------------------------------------------
 // docs/transport.md: completion callbacks run on the I/O thread, "so a callback never runs on
@@ -137,5 +257,38 @@ TEST_CASE("callbacks: requests answered while the client is destroyed, not on it
     } else {
       CHECK((a.code == ErrorCode::ShuttingDown || a.code == ErrorCode::Cancelled));
     }
+  }
+}
+
+// --- 6. ZAI_API_KEY ---------------------------------------------------------------------------
+// Tenant keys are local identities: upstream, every request carries ZAI_API_KEY, with a key
+// registry or without, and never the tenant's key.
+
+TEST_CASE("upstream key: with a key file requests carry ZAI_API_KEY, never the tenant key",
+          "[keys]") {
+  auto server = start_mock();
+  const std::string tenant = "pk_secret_tenant_key_42";
+  KeyFile file({tenant});
+  Config config = config_for(*server);
+  config.keys.file = file.path.string();
+  auto client = make_client(config);
+  REQUIRE(client.complete(ask("openai", tenant)));
+  ChatRequest anthropic = ask("anthropic", tenant);
+  anthropic.protocol = glmproxy::Protocol::Anthropic;
+  REQUIRE(client.complete(anthropic));
+  REQUIRE(client.stream(ask("stream", tenant), nullptr));
+  REQUIRE(client.embed(embedding({"vector"}, tenant)));
+  const auto recorded = server->recorded();
+  REQUIRE(recorded.size() == 4);
+  for (const auto& r : recorded) {
+    INFO(r.path);
+    if (r.path.find("/messages") != std::string::npos) {
+      CHECK(r.header("x-api-key") == config.upstream.api_key);
+      CHECK_FALSE(r.header("authorization"));
+    } else {
+      CHECK(r.header("authorization") == "Bearer " + config.upstream.api_key);
+    }
+    for (const auto& [name, value] : r.headers) CHECK(value.find(tenant) == std::string::npos);
+    CHECK(r.body.find(tenant) == std::string::npos);
   }
 }
