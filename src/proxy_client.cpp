@@ -322,10 +322,11 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     job.dimensions = request.dimensions;
     job.extra_json = detail::canonical_json(request.extra_json);
     job.inputs = request.input;
-    job.on_done = [this, key, policy, deliver,
-                   tenant = request.api_key](Result<EmbeddingResponse> r) mutable {
+    // Charged by the dispatcher, once per input sent: a request merged with an identical one in
+    // its batch shares that one's answer and costs nothing, like a coalesced request.
+    job.charge = [this, tenant = request.api_key](const Usage& usage) { charge(tenant, usage); };
+    job.on_done = [this, key, policy, deliver](Result<EmbeddingResponse> r) mutable {
       try {
-        if (r) charge(tenant, r->usage);
         if (r && policy.write_cache) {
           auto value = std::make_shared<CachedValue>();
           value->embedding = *r;

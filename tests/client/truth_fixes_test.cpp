@@ -65,6 +65,13 @@ struct KeyFile {
   }
 };
 
+std::int64_t tokens_used(const ProxyClient& client, const std::string& key) {
+  auto stats = client.key_stats(key);
+  INFO((stats ? "" : stats.error().describe()));
+  REQUIRE(stats);
+  return stats->current_usage.tokens_used_in_current_window;
+}
+
 ChatRequest ask(const std::string& text, const std::string& key = {}) {
   ChatRequest r;
   r.messages = {{"user", text}};
@@ -79,7 +86,96 @@ EmbeddingRequest embedding(std::vector<std::string> input, const std::string& ke
   return r;
 }
 
+// Runs embed() for each request on its own thread, all at once, and returns the results.
+std::vector<Result<EmbeddingResponse>> embed_concurrently(ProxyClient& client,
+                                                          const std::vector<EmbeddingRequest>& rs) {
+  std::vector<Result<EmbeddingResponse>> out(rs.size(),
+                                             glmproxy::make_error(ErrorCode::Internal, "unset"));
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < rs.size(); ++i) {
+    threads.emplace_back([&, i] { out[i] = client.embed(rs[i]); });
+  }
+  for (auto& t : threads) t.join();
+  return out;
+}
+
 }  // namespace
+
+// --- 1. Billing -------------------------------------------------------------------------------
+// docs/tenants.md: "coalesced requests are charged once (one upstream call)"; docs/caching.md:
+// "Identical requests in a batch are sent once". An input sent once is paid once: the requests
+// merged with it are like coalesced joiners.
+
+TEST_CASE("billing: identical embeddings merged into one batch are charged once", "[billing]") {
+  auto server = start_mock();
+  Fault tokens;
+  tokens.times = 0;
+  tokens.prompt_tokens = 90;
+  server->add_fault(tokens);
+  KeyFile file({"pk_bill_a"});
+  Config config = config_for(*server);
+  config.keys.file = file.path.string();
+  config.cache.enabled = true;
+  config.cache.coalesce = false;  // so the three reach the batch instead of joining one flight
+  config.batch.enabled = true;
+  config.batch.max_size = 3;  // the batch goes when the third arrives
+  config.batch.window = 10s;  // (and not before)
+  auto client = make_client(config);
+
+  const std::vector<EmbeddingRequest> same(3, embedding({"the same text"}, "pk_bill_a"));
+  const auto results = embed_concurrently(client, same);
+  for (const auto& r : results) {
+    INFO((r ? "" : r.error().describe()));
+    REQUIRE(r);
+    CHECK(r->merged_requests == 3);
+    CHECK(r->embeddings.size() == 1);
+  }
+  REQUIRE(server->stats().embeddings_requests == 1);
+  // One upstream call that sent the input once, reporting 90 tokens: the tenant pays 90.
+  CHECK(tokens_used(client, "pk_bill_a") == 90);
+  CHECK(client.metrics().requests.prompt_tokens == 90);  // "counted once per upstream call"
+}
+
+TEST_CASE("billing: a batch with duplicates charges the call's tokens once in total", "[billing]") {
+  auto server = start_mock();
+  Fault tokens;
+  tokens.times = 0;
+  tokens.prompt_tokens = 120;
+  server->add_fault(tokens);
+  KeyFile file({"pk_bill_b", "pk_bill_c"});
+  Config config = config_for(*server);
+  config.keys.file = file.path.string();
+  config.cache.enabled = true;
+  config.cache.coalesce = false;
+  config.batch.enabled = true;
+  config.batch.max_size = 4;
+  config.batch.window = 10s;
+  auto client = make_client(config);
+
+  // Tenant b sends "aaaa" twice (merged: sent once) and tenant c "bbbbbbbb" once: the call
+  // carries 12 input bytes, b's 4 and c's 8, and its 120 tokens are shared 40 / 80.
+  const auto results = embed_concurrently(
+      client, {embedding({"aaaa"}, "pk_bill_b"), embedding({"aaaa"}, "pk_bill_b"),
+               embedding({"bbbbbbbb"}, "pk_bill_c"), embedding({"aaaa"}, "pk_bill_b")});
+  for (const auto& r : results) {
+    INFO((r ? "" : r.error().describe()));
+    REQUIRE(r);
+  }
+  REQUIRE(server->stats().embeddings_requests == 1);
+  const auto recorded = server->recorded();
+  REQUIRE(recorded.size() == 1);
+  const std::string& body = recorded[0].body;
+  const std::size_t first = body.find(R"("aaaa")");
+  REQUIRE(first != std::string::npos);
+  CHECK(body.find(R"("aaaa")", first + 1) == std::string::npos);  // the duplicates sent once
+  CHECK(body.find(R"("bbbbbbbb")") != std::string::npos);
+  const std::int64_t b = tokens_used(client, "pk_bill_b");
+  const std::int64_t c = tokens_used(client, "pk_bill_c");
+  CHECK(b == 40);
+  CHECK(c == 80);
+  CHECK(b + c == 120);
+  CHECK(client.metrics().requests.prompt_tokens == 120);
+}
 
 // --- 4. Tenant keys ---------------------------------------------------------------------------
 // docs/tenants.md: "Without APIKEYS_FILE requests go out with ZAI_API_KEY and api_key is
