@@ -444,7 +444,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     pool.max_connections = config_.pool.max_connections;
     pool.in_use = t.in_flight;
     pool.open = t.open_connections;
-    pool.idle = std::max(0, t.open_connections - t.in_flight);
+    pool.idle = std::max(0, t.open_connections - t.in_flight - t.reading_out);
     pool.waiting = t.waiting;
     pool.connections_opened = t.connections_opened;
     pool.utilisation =

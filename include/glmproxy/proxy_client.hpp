@@ -65,8 +65,9 @@ class GLMPROXY_API ProxyClient {
   /// usage; raw_json stays empty). `on_event` runs on the client's I/O thread while this call
   /// waits: keep it short (it holds up the client's other transfers), do not call complete(),
   /// stream() or send() from it, and copy what you keep (the event is reused). Returning false
-  /// cancels: the call returns Cancelled at once and the connection is let go (a nearly
-  /// finished HTTP/1.1 response is read out so the connection can be reused).
+  /// cancels: the call returns Cancelled at once, its connection slot already free, and the
+  /// connection is let go (a nearly finished HTTP/1.1 response is read out so the connection
+  /// can be reused).
   /// With CACHE_ENABLED a stream's events are stored and a later identical stream() replays
   /// them through `on_event` on the calling thread (from_cache set). Streams are not coalesced.
   /// A stream is retried (like complete()) only while no event has reached `on_event`. An error

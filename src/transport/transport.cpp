@@ -76,6 +76,9 @@ struct Transfer {
   SinkState sink_state = SinkState::Undecided;
   Clock::time_point last_rx;  // last byte received (idle timeout)
   bool draining = false;      // cancelled and resolved; reading out the rest
+  // Answered while still on the wire (a cancelled or finished stream): its admission slots (the
+  // pool's and its model's) were given back then; counted in reading_out_, not in_flight_.
+  bool slot_released = false;
   std::size_t drained = 0;
   Clock::time_point drain_deadline;
   // Chunked upload of a large request body.
@@ -156,6 +159,7 @@ class Transport::Impl {
     s.breaker_opened = breaker_opened_.load(std::memory_order_relaxed);
     s.breaker_rejections = breaker_rejections_.load(std::memory_order_relaxed);
     s.in_flight = in_flight_now_.load(std::memory_order_relaxed);
+    s.reading_out = reading_out_now_.load(std::memory_order_relaxed);
     s.waiting = waiting_now_.load(std::memory_order_relaxed);
     s.open_connections = open_sockets_.load(std::memory_order_relaxed);
     s.connections_opened = sockets_opened_.load(std::memory_order_relaxed);
@@ -416,8 +420,8 @@ class Transport::Impl {
   // connected somewhere; never with DISABLE_CONNECTION_POOL).
   bool keep_alive_due(Clock::time_point now) const {
     return config_.pool.min_connections > 0 && !config_.pool.disabled &&
-           keepalive_url_ != nullptr && in_flight_ == 0 && waiting_.empty() && delayed_.empty() &&
-           now >= last_activity_ + config_.pool.max_idle / 2;
+           keepalive_url_ != nullptr && in_flight_ + reading_out_ == 0 && waiting_.empty() &&
+           delayed_.empty() && now >= last_activity_ + config_.pool.max_idle / 2;
   }
 
   void keep_alive(Clock::time_point now) {
@@ -454,7 +458,8 @@ class Transport::Impl {
     Clock::time_point next = now + std::chrono::milliseconds(1000);
     if (!waiting_.empty()) next = std::min(next, waiting_.front()->admit_deadline);
     if (!delayed_.empty()) next = std::min(next, delayed_.top()->retry_at);
-    if (config_.pool.min_connections > 0 && keepalive_url_ != nullptr && in_flight_ == 0) {
+    if (config_.pool.min_connections > 0 && keepalive_url_ != nullptr &&
+        in_flight_ + reading_out_ == 0) {
       next = std::min(next, last_activity_ + config_.pool.max_idle / 2);
     }
     for (const Transfer* t : active_) {
@@ -503,6 +508,7 @@ class Transport::Impl {
         continue;
       }
       t->aimd_ticket = aimd_.on_start(t->ex.model);
+      end_a_read_out_for_room();
       if (config_.metrics.enabled && !t->probe) {
         acquire_wait_.record(
             std::chrono::duration_cast<std::chrono::microseconds>(now - t->queued_at));
@@ -542,11 +548,44 @@ class Transport::Impl {
     } else if (status >= 200 && status < 300) {
       outcome = Outcome::Success;
     }
-    const std::uint64_t before = aimd_.decreases();
-    aimd_.on_finish(t.ex.model, t.aimd_ticket, outcome, now);
-    aimd_decreases_.fetch_add(aimd_.decreases() - before, std::memory_order_relaxed);
+    if (!t.slot_released) finish_aimd(t, outcome, now);  // else done when it was answered
     breaker_opened_.store(breaker_.opened(), std::memory_order_relaxed);
     t.free_retries += outcome == Outcome::Overloaded ? 1 : 0;
+  }
+
+  // Gives the attempt's model slot back to the limiter.
+  void finish_aimd(Transfer& t, AimdLimiter::Outcome outcome, Clock::time_point now) {
+    const std::uint64_t cuts = aimd_.decreases();
+    aimd_.on_finish(t.ex.model, t.aimd_ticket, outcome, now);
+    aimd_decreases_.fetch_add(aimd_.decreases() - cuts, std::memory_order_relaxed);
+  }
+
+  // A stream answered while its transfer stays on the wire (cancelled, or finished at its end
+  // marker, and now read out or wound down): its slots go back at once, before its caller is
+  // answered, so the next request need not wait for the read-out.
+  void release_slot(Transfer& t) {
+    if (t.slot_released) return;
+    t.slot_released = true;
+    --in_flight_;
+    ++reading_out_;
+    in_flight_now_.store(in_flight_, std::memory_order_relaxed);
+    reading_out_now_.store(reading_out_, std::memory_order_relaxed);
+    // The status was 2xx (the body went to the stream): the upstream answered.
+    finish_aimd(t, AimdLimiter::Outcome::Success, Clock::now());
+  }
+
+  // A transfer about to start while read-outs hold connections: if curl's connection cap
+  // (POOL_MAX_CONNECTIONS) would make it wait for one, the oldest read-out ends now and its
+  // connection is closed. A read-out only keeps a connection nobody else needs.
+  void end_a_read_out_for_room() {
+    if (reading_out_ == 0 || in_flight_ + reading_out_ < config_.pool.max_connections) return;
+    for (Transfer* t : active_) {
+      if (t->draining && !t->abort_error) {
+        t->abort_error = make_error(ErrorCode::Cancelled, "stream cancelled");
+        finish(t, CURLE_OK);
+        return;
+      }
+    }
   }
 
   Error total_timeout_error() const {
@@ -574,6 +613,7 @@ class Transport::Impl {
     t->sink_state = SinkState::Undecided;
     t->last_rx = now;
     t->draining = false;
+    t->slot_released = false;
     t->drained = 0;
     t->upload_offset = 0;
     t->header_bytes = 0;
@@ -601,7 +641,7 @@ class Transport::Impl {
     if (refused) {
       // Nothing went on the wire: the slots admit() took are given back.
       free_easy_.push_back(e);
-      aimd_.on_finish(t->ex.model, t->aimd_ticket, AimdLimiter::Outcome::Other, now);
+      finish_aimd(*t, AimdLimiter::Outcome::Other, now);
       breaker_.on_abandon(t->host);
       TransferPtr back(t);
       resolve(*back, std::move(*refused));
@@ -827,6 +867,7 @@ class Transport::Impl {
       fill_marks(*t, sent, received);
     }
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+    release_slot(*t);
     if (finished) {
       // The end marker arrived: the reply is whole, whether or not the upstream ends the body.
       t->finished_early = true;
@@ -957,9 +998,15 @@ class Transport::Impl {
   void detach_easy(Transfer* t) noexcept {
     curl_multi_remove_handle(multi_, t->easy);
     t->easy = nullptr;
-    --in_flight_;
-    // Published before the transfer's callback runs: a caller answered by it sees its slot free.
-    in_flight_now_.store(in_flight_, std::memory_order_relaxed);
+    if (t->slot_released) {
+      --reading_out_;
+      reading_out_now_.store(reading_out_, std::memory_order_relaxed);
+    } else {
+      --in_flight_;
+      // Published before the transfer's callback runs: a caller answered by it sees its slot
+      // free.
+      in_flight_now_.store(in_flight_, std::memory_order_relaxed);
+    }
     auto it = std::find(active_.begin(), active_.end(), t);
     if (it != active_.end()) active_.erase(it);
   }
@@ -1250,7 +1297,8 @@ class Transport::Impl {
   std::vector<Transfer*> active_;  // owned while on the wire
   std::vector<Transfer*> aborted_;
   std::vector<CURL*> free_easy_;
-  int in_flight_ = 0;
+  int in_flight_ = 0;    // transfers on the wire holding a slot
+  int reading_out_ = 0;  // answered streams still on the wire (slot_released)
   std::mt19937_64 rng_;
   Clock::time_point last_activity_ = Clock::now();
   const std::string* keepalive_url_ = nullptr;  // the base URL (config_) last sent to
@@ -1263,7 +1311,7 @@ class Transport::Impl {
   CircuitBreaker breaker_;  // I/O thread
   std::atomic<std::uint64_t> aimd_decreases_{0}, breaker_opened_{0}, breaker_rejections_{0};
   // Pool and traffic figures for stats().
-  std::atomic<int> in_flight_now_{0}, open_sockets_{0};
+  std::atomic<int> in_flight_now_{0}, reading_out_now_{0}, open_sockets_{0};
   std::atomic<std::size_t> waiting_now_{0};
   std::atomic<std::uint64_t> sockets_opened_{0}, attempts_{0}, retries_{0};
   std::atomic<std::uint64_t> tls_handshakes_{0};

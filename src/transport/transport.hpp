@@ -103,6 +103,8 @@ struct TransportStats {
   std::uint64_t breaker_rejections = 0;          ///< requests failed fast by an open breaker
   // The pool, as last seen by the I/O thread.
   int in_flight = 0;         ///< transfers on the wire, each holding a connection slot
+  int reading_out = 0;       ///< answered streams still on the wire (HTTP/1.1 read-out), each
+                             ///< on a connection but holding no slot
   std::size_t waiting = 0;   ///< transfers waiting for a slot (POOL_ACQUIRE_TIMEOUT)
   int open_connections = 0;  ///< sockets curl holds open, in use or idle
   std::uint64_t connections_opened = 0;

@@ -177,6 +177,92 @@ TEST_CASE("billing: a batch with duplicates charges the call's tokens once in to
   CHECK(client.metrics().requests.prompt_tokens == 120);
 }
 
+// --- 3. Cancel --------------------------------------------------------------------------------
+// docs/streaming.md: "on_event returning false cancels: stream() returns Cancelled at once and
+// the admission slot is freed." The connection may be read out afterwards (HTTP/1.1, up to
+// 100 ms / 64 KiB), but the slot is not held for it.
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// A mock whose streams keep sending events every 5 ms: a cancelled stream's read-out would
+// last its whole 100 ms (kDrainTime), far from its 64 KiB.
+std::unique_ptr<MockUpstream> endless_stream_mock() {
+  glmproxy::mock::MockOptions options;
+  options.stream_chunks = 500;
+  options.stream_event_delay = 5ms;
+  return start_mock(options);
+}
+
+struct AfterCancel {
+  int in_use = -1;                        // pool.in_use as stream() returned
+  SteadyClock::duration next_answered{};  // from the cancel to the next request's answer
+};
+
+// Cancels a stream that would never end at its first text delta, then sends the next request.
+AfterCancel cancel_then_next(ProxyClient& client, MockUpstream& server) {
+  Fault endless;
+  endless.hold_open = true;
+  server.add_fault(endless);  // the stream only; the next request is answered normally
+  SteadyClock::time_point cancelled;
+  auto reply = client.stream(ask("a long story"), [&](const StreamEvent& e) {
+    if (e.type != StreamEvent::Type::Text) return true;
+    cancelled = SteadyClock::now();
+    return false;
+  });
+  AfterCancel out;
+  out.in_use = client.metrics().pool.in_use;
+  REQUIRE_FALSE(reply);
+  REQUIRE(reply.error().code == ErrorCode::Cancelled);
+  auto next = client.complete(ask("next"));
+  out.next_answered = SteadyClock::now() - cancelled;
+  INFO((next ? "" : next.error().describe()));
+  REQUIRE(next);
+  return out;
+}
+
+// Three rounds: each cancelled stream's slot is free when stream() returns (published before
+// it is answered), and the next request never waits for the slot. Before the fix the next
+// request waited for the read-out's end, 100 ms after the cancel at the earliest, in every
+// round; now it is answered at once: the best of three rounds shows it without a tight bound.
+void check_slot_freed_at_once(ProxyClient& client, MockUpstream& server) {
+  auto best = SteadyClock::duration::max();
+  for (int round = 0; round < 3; ++round) {
+    const AfterCancel r = cancel_then_next(client, server);
+    CHECK(r.in_use == 0);
+    best = std::min(best, r.next_answered);
+  }
+  const auto m = client.metrics();
+  CHECK(m.pool.acquired == 6);
+  CHECK(m.pool.acquire_wait_p99_ms < 50.0);  // none waited for a slot (same loop turn: ~0)
+  CHECK(best < 100ms);                       // nor for the connection a read-out held
+  CHECK(server.stats().stream_requests == 3);
+  CHECK(server.stats().chat_requests == 6);
+}
+
+}  // namespace
+
+TEST_CASE("cancel: a cancelled stream frees its connection slot at once (pool of one)",
+          "[cancel]") {
+  auto server = endless_stream_mock();
+  Config config = config_for(*server);
+  config.pool.max_connections = 1;  // the next request needs the read-out's connection too
+  config.pool.min_connections = 0;
+  auto client = make_client(config);
+  check_slot_freed_at_once(client, *server);
+}
+
+TEST_CASE("cancel: a cancelled stream frees its model's concurrency slot at once", "[cancel]") {
+  auto server = endless_stream_mock();
+  Config config = config_for(*server);
+  config.pool.max_connections = 4;
+  config.pool.min_connections = 0;
+  config.admission.model_concurrency = 1;  // one request of the model on the wire at a time
+  auto client = make_client(config);
+  check_slot_freed_at_once(client, *server);  // the next requests are of the same model
+}
+
 // --- 4. Tenant keys ---------------------------------------------------------------------------
 // docs/tenants.md: "Without APIKEYS_FILE requests go out with ZAI_API_KEY and api_key is
 // ignored." Ignored means ignored by the cache and by coalescing too; with a key file each
