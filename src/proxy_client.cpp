@@ -460,6 +460,11 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     m.upstream.tls_handshakes = t.tls_handshakes;
     m.upstream.bytes_sent = t.bytes_sent;
     m.upstream.bytes_received = t.bytes_received;
+    m.admission.concurrency_decreases = t.concurrency_decreases;
+    m.admission.breaker_opened = t.breaker_opened;
+    m.admission.breaker_rejections = t.breaker_rejections;
+    m.admission.model_concurrency_max = t.model_concurrency_max;
+    m.admission.model_limits = t.model_limits;
     const detail::ProcessSample process = detail::sample_process();
     const detail::CpuMeter::Reading cpu = cpu_.read(process);
     m.process.rss_bytes = process.rss_bytes;

@@ -89,8 +89,9 @@ class GLMPROXY_API ProxyClient {
   /// like complete().
   Result<EmbeddingResponse> embed(const EmbeddingRequest& request);
 
-  /// Counters (cache, coalescing, batching, stream buffers, requests, upstream traffic), the
-  /// recent window's rates and latency percentiles, the pool, and the process's RSS and CPU.
+  /// Counters (cache, coalescing, batching, stream buffers, requests, upstream traffic,
+  /// upstream protection: AIMD limit cuts and per-model limits, breaker openings and refusals),
+  /// the recent window's rates and latency percentiles, the pool, and the process's RSS and CPU.
   MetricsSnapshot metrics() const;
 
   /// PROFILING_ENABLED: the newest GLMPROXY_PROFILING_RING_SIZE requests' phase marks
@@ -106,7 +107,8 @@ class GLMPROXY_API ProxyClient {
   /// Prometheus text exposition (format 0.0.4) of the client's metrics, names prefixed
   /// `glm_proxy_`: requests by API and outcome, errors by code, request-duration and
   /// time-to-first-token histograms (seconds), tokens, upstream calls, cache, coalescing,
-  /// batching and stream-buffer counters, upstream attempts, retries and bytes, pool gauges and
+  /// batching and stream-buffer counters, upstream attempts, retries and bytes, upstream
+  /// protection (limit cuts, per-model limits, breaker openings and refusals), pool gauges and
   /// acquire-wait histogram, process memory and CPU. With METRICS_ENABLED=false the request
   /// families stay at zero.
   std::string prometheus_text() const;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <queue>
@@ -146,7 +147,8 @@ class Transport::Impl {
         pool_(config.stream.buffer_pool_enabled,
               static_cast<std::size_t>(std::max(16, 2 * config.pool.max_connections))),
         aimd_(aimd_options(config)),
-        breaker_(breaker_options(config)) {}
+        breaker_(breaker_options(config)),
+        aimd_max_(aimd_.limit({})) {}
 
   TransportStats stats() const noexcept {
     TransportStats s;
@@ -160,6 +162,13 @@ class Transport::Impl {
     s.breaker_rejections = breaker_rejections_.load(std::memory_order_relaxed);
     s.in_flight = in_flight_now_.load(std::memory_order_relaxed);
     s.reading_out = reading_out_now_.load(std::memory_order_relaxed);
+    s.model_concurrency_max = aimd_max_;
+    try {
+      std::lock_guard lock(limits_mu_);
+      s.model_limits = model_limits_;
+    } catch (...) {
+      // Out of memory copying the names: the counters still go out.
+    }
     s.waiting = waiting_now_.load(std::memory_order_relaxed);
     s.open_connections = open_sockets_.load(std::memory_order_relaxed);
     s.connections_opened = sockets_opened_.load(std::memory_order_relaxed);
@@ -553,11 +562,26 @@ class Transport::Impl {
     t.free_retries += outcome == Outcome::Overloaded ? 1 : 0;
   }
 
-  // Gives the attempt's model slot back to the limiter.
+  // Gives the attempt's model slot back to the limiter; a limit that moved is published for
+  // stats() (rare: a 429/1302, or a step back up).
   void finish_aimd(Transfer& t, AimdLimiter::Outcome outcome, Clock::time_point now) {
+    const std::string& model = t.ex.model;
+    const int before = aimd_.limit(model);
     const std::uint64_t cuts = aimd_.decreases();
-    aimd_.on_finish(t.ex.model, t.aimd_ticket, outcome, now);
+    aimd_.on_finish(model, t.aimd_ticket, outcome, now);
     aimd_decreases_.fetch_add(aimd_.decreases() - cuts, std::memory_order_relaxed);
+    const int after = aimd_.limit(model);
+    if (after == before) return;
+    try {
+      std::lock_guard lock(limits_mu_);
+      if (after >= aimd_max_) {
+        model_limits_.erase(model);
+      } else {
+        model_limits_[model] = after;
+      }
+    } catch (...) {
+      // Out of memory for the name: the published limit is stale, admission is not.
+    }
   }
 
   // A stream answered while its transfer stays on the wire (cancelled, or finished at its end
@@ -1310,6 +1334,9 @@ class Transport::Impl {
   AimdLimiter aimd_;        // I/O thread
   CircuitBreaker breaker_;  // I/O thread
   std::atomic<std::uint64_t> aimd_decreases_{0}, breaker_opened_{0}, breaker_rejections_{0};
+  const int aimd_max_;  // each model's starting and highest limit
+  mutable std::mutex limits_mu_;
+  std::map<std::string, int> model_limits_;  // guarded by limits_mu_: models below aimd_max_
   // Pool and traffic figures for stats().
   std::atomic<int> in_flight_now_{0}, reading_out_now_{0}, open_sockets_{0};
   std::atomic<std::size_t> waiting_now_{0};

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -101,6 +102,8 @@ struct TransportStats {
   std::uint64_t concurrency_decreases = 0;       ///< per-model limits halved after 429/1302
   std::uint64_t breaker_opened = 0;              ///< times a circuit breaker opened
   std::uint64_t breaker_rejections = 0;          ///< requests failed fast by an open breaker
+  int model_concurrency_max = 0;                 ///< each model's starting and highest limit
+  std::map<std::string, int> model_limits;       ///< models held below that max: their limit now
   // The pool, as last seen by the I/O thread.
   int in_flight = 0;         ///< transfers on the wire, each holding a connection slot
   int reading_out = 0;       ///< answered streams still on the wire (HTTP/1.1 read-out), each

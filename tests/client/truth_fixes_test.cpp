@@ -99,6 +99,18 @@ std::vector<Result<EmbeddingResponse>> embed_concurrently(ProxyClient& client,
   return out;
 }
 
+// A line of the Prometheus text that starts with `prefix`, or "".
+std::string prometheus_line(const std::string& text, const std::string& prefix) {
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t end = std::min(text.find('\n', at), text.size());
+    std::string line = text.substr(at, end - at);
+    if (line.rfind(prefix, 0) == 0) return line;
+    at = end + 1;
+  }
+  return {};
+}
+
 }  // namespace
 
 // --- 1. Billing -------------------------------------------------------------------------------
@@ -175,6 +187,90 @@ TEST_CASE("billing: a batch with duplicates charges the call's tokens once in to
   CHECK(c == 80);
   CHECK(b + c == 120);
   CHECK(client.metrics().requests.prompt_tokens == 120);
+}
+
+// --- 2. Counters ------------------------------------------------------------------------------
+// docs/tenants.md, "Upstream protection": the AIMD limit cuts, breaker openings and refusals,
+// and each model's limit, exported in metrics() and the Prometheus text.
+
+TEST_CASE("counters: a 429/1302 halves the model's limit, seen in metrics() and Prometheus",
+          "[counters]") {
+  auto server = start_mock();
+  Fault busy;  // "too many concurrent requests" once; the free retry is answered
+  busy.status = 429;
+  busy.body = R"({"error":{"code":"1302","message":"High concurrency usage of this API"}})";
+  server->add_fault(busy);
+  Config config = config_for(*server);
+  config.admission.model_concurrency = 8;
+  auto client = make_client(config);
+  const auto before = client.metrics();
+  CHECK(before.admission.concurrency_decreases == 0);
+  CHECK(before.admission.model_concurrency_max == 8);
+  CHECK(before.admission.model_limits.empty());
+
+  ChatRequest r = ask("throttled");
+  r.model = "glm-4.5-air";
+  auto reply = client.complete(r);
+  INFO((reply ? "" : reply.error().describe()));
+  REQUIRE(reply);
+  CHECK(reply->attempts == 2);
+  const auto m = client.metrics();
+  CHECK(m.admission.concurrency_decreases == 1);
+  CHECK(m.admission.model_concurrency_max == 8);
+  REQUIRE(m.admission.model_limits.size() == 1);
+  CHECK(m.admission.model_limits.at("glm-4.5-air") == 4);
+  CHECK(m.admission.breaker_opened == 0);
+  const std::string json = m.to_json();
+  CHECK(json.find(R"("admission":{"concurrency_decreases":1,"breaker_opened":0,)"
+                  R"("breaker_rejections":0,"model_concurrency_max":8,)"
+                  R"("model_limits":{"glm-4.5-air":4}})") != std::string::npos);
+
+  const std::string text = client.prometheus_text();
+  CHECK(prometheus_line(text, "glm_proxy_model_concurrency_decreases_total ") ==
+        "glm_proxy_model_concurrency_decreases_total 1");
+  CHECK(prometheus_line(text, "glm_proxy_model_concurrency_max ") ==
+        "glm_proxy_model_concurrency_max 8");
+  CHECK(prometheus_line(text, "glm_proxy_model_concurrency_limit{") ==
+        R"(glm_proxy_model_concurrency_limit{model="glm-4.5-air"} 4)");
+  CHECK(prometheus_line(text, "# TYPE glm_proxy_model_concurrency_limit ") ==
+        "# TYPE glm_proxy_model_concurrency_limit gauge");
+  CHECK(prometheus_line(text, "# TYPE glm_proxy_model_concurrency_decreases_total ") ==
+        "# TYPE glm_proxy_model_concurrency_decreases_total counter");
+}
+
+TEST_CASE("counters: breaker openings and refusals, seen in metrics() and Prometheus",
+          "[counters]") {
+  auto server = start_mock();
+  Fault down;
+  down.times = 2;
+  down.status = 503;
+  down.body = R"({"error":{"message":"down"}})";
+  server->add_fault(down);
+  Config config = config_for(*server);
+  config.retry.max_attempts = 1;
+  config.admission.breaker_failures = 2;
+  config.admission.breaker_cooldown = 60s;  // stays open for the rest of the test
+  auto client = make_client(config);
+  for (int i = 0; i < 2; ++i) REQUIRE_FALSE(client.complete(ask("down " + std::to_string(i))));
+  for (int i = 0; i < 3; ++i) {
+    auto fast = client.complete(ask("refused " + std::to_string(i)));
+    REQUIRE_FALSE(fast);
+    CHECK(fast.error().upstream_code == "circuit_open");
+  }
+  CHECK(server->stats().chat_requests == 2);
+  const auto m = client.metrics();
+  CHECK(m.admission.breaker_opened == 1);
+  CHECK(m.admission.breaker_rejections == 3);
+  CHECK(m.admission.concurrency_decreases == 0);
+  CHECK(m.admission.model_limits.empty());  // 503s say nothing about concurrency
+  const std::string text = client.prometheus_text();
+  CHECK(prometheus_line(text, "glm_proxy_breaker_opened_total ") ==
+        "glm_proxy_breaker_opened_total 1");
+  CHECK(prometheus_line(text, "glm_proxy_breaker_rejections_total ") ==
+        "glm_proxy_breaker_rejections_total 3");
+  CHECK(prometheus_line(text, "# TYPE glm_proxy_breaker_rejections_total ") ==
+        "# TYPE glm_proxy_breaker_rejections_total counter");
+  CHECK(prometheus_line(text, "glm_proxy_model_concurrency_limit{").empty());
 }
 
 // --- 3. Cancel --------------------------------------------------------------------------------
