@@ -9,6 +9,7 @@
 #include <future>
 #include <memory>
 #include <new>
+#include <thread>
 
 #include "cache/cache_key.hpp"
 #include "cache/lru_cache.hpp"
@@ -289,7 +290,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     const Policy policy = policy_for(request.cache);
     detail::CacheKey key;
     if (policy.read_cache || policy.write_cache || policy.coalesce) {
-      key = detail::embedding_cache_key(request, base, model, request.api_key);
+      key = detail::embedding_cache_key(request, base, model, tenant_scope(request.api_key));
     }
     if (policy.read_cache) {
       if (auto hit = cache_lookup(key, trace)) {
@@ -321,10 +322,11 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     job.dimensions = request.dimensions;
     job.extra_json = detail::canonical_json(request.extra_json);
     job.inputs = request.input;
-    job.on_done = [this, key, policy, deliver,
-                   tenant = request.api_key](Result<EmbeddingResponse> r) mutable {
+    // Charged by the dispatcher, once per input sent: a request merged with an identical one in
+    // its batch shares that one's answer and costs nothing, like a coalesced request.
+    job.charge = [this, tenant = request.api_key](const Usage& usage) { charge(tenant, usage); };
+    job.on_done = [this, key, policy, deliver](Result<EmbeddingResponse> r) mutable {
       try {
-        if (r) charge(tenant, r->usage);
         if (r && policy.write_cache) {
           auto value = std::make_shared<CachedValue>();
           value->embedding = *r;
@@ -442,7 +444,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     pool.max_connections = config_.pool.max_connections;
     pool.in_use = t.in_flight;
     pool.open = t.open_connections;
-    pool.idle = std::max(0, t.open_connections - t.in_flight);
+    pool.idle = std::max(0, t.open_connections - t.in_flight - t.reading_out);
     pool.waiting = t.waiting;
     pool.connections_opened = t.connections_opened;
     pool.utilisation =
@@ -458,6 +460,11 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     m.upstream.tls_handshakes = t.tls_handshakes;
     m.upstream.bytes_sent = t.bytes_sent;
     m.upstream.bytes_received = t.bytes_received;
+    m.admission.concurrency_decreases = t.concurrency_decreases;
+    m.admission.breaker_opened = t.breaker_opened;
+    m.admission.breaker_rejections = t.breaker_rejections;
+    m.admission.model_concurrency_max = t.model_concurrency_max;
+    m.admission.model_limits = t.model_limits;
     const detail::ProcessSample process = detail::sample_process();
     const detail::CpuMeter::Reading cpu = cpu_.read(process);
     m.process.rss_bytes = process.rss_bytes;
@@ -468,9 +475,13 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     return m;
   }
 
-  // The dispatcher first (it answers queued requests through the transport), then the
-  // transport (it resolves what is pending while config_ still lives).
+  // Every pending request is answered on the I/O thread, never on the destroying one: the
+  // batching queue hands what waits in it to the transport, whose I/O thread then resolves
+  // everything and ends. Both stay alive meanwhile, so a callback that sends again (a retry
+  // loop) is answered too, on the I/O thread, instead of finding them gone.
   ~Impl() {
+    if (dispatcher_) dispatcher_->stop();  // (null when create() failed before making them)
+    if (transport_) transport_->stop();
     dispatcher_.reset();
     transport_.reset();
     tenants_.reset();  // after every answer was charged: writes the last usage
@@ -483,6 +494,12 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     EmbeddingResponse embedding;
   };
   using CachedPtr = std::shared_ptr<const CachedValue>;
+
+  // Whose answer a request gets: its tenant's with a key registry; without one `api_key` is
+  // ignored (docs/tenants.md), by the cache and coalescing too.
+  std::string_view tenant_scope(const std::string& api_key) const noexcept {
+    return tenants_ ? std::string_view(api_key) : std::string_view();
+  }
 
   // Adds upstream-reported tokens to a tenant's quota and usage file (no registry: nothing).
   void charge(const std::string& tenant, const Usage& usage) {
@@ -575,7 +592,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
                    trace};
     if (p.read_cache || p.write_cache || p.coalesce) {
       p.key = detail::chat_cache_key(request, base_url(request.protocol), p.model, stream,
-                                     request.api_key);
+                                     tenant_scope(request.api_key));
     }
     return p;
   }
@@ -850,9 +867,20 @@ void ProxyClient::complete_async(ChatRequest request,
     once->callback(scrubbed(std::move(r), once->tenant_key));  // throws are caught by the caller
   };
   if (!impl_) {
+    // No I/O thread to answer on: a thread of its own, so that the callback still does not run
+    // on the caller's stack (only if none can be started, here).
     try {
-      deliver(moved_from());
+      std::thread([deliver] {
+        try {
+          deliver(moved_from());
+        } catch (...) {
+        }
+      }).detach();
     } catch (...) {
+      try {
+        deliver(moved_from());
+      } catch (...) {
+      }
     }
     return;
   }

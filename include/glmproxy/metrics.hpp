@@ -90,6 +90,20 @@ struct GLMPROXY_API MetricsSnapshot {
     std::uint64_t bytes_sent = 0, bytes_received = 0;  ///< headers and bodies (METRICS_ENABLED)
   } upstream;
 
+  /// Protecting the upstream account: the per-model concurrency limits (AIMD) and the circuit
+  /// breaker per upstream host (docs/tenants.md, "Upstream protection").
+  struct Admission {
+    std::uint64_t concurrency_decreases = 0;  ///< times a model's limit was halved (429/1302)
+    std::uint64_t breaker_opened = 0;         ///< times a host's breaker opened (reopenings after a
+                                              ///< failed probe included)
+    std::uint64_t breaker_rejections = 0;     ///< requests failed fast by an open breaker
+    int model_concurrency_max = 0;            ///< each model's starting and highest limit
+                                    ///< (GLMPROXY_MODEL_CONCURRENCY, or POOL_MAX_CONNECTIONS)
+    /// Models held below model_concurrency_max, with their limit now; a model not listed is at
+    /// the max.
+    std::map<std::string, int> model_limits;
+  } admission;
+
   /// The whole process the client lives in (Linux /proc and getrusage).
   struct Process {
     std::uint64_t rss_bytes = 0, peak_rss_bytes = 0;
@@ -102,7 +116,8 @@ struct GLMPROXY_API MetricsSnapshot {
 
   /// Every field as one JSON object ({"cache": {...}, "coalescing": {...}, "batching": {...},
   /// "buffers": {...}, "upstream_requests": n, "window": {...}, "requests": {...},
-  /// "pool": {...}, "upstream": {...}, "process": {...}}).
+  /// "pool": {...}, "upstream": {...}, "admission": {..., "model_limits": {model: limit}},
+  /// "process": {...}}).
   std::string to_json() const;
 
   /// Chat, stream and embedding calls handed to the transport (each may take several attempts;

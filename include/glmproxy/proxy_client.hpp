@@ -54,8 +54,10 @@ class GLMPROXY_API ProxyClient {
   Result<ChatResponse> complete(const ChatRequest& request);
 
   /// Sends `request`; `on_done` is called exactly once, on the I/O thread, with the answer or
-  /// the error (also for requests refused before they reach the network, cache hits and
-  /// QueueFull). Cache, coalescing and batching as for complete().
+  /// the error (also for requests refused before they reach the network, cache hits, QueueFull,
+  /// and requests still pending when the client is destroyed), never on the caller's stack. On
+  /// a moved-from client it gets InvalidArgument on a short-lived thread of its own. Cache,
+  /// coalescing and batching as for complete().
   void complete_async(ChatRequest request, std::function<void(Result<ChatResponse>)> on_done);
 
   /// Sends `request` as a stream ("stream": true) and calls `on_event` with each delta as it
@@ -63,8 +65,9 @@ class GLMPROXY_API ProxyClient {
   /// usage; raw_json stays empty). `on_event` runs on the client's I/O thread while this call
   /// waits: keep it short (it holds up the client's other transfers), do not call complete(),
   /// stream() or send() from it, and copy what you keep (the event is reused). Returning false
-  /// cancels: the call returns Cancelled at once and the connection is let go (a nearly
-  /// finished HTTP/1.1 response is read out so the connection can be reused).
+  /// cancels: the call returns Cancelled at once, its connection slot already free, and the
+  /// connection is let go (a nearly finished HTTP/1.1 response is read out so the connection
+  /// can be reused).
   /// With CACHE_ENABLED a stream's events are stored and a later identical stream() replays
   /// them through `on_event` on the calling thread (from_cache set). Streams are not coalesced.
   /// A stream is retried (like complete()) only while no event has reached `on_event`. An error
@@ -86,8 +89,9 @@ class GLMPROXY_API ProxyClient {
   /// like complete().
   Result<EmbeddingResponse> embed(const EmbeddingRequest& request);
 
-  /// Counters (cache, coalescing, batching, stream buffers, requests, upstream traffic), the
-  /// recent window's rates and latency percentiles, the pool, and the process's RSS and CPU.
+  /// Counters (cache, coalescing, batching, stream buffers, requests, upstream traffic,
+  /// upstream protection: AIMD limit cuts and per-model limits, breaker openings and refusals),
+  /// the recent window's rates and latency percentiles, the pool, and the process's RSS and CPU.
   MetricsSnapshot metrics() const;
 
   /// PROFILING_ENABLED: the newest GLMPROXY_PROFILING_RING_SIZE requests' phase marks
@@ -103,7 +107,8 @@ class GLMPROXY_API ProxyClient {
   /// Prometheus text exposition (format 0.0.4) of the client's metrics, names prefixed
   /// `glm_proxy_`: requests by API and outcome, errors by code, request-duration and
   /// time-to-first-token histograms (seconds), tokens, upstream calls, cache, coalescing,
-  /// batching and stream-buffer counters, upstream attempts, retries and bytes, pool gauges and
+  /// batching and stream-buffer counters, upstream attempts, retries and bytes, upstream
+  /// protection (limit cuts, per-model limits, breaker openings and refusals), pool gauges and
   /// acquire-wait histogram, process memory and CPU. With METRICS_ENABLED=false the request
   /// families stay at zero.
   std::string prometheus_text() const;

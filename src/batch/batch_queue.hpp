@@ -54,7 +54,11 @@ class BatchQueue {
     thread_ = std::thread([this] { run(); });
   }
 
-  ~BatchQueue() {
+  ~BatchQueue() { stop(); }
+
+  /// Hands what is still waiting to `drop` and ends the timer thread; push() refuses from now
+  /// on (ShuttingDown). Idempotent.
+  void stop() {
     std::map<std::string, Group> rest;
     {
       std::lock_guard lock(mu_);
@@ -63,7 +67,7 @@ class BatchQueue {
       queued_ = 0;
     }
     cv_.notify_all();
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
     for (auto& [key, group] : rest) drop_(std::move(group.items));
   }
 

@@ -43,7 +43,11 @@ Dispatcher::Dispatcher(const Config& config, Transport& transport)
   }
 }
 
-Dispatcher::~Dispatcher() { queue_.reset(); }
+Dispatcher::~Dispatcher() { stop(); }
+
+void Dispatcher::stop() {
+  if (queue_) queue_->stop();
+}
 
 DispatchStats Dispatcher::stats() const {
   DispatchStats s;
@@ -146,6 +150,7 @@ void Dispatcher::send_embeddings(std::vector<EmbeddingJob> jobs, bool batched) {
   struct Part {
     std::size_t first_input = 0, inputs = 0, bytes = 0;
     std::vector<Callback> callbacks;
+    std::function<void(const Usage&)> charge;  // the first job's: its inputs were sent once
   };
   std::vector<Part> parts;
   std::vector<std::string_view> inputs;
@@ -168,6 +173,7 @@ void Dispatcher::send_embeddings(std::vector<EmbeddingJob> jobs, bool batched) {
       part.bytes += s.size();
     }
     part.callbacks.push_back(std::move(job.on_done));
+    part.charge = std::move(job.charge);
     parts.push_back(std::move(part));
   }
   const EmbeddingJob& lead = jobs.front();
@@ -237,6 +243,13 @@ void Dispatcher::send_embeddings(std::vector<EmbeddingJob> jobs, bool batched) {
           left -= share;
           out.usage.prompt_tokens = share;
           out.usage.total_tokens = share;
+          if (part.charge) {
+            try {
+              part.charge(out.usage);  // once: the part's duplicates share the answer for free
+            } catch (...) {
+              // Usage is best effort; the answer still goes to every caller.
+            }
+          }
           fan_out(part.callbacks, Result<EmbeddingResponse>(std::move(out)));
         }
       }();

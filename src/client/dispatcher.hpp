@@ -37,6 +37,10 @@ struct EmbeddingJob {
   std::string extra_json;
   std::vector<std::string> inputs;
   std::function<void(Result<EmbeddingResponse>)> on_done;  ///< on the I/O thread, exactly once
+  /// On the I/O thread, before on_done, with the tokens this job's inputs cost in the upstream
+  /// call's answer. Once per input sent: not for a job merged with an identical one in its batch
+  /// (it shares that one's answer, like a coalesced request, and costs nothing).
+  std::function<void(const Usage&)> charge;
 };
 
 struct DispatchStats {
@@ -50,7 +54,10 @@ struct DispatchStats {
 class Dispatcher {
  public:
   Dispatcher(const Config& config, Transport& transport);
-  ~Dispatcher();  ///< jobs still waiting in the queue resolve with ShuttingDown
+  ~Dispatcher();  ///< stop()
+  /// Jobs still waiting in the batching queue resolve with ShuttingDown (through the
+  /// transport), and so do jobs queued from now on. Idempotent.
+  void stop();
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 

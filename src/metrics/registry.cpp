@@ -23,6 +23,23 @@ constexpr double kBounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0
                               0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
                               5,      10,      30,     60,    120,    300};
 
+// A label value as the text format writes it: backslash, double quote and line feed escaped.
+std::string label_value(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 class Writer {
  public:
   void family(std::string_view name, std::string_view type, std::string_view help) {
@@ -187,6 +204,22 @@ std::string Metrics::prometheus_text(const MetricsSnapshot& m,
             m.upstream.bytes_sent);
   w.counter("upstream_received_bytes_total",
             "Bytes received from the upstream (headers and bodies).", m.upstream.bytes_received);
+  w.counter("model_concurrency_decreases_total",
+            "Per-model concurrency limits halved after a 429 concurrency answer (Z.AI 1302).",
+            m.admission.concurrency_decreases);
+  w.gauge("model_concurrency_max",
+          "GLMPROXY_MODEL_CONCURRENCY: each model's starting and highest concurrency limit.",
+          static_cast<double>(m.admission.model_concurrency_max));
+  w.family("model_concurrency_limit", "gauge",
+           "Concurrency limit now of each model held below glm_proxy_model_concurrency_max.");
+  for (const auto& [model, limit] : m.admission.model_limits) {
+    w.sample("model_concurrency_limit", "model=\"" + label_value(model) + "\"",
+             static_cast<double>(limit));
+  }
+  w.counter("breaker_opened_total", "Times an upstream host's circuit breaker opened.",
+            m.admission.breaker_opened);
+  w.counter("breaker_rejections_total", "Requests failed fast by an open circuit breaker.",
+            m.admission.breaker_rejections);
   w.family("pool_connections", "gauge", "Open upstream connections, by state.");
   w.sample("pool_connections", "state=\"in_use\"", static_cast<double>(m.pool.in_use));
   w.sample("pool_connections", "state=\"idle\"", static_cast<double>(m.pool.idle));

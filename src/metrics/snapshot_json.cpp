@@ -48,14 +48,25 @@ std::string MetricsSnapshot::to_json() const try {
       R"("connections_opened":{},"utilisation":{},"acquired":{},"acquire_wait_avg_ms":{},)"
       R"("acquire_wait_p99_ms":{}}},"upstream":{{"attempts":{},"retries":{},"tls_handshakes":{},)"
       R"("bytes_sent":{},)"
-      R"("bytes_received":{}}},"process":{{"rss_bytes":{},"peak_rss_bytes":{},"cpu_seconds":{},)"
-      R"("cpu_percent":{},"cpu_interval_seconds":{}}}}})",
+      R"("bytes_received":{}}},"admission":{{"concurrency_decreases":{},"breaker_opened":{},)"
+      R"("breaker_rejections":{},"model_concurrency_max":{},"model_limits":{{)",
       pool.max_connections, pool.in_use, pool.idle, pool.open, pool.waiting,
       pool.connections_opened, finite(pool.utilisation), pool.acquired,
       finite(pool.acquire_wait_avg_ms), finite(pool.acquire_wait_p99_ms), upstream.attempts,
       upstream.retries, upstream.tls_handshakes, upstream.bytes_sent, upstream.bytes_received,
-      process.rss_bytes, process.peak_rss_bytes, finite(process.cpu_seconds),
-      finite(process.cpu_percent), finite(process.cpu_interval_seconds));
+      admission.concurrency_decreases, admission.breaker_opened, admission.breaker_rejections,
+      admission.model_concurrency_max);
+  first = true;
+  for (const auto& [model, limit] : admission.model_limits) {
+    if (!first) out += ',';
+    if (!detail::append_json_string(out, model)) out += "\"?\"";
+    out += fmt::format(":{}", limit);
+    first = false;
+  }
+  out += fmt::format(R"(}}}},"process":{{"rss_bytes":{},"peak_rss_bytes":{},"cpu_seconds":{},)"
+                     R"("cpu_percent":{},"cpu_interval_seconds":{}}}}})",
+                     process.rss_bytes, process.peak_rss_bytes, finite(process.cpu_seconds),
+                     finite(process.cpu_percent), finite(process.cpu_interval_seconds));
   return out;
 } catch (...) {
   // Nothing leaves the library as an exception.

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <queue>
@@ -76,6 +77,9 @@ struct Transfer {
   SinkState sink_state = SinkState::Undecided;
   Clock::time_point last_rx;  // last byte received (idle timeout)
   bool draining = false;      // cancelled and resolved; reading out the rest
+  // Answered while still on the wire (a cancelled or finished stream): its admission slots (the
+  // pool's and its model's) were given back then; counted in reading_out_, not in_flight_.
+  bool slot_released = false;
   std::size_t drained = 0;
   Clock::time_point drain_deadline;
   // Chunked upload of a large request body.
@@ -143,7 +147,8 @@ class Transport::Impl {
         pool_(config.stream.buffer_pool_enabled,
               static_cast<std::size_t>(std::max(16, 2 * config.pool.max_connections))),
         aimd_(aimd_options(config)),
-        breaker_(breaker_options(config)) {}
+        breaker_(breaker_options(config)),
+        aimd_max_(aimd_.limit({})) {}
 
   TransportStats stats() const noexcept {
     TransportStats s;
@@ -156,6 +161,14 @@ class Transport::Impl {
     s.breaker_opened = breaker_opened_.load(std::memory_order_relaxed);
     s.breaker_rejections = breaker_rejections_.load(std::memory_order_relaxed);
     s.in_flight = in_flight_now_.load(std::memory_order_relaxed);
+    s.reading_out = reading_out_now_.load(std::memory_order_relaxed);
+    s.model_concurrency_max = aimd_max_;
+    try {
+      std::lock_guard lock(limits_mu_);
+      s.model_limits = model_limits_;
+    } catch (...) {
+      // Out of memory copying the names: the counters still go out.
+    }
     s.waiting = waiting_now_.load(std::memory_order_relaxed);
     s.open_connections = open_sockets_.load(std::memory_order_relaxed);
     s.connections_opened = sockets_opened_.load(std::memory_order_relaxed);
@@ -169,15 +182,20 @@ class Transport::Impl {
   }
 
   ~Impl() {
+    stop();
+    for (CURL* e : free_easy_) curl_easy_cleanup(e);
+    if (multi_ != nullptr) curl_multi_cleanup(multi_);
+    if (share_ != nullptr) curl_share_cleanup(share_);
+  }
+
+  // The I/O thread resolves everything still queued or in flight, then ends. Idempotent.
+  void stop() {
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
     }
     if (multi_ != nullptr) curl_multi_wakeup(multi_);
     if (thread_.joinable()) thread_.join();
-    for (CURL* e : free_easy_) curl_easy_cleanup(e);
-    if (multi_ != nullptr) curl_multi_cleanup(multi_);
-    if (share_ != nullptr) curl_share_cleanup(share_);
   }
 
   Result<void> start() {
@@ -411,8 +429,8 @@ class Transport::Impl {
   // connected somewhere; never with DISABLE_CONNECTION_POOL).
   bool keep_alive_due(Clock::time_point now) const {
     return config_.pool.min_connections > 0 && !config_.pool.disabled &&
-           keepalive_url_ != nullptr && in_flight_ == 0 && waiting_.empty() && delayed_.empty() &&
-           now >= last_activity_ + config_.pool.max_idle / 2;
+           keepalive_url_ != nullptr && in_flight_ + reading_out_ == 0 && waiting_.empty() &&
+           delayed_.empty() && now >= last_activity_ + config_.pool.max_idle / 2;
   }
 
   void keep_alive(Clock::time_point now) {
@@ -449,7 +467,8 @@ class Transport::Impl {
     Clock::time_point next = now + std::chrono::milliseconds(1000);
     if (!waiting_.empty()) next = std::min(next, waiting_.front()->admit_deadline);
     if (!delayed_.empty()) next = std::min(next, delayed_.top()->retry_at);
-    if (config_.pool.min_connections > 0 && keepalive_url_ != nullptr && in_flight_ == 0) {
+    if (config_.pool.min_connections > 0 && keepalive_url_ != nullptr &&
+        in_flight_ + reading_out_ == 0) {
       next = std::min(next, last_activity_ + config_.pool.max_idle / 2);
     }
     for (const Transfer* t : active_) {
@@ -498,6 +517,7 @@ class Transport::Impl {
         continue;
       }
       t->aimd_ticket = aimd_.on_start(t->ex.model);
+      end_a_read_out_for_room();
       if (config_.metrics.enabled && !t->probe) {
         acquire_wait_.record(
             std::chrono::duration_cast<std::chrono::microseconds>(now - t->queued_at));
@@ -537,11 +557,59 @@ class Transport::Impl {
     } else if (status >= 200 && status < 300) {
       outcome = Outcome::Success;
     }
-    const std::uint64_t before = aimd_.decreases();
-    aimd_.on_finish(t.ex.model, t.aimd_ticket, outcome, now);
-    aimd_decreases_.fetch_add(aimd_.decreases() - before, std::memory_order_relaxed);
+    if (!t.slot_released) finish_aimd(t, outcome, now);  // else done when it was answered
     breaker_opened_.store(breaker_.opened(), std::memory_order_relaxed);
     t.free_retries += outcome == Outcome::Overloaded ? 1 : 0;
+  }
+
+  // Gives the attempt's model slot back to the limiter; a limit that moved is published for
+  // stats() (rare: a 429/1302, or a step back up).
+  void finish_aimd(Transfer& t, AimdLimiter::Outcome outcome, Clock::time_point now) {
+    const std::string& model = t.ex.model;
+    const int before = aimd_.limit(model);
+    const std::uint64_t cuts = aimd_.decreases();
+    aimd_.on_finish(model, t.aimd_ticket, outcome, now);
+    aimd_decreases_.fetch_add(aimd_.decreases() - cuts, std::memory_order_relaxed);
+    const int after = aimd_.limit(model);
+    if (after == before) return;
+    try {
+      std::lock_guard lock(limits_mu_);
+      if (after >= aimd_max_) {
+        model_limits_.erase(model);
+      } else {
+        model_limits_[model] = after;
+      }
+    } catch (...) {
+      // Out of memory for the name: the published limit is stale, admission is not.
+    }
+  }
+
+  // A stream answered while its transfer stays on the wire (cancelled, or finished at its end
+  // marker, and now read out or wound down): its slots go back at once, before its caller is
+  // answered, so the next request need not wait for the read-out.
+  void release_slot(Transfer& t) {
+    if (t.slot_released) return;
+    t.slot_released = true;
+    --in_flight_;
+    ++reading_out_;
+    in_flight_now_.store(in_flight_, std::memory_order_relaxed);
+    reading_out_now_.store(reading_out_, std::memory_order_relaxed);
+    // The status was 2xx (the body went to the stream): the upstream answered.
+    finish_aimd(t, AimdLimiter::Outcome::Success, Clock::now());
+  }
+
+  // A transfer about to start while read-outs hold connections: if curl's connection cap
+  // (POOL_MAX_CONNECTIONS) would make it wait for one, the oldest read-out ends now and its
+  // connection is closed. A read-out only keeps a connection nobody else needs.
+  void end_a_read_out_for_room() {
+    if (reading_out_ == 0 || in_flight_ + reading_out_ < config_.pool.max_connections) return;
+    for (Transfer* t : active_) {
+      if (t->draining && !t->abort_error) {
+        t->abort_error = make_error(ErrorCode::Cancelled, "stream cancelled");
+        finish(t, CURLE_OK);
+        return;
+      }
+    }
   }
 
   Error total_timeout_error() const {
@@ -569,6 +637,7 @@ class Transport::Impl {
     t->sink_state = SinkState::Undecided;
     t->last_rx = now;
     t->draining = false;
+    t->slot_released = false;
     t->drained = 0;
     t->upload_offset = 0;
     t->header_bytes = 0;
@@ -596,7 +665,7 @@ class Transport::Impl {
     if (refused) {
       // Nothing went on the wire: the slots admit() took are given back.
       free_easy_.push_back(e);
-      aimd_.on_finish(t->ex.model, t->aimd_ticket, AimdLimiter::Outcome::Other, now);
+      finish_aimd(*t, AimdLimiter::Outcome::Other, now);
       breaker_.on_abandon(t->host);
       TransferPtr back(t);
       resolve(*back, std::move(*refused));
@@ -822,6 +891,7 @@ class Transport::Impl {
       fill_marks(*t, sent, received);
     }
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+    release_slot(*t);
     if (finished) {
       // The end marker arrived: the reply is whole, whether or not the upstream ends the body.
       t->finished_early = true;
@@ -952,9 +1022,15 @@ class Transport::Impl {
   void detach_easy(Transfer* t) noexcept {
     curl_multi_remove_handle(multi_, t->easy);
     t->easy = nullptr;
-    --in_flight_;
-    // Published before the transfer's callback runs: a caller answered by it sees its slot free.
-    in_flight_now_.store(in_flight_, std::memory_order_relaxed);
+    if (t->slot_released) {
+      --reading_out_;
+      reading_out_now_.store(reading_out_, std::memory_order_relaxed);
+    } else {
+      --in_flight_;
+      // Published before the transfer's callback runs: a caller answered by it sees its slot
+      // free.
+      in_flight_now_.store(in_flight_, std::memory_order_relaxed);
+    }
     auto it = std::find(active_.begin(), active_.end(), t);
     if (it != active_.end()) active_.erase(it);
   }
@@ -1245,7 +1321,8 @@ class Transport::Impl {
   std::vector<Transfer*> active_;  // owned while on the wire
   std::vector<Transfer*> aborted_;
   std::vector<CURL*> free_easy_;
-  int in_flight_ = 0;
+  int in_flight_ = 0;    // transfers on the wire holding a slot
+  int reading_out_ = 0;  // answered streams still on the wire (slot_released)
   std::mt19937_64 rng_;
   Clock::time_point last_activity_ = Clock::now();
   const std::string* keepalive_url_ = nullptr;  // the base URL (config_) last sent to
@@ -1257,8 +1334,11 @@ class Transport::Impl {
   AimdLimiter aimd_;        // I/O thread
   CircuitBreaker breaker_;  // I/O thread
   std::atomic<std::uint64_t> aimd_decreases_{0}, breaker_opened_{0}, breaker_rejections_{0};
+  const int aimd_max_;  // each model's starting and highest limit
+  mutable std::mutex limits_mu_;
+  std::map<std::string, int> model_limits_;  // guarded by limits_mu_: models below aimd_max_
   // Pool and traffic figures for stats().
-  std::atomic<int> in_flight_now_{0}, open_sockets_{0};
+  std::atomic<int> in_flight_now_{0}, reading_out_now_{0}, open_sockets_{0};
   std::atomic<std::size_t> waiting_now_{0};
   std::atomic<std::uint64_t> sockets_opened_{0}, attempts_{0}, retries_{0};
   std::atomic<std::uint64_t> tls_handshakes_{0};
@@ -1324,6 +1404,8 @@ void Transport::fail(Error error, TransferCallback on_done) {
 }
 
 bool Transport::on_io_thread() const noexcept { return impl_->on_io_thread(); }
+
+void Transport::stop() { impl_->stop(); }
 
 TransportStats Transport::stats() const noexcept { return impl_->stats(); }
 

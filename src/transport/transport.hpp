@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -101,8 +102,12 @@ struct TransportStats {
   std::uint64_t concurrency_decreases = 0;       ///< per-model limits halved after 429/1302
   std::uint64_t breaker_opened = 0;              ///< times a circuit breaker opened
   std::uint64_t breaker_rejections = 0;          ///< requests failed fast by an open breaker
+  int model_concurrency_max = 0;                 ///< each model's starting and highest limit
+  std::map<std::string, int> model_limits;       ///< models held below that max: their limit now
   // The pool, as last seen by the I/O thread.
   int in_flight = 0;         ///< transfers on the wire, each holding a connection slot
+  int reading_out = 0;       ///< answered streams still on the wire (HTTP/1.1 read-out), each
+                             ///< on a connection but holding no slot
   std::size_t waiting = 0;   ///< transfers waiting for a slot (POOL_ACQUIRE_TIMEOUT)
   int open_connections = 0;  ///< sockets curl holds open, in use or idle
   std::uint64_t connections_opened = 0;
@@ -133,7 +138,13 @@ using TransferCallback = std::function<void(Result<HttpResult>)>;
 class Transport {
  public:
   static Result<std::unique_ptr<Transport>> create(const Config& config);
-  ~Transport();  ///< resolves everything still queued or in flight, joins the thread
+  ~Transport();  ///< stop(), then frees curl's handles
+
+  /// Resolves everything still queued or in flight, on the I/O thread (what its callbacks submit
+  /// meanwhile too), and joins it. The transport stays usable as an object: later submissions
+  /// resolve at once with ShuttingDown on the submitting thread. Idempotent; not from the I/O
+  /// thread.
+  void stop();
 
   void submit(HttpExchange exchange, TransferCallback on_done);
   /// Hands several exchanges over at once: they start in the same loop iteration.

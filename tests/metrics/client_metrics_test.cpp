@@ -162,6 +162,9 @@ TEST_CASE("MetricsSnapshot::to_json() is valid JSON with every section", "[metri
   CHECK(std::int64_t(doc["pool"]["max_connections"]) == 10);
   CHECK(std::uint64_t(doc["upstream"]["attempts"]) == 1);
   CHECK(std::uint64_t(doc["upstream"]["tls_handshakes"]) == 0);  // plain http
+  CHECK(std::uint64_t(doc["admission"]["concurrency_decreases"]) == 0);
+  CHECK(std::int64_t(doc["admission"]["model_concurrency_max"]) == 10);
+  CHECK(doc["admission"]["model_limits"].get_object().size() == 0);
   CHECK(std::uint64_t(doc["process"]["rss_bytes"]) > 0);
   CHECK(std::uint64_t(doc["cache"]["hits"]) == 1);
   CHECK(std::uint64_t(doc["window"]["requests"]) == 3);

@@ -91,14 +91,14 @@ TEST_CASE("prometheus: families, histograms and counters after mixed traffic", "
     previous = v;
   }
   CHECK(previous == p.samples.at(R"(glm_proxy_request_duration_seconds_count{api="openai"})"));
-  CHECK(previous == 7);
+  CHECK(previous == 8);
   // Upstream traffic, the pool and the process.
-  CHECK(p.samples.at("glm_proxy_upstream_attempts_total") == 8);
-  CHECK(p.samples.at("glm_proxy_upstream_retries_total") == 2);
+  CHECK(p.samples.at("glm_proxy_upstream_attempts_total") == 10);
+  CHECK(p.samples.at("glm_proxy_upstream_retries_total") == 3);
   CHECK(p.samples.at("glm_proxy_upstream_tls_handshakes_total") == 0);  // plain http
-  CHECK(p.samples.at("glm_proxy_upstream_sent_bytes_total") > 8 * 100);
-  CHECK(p.samples.at("glm_proxy_upstream_received_bytes_total") > 8 * 100);
-  CHECK(p.samples.at("glm_proxy_pool_acquire_wait_seconds_count") == 8);
+  CHECK(p.samples.at("glm_proxy_upstream_sent_bytes_total") > 10 * 100);
+  CHECK(p.samples.at("glm_proxy_upstream_received_bytes_total") > 10 * 100);
+  CHECK(p.samples.at("glm_proxy_pool_acquire_wait_seconds_count") == 10);
   CHECK(p.samples.at(R"(glm_proxy_pool_connections{state="in_use"})") == 0);
   CHECK(p.samples.at(R"(glm_proxy_pool_connections{state="idle"})") >= 1);
   CHECK(p.samples.at("glm_proxy_pool_connections_opened_total") >= 1);
@@ -106,6 +106,17 @@ TEST_CASE("prometheus: families, histograms and counters after mixed traffic", "
   CHECK(p.samples.at("glm_proxy_process_resident_memory_bytes") > 1 << 20);
   CHECK(p.samples.at("glm_proxy_process_cpu_seconds_total") > 0);
   CHECK(p.types.at("glm_proxy_pool_acquire_wait_seconds") == "histogram");
+  // Upstream protection: the 429/1302 halved glm-4.7's limit of 10 (POOL_MAX_CONNECTIONS).
+  CHECK(p.types.at("glm_proxy_model_concurrency_decreases_total") == "counter");
+  CHECK(p.samples.at("glm_proxy_model_concurrency_decreases_total") == 1);
+  CHECK(p.types.at("glm_proxy_model_concurrency_max") == "gauge");
+  CHECK(p.samples.at("glm_proxy_model_concurrency_max") == 10);
+  CHECK(p.types.at("glm_proxy_model_concurrency_limit") == "gauge");
+  CHECK(p.samples.at(R"(glm_proxy_model_concurrency_limit{model="glm-4.7"})") == 5);
+  CHECK(p.types.at("glm_proxy_breaker_opened_total") == "counter");
+  CHECK(p.samples.at("glm_proxy_breaker_opened_total") == 0);  // never 5 failures in a row
+  CHECK(p.types.at("glm_proxy_breaker_rejections_total") == "counter");
+  CHECK(p.samples.at("glm_proxy_breaker_rejections_total") == 0);
 }
 
 TEST_CASE("prometheus: METRICS_ENABLED=false records nothing on the request path", "[metrics]") {
@@ -117,7 +128,8 @@ TEST_CASE("prometheus: METRICS_ENABLED=false records nothing on the request path
   CHECK(p.samples.at(R"(glm_proxy_tokens_total{kind="completion"})") == 0);
   CHECK(p.samples.at("glm_proxy_upstream_sent_bytes_total") == 0);
   CHECK(p.samples.at("glm_proxy_pool_acquire_wait_seconds_count") == 0);
-  CHECK(p.samples.at("glm_proxy_upstream_attempts_total") == 8);  // counted regardless
+  CHECK(p.samples.at("glm_proxy_upstream_attempts_total") == 10);           // counted regardless
+  CHECK(p.samples.at("glm_proxy_model_concurrency_decreases_total") == 1);  // and these too
 }
 
 TEST_CASE("metrics(): rates and percentiles over the retention window, and its JSON form",

@@ -1,8 +1,8 @@
 #pragma once
 
 // Mixed traffic for the exposition tests: answers, cache hits and misses, errors, streams,
-// embeddings. Fills `text` with the client's prometheus_text(); false if the traffic itself
-// did not behave as planned.
+// embeddings, a 429/1302 that halves the model's concurrency limit. Fills `text` with the
+// client's prometheus_text(); false if the traffic itself did not behave as planned.
 
 #include <chrono>
 #include <string>
@@ -50,6 +50,12 @@ inline bool mixed_traffic(std::string& text, bool metrics_enabled = true) {
   glmproxy::EmbeddingRequest e;
   e.input = {"a", "b"};
   ok = ok && client->embed(e);
+  glmproxy::mock::Fault throttled;  // one 429/1302: the model's limit is halved, then answered
+  throttled.status = 429;
+  throttled.body = R"({"error":{"code":"1302","message":"High concurrency usage of this API"}})";
+  server->add_fault(throttled);
+  r.messages[0].content = "throttled";
+  ok = ok && client->complete(r);
   text = client->prometheus_text();
   return ok;
 }
