@@ -24,6 +24,7 @@
 #include "core/strings.hpp"
 #include "core/url.hpp"
 #include "protocol/protocol.hpp"
+#include "transport/backoff.hpp"
 #include "transport/proxy_options.hpp"
 
 namespace glmproxy::detail {
@@ -1142,11 +1143,7 @@ class Transport::Impl {
       if (*e.retry_after > retry.retry_after_cap) return give_up(std::move(e));
       delay = *e.retry_after;
     } else {
-      const int shift = std::min(t->attempts - 1, 30);
-      const std::int64_t cap = std::min<std::int64_t>(
-          retry.max_delay.count(), retry.base_delay.count() * (std::int64_t{1} << shift));
-      std::uniform_int_distribution<std::int64_t> dist(0, std::max<std::int64_t>(cap, 0));
-      delay = std::chrono::milliseconds(dist(rng_));
+      delay = backoff_delay(retry, t->attempts, rng_);
     }
     if (now + delay >= t->deadline) return give_up(std::move(e));
     t->retry_at = now + delay;
