@@ -151,6 +151,9 @@ class Transport::Impl {
     s.buffers = pool_.stats();
     s.upload_reads = upload_reads_.load(std::memory_order_relaxed);
     s.body_reads = body_reads_.load(std::memory_order_relaxed);
+    s.loop_turns = loop_turns_.load(std::memory_order_relaxed);
+    s.wakeups = wakeups_.load(std::memory_order_relaxed);
+    s.easy_handles_created = easy_created_.load(std::memory_order_relaxed);
     s.streams_cancelled = streams_cancelled_.load(std::memory_order_relaxed);
     s.cancelled_connections_kept = drained_kept_.load(std::memory_order_relaxed);
     s.concurrency_decreases = aimd_decreases_.load(std::memory_order_relaxed);
@@ -243,7 +246,10 @@ class Transport::Impl {
       }
       return;
     }
-    if (wake) curl_multi_wakeup(multi_);
+    if (wake) {
+      wakeups_.fetch_add(1, std::memory_order_relaxed);
+      curl_multi_wakeup(multi_);
+    }
   }
 
   bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
@@ -279,6 +285,7 @@ class Transport::Impl {
       // One turn of the loop; an exception (out of memory) must not end the thread, which
       // would leave every request unanswered: the next turn tries again.
       try {
+        loop_turns_.fetch_add(1, std::memory_order_relaxed);
         std::vector<TransferPtr> batch;
         bool stop = false;
         {
@@ -352,12 +359,20 @@ class Transport::Impl {
       TransferPtr t = std::move(waiting_.front());
       waiting_.pop_front();
       const std::string& model = t->ex.model;
-      std::string why = in_flight_ >= config_.pool.max_connections
-                            ? fmt::format("{} requests on the wire", in_flight_)
-                            : fmt::format(
-                                  "model {} held to {} requests at once after the upstream said it "
-                                  "had too many (429/1302)",
-                                  model, aimd_.limit(model));
+      std::string why;
+      if (in_flight_ >= config_.pool.max_connections) {
+        why = fmt::format("{} requests on the wire", in_flight_);
+      } else if (const int limit = aimd_.limit(model); limit < aimd_options(config_).max_limit) {
+        why = fmt::format(
+            "model {} held to {} requests at once after the upstream said it had too many "
+            "(429/1302)",
+            model, limit);
+      } else {
+        // The configured limit, not a cut: a 429 is not what held it.
+        why =
+            fmt::format("model {} at its limit of {} requests at once (GLMPROXY_MODEL_CONCURRENCY)",
+                        model, limit);
+      }
       resolve(*t, make_error(ErrorCode::PoolTimeout,
                              fmt::format("no connection slot became free within "
                                          "POOL_ACQUIRE_TIMEOUT={} ms ({})",
@@ -582,6 +597,7 @@ class Transport::Impl {
       curl_easy_reset(e);
     } else {
       e = curl_easy_init();
+      easy_created_.fetch_add(1, std::memory_order_relaxed);
     }
     if (e == nullptr) {
       TransferPtr back(t);
@@ -1249,6 +1265,7 @@ class Transport::Impl {
   BufferPool pool_;                             // stream buffers (I/O thread; stats from anywhere)
   std::atomic<std::uint64_t> upload_reads_{0};
   std::atomic<std::uint64_t> body_reads_{0};
+  std::atomic<std::uint64_t> loop_turns_{0}, wakeups_{0}, easy_created_{0};
   std::atomic<std::uint64_t> streams_cancelled_{0};
   std::atomic<std::uint64_t> drained_kept_{0};
   AimdLimiter aimd_;        // I/O thread

@@ -1,26 +1,29 @@
-// Behaviours that docs/transport.md and docs/streaming.md promise, one test each, against the
-// mock upstream. Each test quotes the sentence it checks; docs/transport.md lists them all.
+// What docs/transport.md says about the I/O thread, admission and the pool, and shutdown, one
+// test per statement, against the mock upstream. Each test quotes what it checks; the table at
+// the end of docs/transport.md lists them.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <csignal>
+#include <fstream>
 #include <future>
 #include <mutex>
-#include <random>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "client_access.hpp"
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
+#include "support/docs_support.hpp"
 #include "support/mock_client.hpp"
-#include "transport/backoff.hpp"
 
 using glmproxy::ChatRequest;
 using glmproxy::ChatResponse;
@@ -30,176 +33,287 @@ using glmproxy::Protocol;
 using glmproxy::ProxyClient;
 using glmproxy::Result;
 using glmproxy::StreamEvent;
+using glmproxy::detail::transport_stats;
 using glmproxy::mock::Fault;
-using glmproxy::mock::MockOptions;
 using glmproxy::mock::MockUpstream;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+using test_support::closed_port;
 using test_support::config_for;
+using test_support::eventually;
+using test_support::hello;
 using test_support::make_client;
 using test_support::numbered;
 using test_support::start_mock;
 
 namespace {
 
-ChatRequest hello(Protocol protocol = Protocol::OpenAI) {
-  ChatRequest r;
-  r.protocol = protocol;
-  r.messages = {{"user", "Say hello."}};
-  return r;
-}
 
-// A loopback port nothing listens on (bound, then closed): connections to it are refused.
-std::uint16_t closed_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// Waits (generously) until `done` holds; false if it never did.
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds limit = 20s) {
-  const auto give_up = Clock::now() + limit;
-  while (!done()) {
-    if (Clock::now() > give_up) return false;
-    std::this_thread::sleep_for(2ms);
+// The names in /proc/self/<dir> (threads in task/, descriptors in fd/).
+std::vector<std::string> proc_entries(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(("/proc/self/" + dir).c_str());
+  REQUIRE(d != nullptr);
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') out.emplace_back(e->d_name);
   }
-  return true;
+  ::closedir(d);
+  return out;
 }
 
-// An OpenAI stream of `deltas`, the last chunk carrying finish_reason "stop" when `finish` is
-// set, and `data: [DONE]` when `done` is.
-std::string openai_sse(const std::vector<std::string>& deltas, bool finish, bool done) {
-  std::string body;
-  for (const std::string& d : deltas) {
-    body += R"(data: {"id":"c1","model":"glm-4.7","choices":[{"index":0,"delta":{"content":")" + d +
-            "\"},\"finish_reason\":null}]}\n\n";
+std::size_t thread_count() { return proc_entries("task").size(); }
+
+// Threads of this process that have SIGPIPE blocked (SigBlk in /proc/self/task/<tid>/status).
+int threads_blocking_sigpipe() {
+  int n = 0;
+  for (const std::string& tid : proc_entries("task")) {
+    std::ifstream status("/proc/self/task/" + tid + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+      if (line.rfind("SigBlk:", 0) != 0) continue;
+      const unsigned long long mask = std::stoull(line.substr(7), nullptr, 16);
+      n += (mask >> (SIGPIPE - 1)) & 1U ? 1 : 0;
+    }
   }
-  if (finish)
-    body += R"(data: {"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"
-            "\n\n";
-  if (done) body += "data: [DONE]\n\n";
-  return body;
+  return n;
 }
 
-// An Anthropic stream of `text`, with its message_delta stop reason; message_stop when `stop`.
-std::string anthropic_sse(const std::string& text, bool stop) {
-  std::string body =
-      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\","
-      "\"model\":\"glm-4.7\",\"usage\":{\"input_tokens\":3,\"output_tokens\":0}}}\n\n"
-      "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
-      "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
-      "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
-      "\"delta\":{\"type\":\"text_delta\",\"text\":\"" +
-      text +
-      "\"}}\n\n"
-      "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
-      "\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\n";
-  if (stop) body += "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
-  return body;
+// Every descriptor of this process that is a TCP connection to `port` on 127.0.0.1.
+std::vector<int> sockets_to(std::uint16_t port) {
+  std::vector<int> out;
+  for (const std::string& name : proc_entries("fd")) {
+    const int fd = std::stoi(name);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) continue;
+    if (peer.sin_family == AF_INET && ntohs(peer.sin_port) == port) out.push_back(fd);
+  }
+  return out;
 }
 
 }  // namespace
 
-// --- retries ----------------------------------------------------------------------------
+// --- threads ----------------------------------------------------------------------------
 
-// transport.md, Retries: "Otherwise it is full-jitter exponential backoff: uniform in
-// [0, min(GLMPROXY_RETRY_MAX_DELAY_MS, GLMPROXY_RETRY_BASE_DELAY_MS × 2^(attempt−1))]."
-TEST_CASE("docs: the backoff is full jitter, uniform in [0, min(max, base * 2^(attempt-1))]",
-          "[docs][retry]") {
-  glmproxy::RetryConfig retry;
-  retry.base_delay = 100ms;
-  retry.max_delay = 1000ms;
-  using glmproxy::detail::backoff_cap;
-  CHECK(backoff_cap(retry, 1) == 100ms);
-  CHECK(backoff_cap(retry, 2) == 200ms);
-  CHECK(backoff_cap(retry, 3) == 400ms);
-  CHECK(backoff_cap(retry, 4) == 800ms);
-  CHECK(backoff_cap(retry, 5) == 1000ms);   // the cap
-  CHECK(backoff_cap(retry, 20) == 1000ms);  // and no overflow far past it
-  CHECK(backoff_cap(retry, 1000) == 1000ms);
-  glmproxy::RetryConfig huge;
-  huge.base_delay = std::chrono::milliseconds(600'000);
-  huge.max_delay = std::chrono::milliseconds(3'600'000);
-  CHECK(backoff_cap(huge, 64) == huge.max_delay);
-  glmproxy::RetryConfig zero;
-  zero.base_delay = 0ms;
-  CHECK(backoff_cap(zero, 3) == 0ms);
-
-  // Uniform over the whole range: both ends are reached and the mean is the middle. (A fixed
-  // seed: the check is exact for this sequence, and true of any uniform one.)
-  std::mt19937_64 rng(12345);
-  for (int attempt = 1; attempt <= 6; ++attempt) {
-    const auto cap = backoff_cap(retry, attempt).count();
-    constexpr int kSamples = 4000;
-    std::int64_t low = cap, high = 0, sum = 0;
-    int outside = 0;
-    for (int i = 0; i < kSamples; ++i) {
-      const auto wait = glmproxy::detail::backoff_delay(retry, attempt, rng).count();
-      outside += wait < 0 || wait > cap ? 1 : 0;
-      low = std::min(low, wait);
-      high = std::max(high, wait);
-      sum += wait;
+// transport.md, Threads: "One I/O thread per client owns a libcurl multi handle ..."; Shutdown:
+// "The thread is joined before the destructor returns."
+TEST_CASE("docs: one I/O thread per client, joined before the destructor returns",
+          "[docs][threads]") {
+  auto server = start_mock();
+  const std::size_t before = thread_count();
+  {
+    ProxyClient one = make_client(config_for(*server));
+    REQUIRE(one.complete(hello()));
+    CHECK(thread_count() == before + 1);
+    {
+      ProxyClient two = make_client(config_for(*server));
+      REQUIRE(two.complete(numbered(1)));
+      CHECK(thread_count() == before + 2);
     }
-    INFO("attempt " << attempt << ", cap " << cap);
-    CHECK(outside == 0);
-    CHECK(low <= cap / 20);  // full jitter starts at 0, not at cap/2 ("equal jitter")
-    CHECK(high >= cap - cap / 20);
-    const double mean = static_cast<double>(sum) / kSamples;
-    CHECK(mean == Approx(static_cast<double>(cap) / 2).epsilon(0.05));
+    CHECK(thread_count() == before + 1);
+  }
+  CHECK(thread_count() == before);
+}
+
+// transport.md, Threads: "SIGPIPE is blocked on the I/O thread."
+TEST_CASE("docs: the I/O thread blocks SIGPIPE", "[docs][threads]") {
+  auto server = start_mock();  // its own thread blocks SIGPIPE too
+  const int before = threads_blocking_sigpipe();
+  ProxyClient client = make_client(config_for(*server));
+  REQUIRE(client.complete(hello()));  // the I/O thread has run
+  CHECK(threads_blocking_sigpipe() == before + 1);
+}
+
+// transport.md, Threads: "Sockets are opened close-on-exec."
+TEST_CASE("docs: connections are opened close-on-exec", "[docs][threads]") {
+  auto server = start_mock();
+  ProxyClient client = make_client(config_for(*server));
+  REQUIRE(client.complete(hello()));  // its connection stays open (keep-alive)
+  const auto fds = sockets_to(server->port());
+  REQUIRE_FALSE(fds.empty());
+  for (int fd : fds) {
+    INFO("fd " << fd);
+    CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
   }
 }
 
-// transport.md, Retries: "`send()` does not retry on status (the caller sees every answer),
-// only on connection failures."
-TEST_CASE("docs: send() does not retry on status, only on connection failures",
-          "[docs][retry][send]") {
+// transport.md, Threads: "`complete_async()` puts the request on a mutex-guarded queue and calls
+// `curl_multi_wakeup` — only when the I/O thread is asleep in (or about to enter) its poll ...
+// and a busy I/O thread takes the queue before it sleeps again."
+TEST_CASE("docs: submitting wakes a sleeping I/O thread only, a busy one takes the queue",
+          "[docs][threads]") {
   auto server = start_mock();
-  auto client = make_client(config_for(*server));
+  Config config = config_for(*server);
+  config.cache.enabled = true;  // hits: each call is one hand-over to the I/O thread, no I/O
+  ProxyClient client = make_client(config);
+  REQUIRE(client.complete(hello()));  // stored
+  // Keep the I/O thread busy inside a callback while 50 requests are submitted.
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  client.complete_async(hello(), [&](Result<ChatResponse>) {
+    entered.set_value();
+    released.wait();
+  });
+  entered.get_future().wait();
+  const std::uint64_t busy_before = transport_stats(client).wakeups;
+  std::atomic<int> done{0};
+  for (int i = 0; i < 50; ++i) {
+    client.complete_async(hello(), [&](Result<ChatResponse> r) { done.fetch_add(r ? 1 : 0); });
+  }
+  const std::uint64_t busy_after = transport_stats(client).wakeups;
+  release.set_value();
+  REQUIRE(eventually([&] { return done.load() == 50; }));
+  CHECK(busy_after == busy_before);  // nobody woke the busy thread; it answered all 50
+  // Idle now, asleep in its poll: one submission wakes it, once.
+  std::this_thread::sleep_for(200ms);
+  const std::uint64_t asleep = transport_stats(client).wakeups;
+  client.complete_async(hello(), [&](Result<ChatResponse> r) { done.fetch_add(r ? 1 : 0); });
+  REQUIRE(eventually([&] { return done.load() == 51; }));
+  CHECK(transport_stats(client).wakeups == asleep + 1);
+}
+
+// transport.md, Threads: "A request submitted from a callback on the I/O thread itself (a
+// `complete_async()` chain) skips the queue, the lock and the wake-up: it starts in the same
+// loop turn."
+TEST_CASE("docs: a request submitted from a callback starts in the same loop turn",
+          "[docs][threads]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.cache.enabled = true;  // the chained request is a hit: answered as soon as it starts
+  ProxyClient client = make_client(config);
+  REQUIRE(client.complete(hello()));
+  struct Seen {
+    std::uint64_t turn, wakeups;
+  };
+  std::promise<std::pair<Seen, Seen>> seen;
+  client.complete_async(hello(), [&](Result<ChatResponse>) {
+    const auto s = transport_stats(client);
+    const Seen outer{s.loop_turns, s.wakeups};
+    client.complete_async(hello(), [&, outer](Result<ChatResponse>) {
+      const auto t = transport_stats(client);
+      seen.set_value({outer, Seen{t.loop_turns, t.wakeups}});
+    });
+  });
+  const auto [outer, inner] = seen.get_future().get();
+  CHECK(inner.turn == outer.turn);
+  CHECK(inner.wakeups == outer.wakeups);
+}
+
+// transport.md, Threads: "Easy handles are reused from a free list (`curl_easy_reset`)."
+TEST_CASE("docs: easy handles are reused", "[docs][threads]") {
+  auto server = start_mock();
+  ProxyClient client = make_client(config_for(*server));
+  for (int i = 0; i < 50; ++i) REQUIRE(client.complete(numbered(i)));
+  CHECK(transport_stats(client).easy_handles_created == 1);
+}
+
+// transport.md, Threads: "Blocking calls made from a callback return `InvalidArgument` instead of
+// deadlocking."
+TEST_CASE("docs: every blocking call made from a completion callback is InvalidArgument",
+          "[docs][threads]") {
+  auto server = start_mock();
+  ProxyClient client = make_client(config_for(*server));
+  std::promise<std::vector<glmproxy::Error>> errors;
+  client.complete_async(hello(), [&](Result<ChatResponse>) {
+    std::vector<glmproxy::Error> out;
+    auto note = [&](const auto& r) {
+      out.push_back(r ? glmproxy::make_error(ErrorCode::Internal, "it ran") : r.error());
+    };
+    note(client.complete(numbered(1)));
+    note(client.stream(numbered(2), [](const StreamEvent&) { return true; }));
+    glmproxy::HttpRequest get;
+    get.path = "models";
+    note(client.send(get));
+    glmproxy::EmbeddingRequest e;
+    e.input = {"text"};
+    note(client.embed(e));
+    errors.set_value(std::move(out));
+  });
+  auto future = errors.get_future();
+  REQUIRE(future.wait_for(30s) == std::future_status::ready);
+  const auto got = future.get();
+  REQUIRE(got.size() == 4);
+  for (const auto& e : got) {
+    INFO(e.describe());
+    CHECK(e.code == ErrorCode::InvalidArgument);
+    CHECK_THAT(e.message, Catch::Contains("would deadlock"));
+  }
+}
+
+// transport.md, Threads: "Chat requests without a request id send one of four prebuilt header
+// lists (OpenAI/Anthropic × JSON/SSE)" — what each of the four says on the wire, and the list a
+// request id makes.
+TEST_CASE("docs: the four chat header lists, and a request id's own", "[docs][threads]") {
+  auto server = start_mock();
+  ProxyClient client = make_client(config_for(*server));
+  auto last = [&] { return server->recorded().back(); };
+  auto common = [](const glmproxy::mock::RecordedRequest& r) {
+    CHECK(r.header("content-type") == "application/json");
+    CHECK_THAT(r.header("user-agent").value_or(""), Catch::StartsWith("glmproxy/"));
+  };
+  for (Protocol protocol : {Protocol::OpenAI, Protocol::Anthropic}) {
+    for (bool stream : {false, true}) {
+      for (const std::string id : {"", "req-7"}) {
+        INFO((protocol == Protocol::OpenAI ? "OpenAI" : "Anthropic")
+             << (stream ? " stream" : " JSON") << " id '" << id << "'");
+        ChatRequest r = numbered(static_cast<int>(protocol) * 10 + stream * 2 + !id.empty());
+        r.protocol = protocol;
+        r.request_id = id;
+        if (stream) {
+          REQUIRE(client.stream(r, [](const StreamEvent&) { return true; }));
+        } else {
+          REQUIRE(client.complete(r));
+        }
+        const auto rec = last();
+        common(rec);
+        CHECK(rec.header("accept") == (stream ? "text/event-stream" : "application/json"));
+        if (protocol == Protocol::OpenAI) {
+          CHECK(rec.header("authorization") == "Bearer sk-test-key-123456");
+          CHECK_FALSE(rec.header("x-api-key"));
+        } else {
+          CHECK(rec.header("x-api-key") == "sk-test-key-123456");
+          CHECK(rec.header("anthropic-version") == "2023-06-01");
+          CHECK_FALSE(rec.header("authorization"));
+        }
+        if (id.empty()) {
+          CHECK_FALSE(rec.header("x-request-id"));
+        } else {
+          CHECK(rec.header("x-request-id") == id);
+        }
+      }
+    }
+  }
+}
+
+// transport.md, Threads: "`send()` keeps them all" (the response headers).
+TEST_CASE("docs: send() returns every response header, names lower-cased", "[docs][send]") {
+  auto server = start_mock();
+  ProxyClient client = make_client(config_for(*server));
+  Fault f;
+  f.path_contains = "/models";
+  f.headers = {{"X-Custom-Header", "kept"}, {"X-Other", "too"}};
+  server->add_fault(f);
   glmproxy::HttpRequest get;
   get.path = "models";
-  for (int status : {503, 429, 500, 408}) {
-    INFO(status);
-    server->reset();
-    Fault f;
-    f.status = status;
-    f.headers = {{"Retry-After", "0"}};
-    f.path_contains = "/models";
-    server->add_fault(f);  // once: a retry would get the normal 200
-    auto r = client.send(get);
-    REQUIRE(r);
-    CHECK(r->status == status);
-    CHECK(server->stats().models_requests == 1);
-  }
-  // A connection closed before any response byte: sent again, and the answer is the retry's.
-  // (A new client: on a fresh connection libcurl does not retry by itself, as it does once
-  // when a reused connection turns out dead.)
-  server->reset();
-  auto fresh = make_client(config_for(*server));
-  Fault silent;
-  silent.path_contains = "/models";
-  silent.delay_before_headers = 10s;
-  server->add_fault(silent);
-  std::promise<Result<glmproxy::HttpResponse>> answer;
-  std::thread caller([&] { answer.set_value(fresh.send(get)); });
-  REQUIRE(eventually([&] { return server->stats().models_requests == 1; }));
-  server->drop_connections();
-  auto r = answer.get_future().get();
-  caller.join();
-  INFO((r ? "" : r.error().describe()));
+  auto r = client.send(get);
   REQUIRE(r);
-  CHECK(r->status == 200);
-  CHECK(server->stats().models_requests == 2);
+  auto has = [&](const std::string& name, const std::string& value) {
+    for (const auto& [k, v] : r->headers) {
+      if (k == name && v == value) return true;
+    }
+    return false;
+  };
+  CHECK(has("x-custom-header", "kept"));
+  CHECK(has("x-other", "too"));
+  bool content_type = false;
+  for (const auto& h : r->headers) content_type = content_type || h.first == "content-type";
+  CHECK(content_type);
 }
 
-// --- admission --------------------------------------------------------------------------
+// --- admission and the pool ----------------------------------------------------------
 
 // transport.md, Admission: "a request whose model is at its limit lets later requests of other
 // models pass."
@@ -276,190 +390,190 @@ TEST_CASE("docs: POOL_WARM against an unreachable upstream: create() succeeds an
   CHECK(reply.error().code == ErrorCode::ConnectionFailed);
 }
 
-// --- timeouts ---------------------------------------------------------------------------
-
-// transport.md, Timeouts: GLMPROXY_TOTAL_TIMEOUT_MS is measured from "the call, across attempts
-// and backoff" and its error message starts "`total timeout`"; "All three are
-// `ErrorCode::Timeout`."
-TEST_CASE("docs: the total timeout's message starts with 'total timeout', across attempts",
-          "[docs][timeout]") {
+// transport.md, Admission: "Further requests wait in FIFO order".
+TEST_CASE("docs: requests waiting for a connection slot go in FIFO order", "[docs][admission]") {
   auto server = start_mock();
   Config config = config_for(*server);
-  config.timeouts.first_byte = 60s;  // only the total deadline can end these
-  config.timeouts.connect = 100ms;   // (validate(): not above the total)
-  SECTION("one attempt that never answers") {
-    config.timeouts.total = 400ms;
-    auto client = make_client(config);
-    Fault silent;
-    silent.delay_before_headers = 5s;
-    server->add_fault(silent);
-    const auto start = Clock::now();
-    auto reply = client.complete(hello());
-    REQUIRE_FALSE(reply);
-    CHECK(Clock::now() - start < 3s);
-    CHECK(reply.error().code == ErrorCode::Timeout);
-    CHECK_THAT(reply.error().message, Catch::StartsWith("total timeout"));
-    CHECK_THAT(reply.error().message, Catch::Contains("GLMPROXY_TOTAL_TIMEOUT_MS=400"));
-    CHECK(server->stats().chat_requests == 1);
+  config.pool.max_connections = 1;
+  config.pool.min_connections = 1;
+  config.pool.acquire_timeout = 30s;
+  ProxyClient client = make_client(config);
+  Fault slow;  // the first holds the only slot while the others queue up
+  slow.delay_before_headers = 500ms;
+  server->add_fault(slow);
+  std::atomic<int> done{0};
+  auto count = [&](Result<ChatResponse> r) { done.fetch_add(r ? 1 : 0); };
+  client.complete_async(numbered(0), count);
+  REQUIRE(eventually([&] { return server->stats().chat_requests == 1; }));
+  for (int i = 1; i <= 6; ++i) client.complete_async(numbered(i), count);
+  REQUIRE(eventually([&] { return done.load() == 7; }, 60s));
+  const auto recorded = server->recorded();
+  REQUIRE(recorded.size() == 7);
+  for (int i = 0; i <= 6; ++i) {
+    INFO(i << ": " << recorded[static_cast<std::size_t>(i)].body);
+    CHECK(recorded[static_cast<std::size_t>(i)].body.find("\"request " + std::to_string(i) +
+                                                          "\"") != std::string::npos);
   }
-  SECTION("the deadline holds across a retry: the second attempt gets what is left") {
-    config.timeouts.total = 3000ms;
-    auto client = make_client(config);
-    Fault busy;  // the first attempt takes 2 s of the 3 and is answered 503 (retried)
-    busy.status = 503;
-    busy.delay_before_headers = 2000ms;
+}
+
+// transport.md, Admission: "one that waits `POOL_ACQUIRE_TIMEOUT` ms fails with `PoolTimeout`
+// (saying whether the pool or its model's concurrency limit held it)."
+TEST_CASE("docs: PoolTimeout says whether the pool or the model's limit held the request",
+          "[docs][admission]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.pool.acquire_timeout = 200ms;
+  auto held = [&](ProxyClient& client) {
+    Fault slow;
+    slow.delay_before_headers = 2s;
+    server->add_fault(slow);
+    std::promise<void> first;
+    client.complete_async(numbered(1), [&](Result<ChatResponse>) { first.set_value(); });
+    REQUIRE(eventually([&] { return server->stats().chat_requests >= 1; }));
+    auto reply = client.complete(numbered(2));
+    first.get_future().wait();
+    REQUIRE_FALSE(reply);
+    CHECK(reply.error().code == ErrorCode::PoolTimeout);
+    CHECK_THAT(reply.error().message, Catch::Contains("POOL_ACQUIRE_TIMEOUT=200 ms"));
+    return reply.error().message;
+  };
+  SECTION("the pool") {
+    config.pool.max_connections = 1;
+    config.pool.min_connections = 1;
+    ProxyClient client = make_client(config);
+    CHECK_THAT(held(client), Catch::Contains("(1 requests on the wire)"));
+  }
+  SECTION("the model's configured limit") {
+    config.pool.max_connections = 4;
+    config.admission.model_concurrency = 1;
+    ProxyClient client = make_client(config);
+    CHECK_THAT(held(client), Catch::Contains("model glm-4.7 at its limit of 1 requests at once "
+                                             "(GLMPROXY_MODEL_CONCURRENCY)"));
+  }
+  SECTION("the model's limit, cut after a 429/1302") {
+    config.pool.max_connections = 2;  // the model's limit starts at 2
+    ProxyClient client = make_client(config);
+    Fault busy;
+    busy.status = 429;
+    busy.body = R"({"error":{"code":"1302","message":"High concurrency usage of this API"}})";
     server->add_fault(busy);
-    Fault silent;  // the second never answers
-    silent.delay_before_headers = 20s;
-    server->add_fault(silent);
-    const auto start = Clock::now();
-    auto reply = client.complete(hello());
-    const auto took = Clock::now() - start;
-    REQUIRE_FALSE(reply);
-    CHECK(reply.error().code == ErrorCode::Timeout);
-    CHECK_THAT(reply.error().message, Catch::StartsWith("total timeout"));
-    CHECK(server->stats().chat_requests == 2);
-    CHECK(took >= 2900ms);
-    CHECK(took < 4500ms);  // a fresh 3 s for the second attempt would end after 5 s
+    REQUIRE(client.complete(numbered(0)));  // retried after the cut to 1
+    server->reset();
+    CHECK_THAT(held(client),
+               Catch::Contains("model glm-4.7 held to 1 requests at once after the upstream said "
+                               "it had too many (429/1302)"));
   }
 }
 
-// --- streams ------------------------------------------------------------------------------
+// transport.md, Admission: "`POOL_WARM` opens `POOL_MIN_CONNECTIONS` connections in `create()`
+// with that many concurrent `HEAD` requests to the OpenAI base URL (no key is sent; any HTTP
+// answer counts)"; "Warm-up and keep-alive probes are outside the metrics".
+TEST_CASE("docs: POOL_WARM sends keyless HEADs to the OpenAI base URL, any answer counts",
+          "[docs][warm]") {
+  auto server = start_mock();
+  Fault refused;  // the warm-up's HEADs are answered 500: still warm connections
+  refused.path_contains = "/api/paas/v4";
+  refused.status = 500;
+  refused.times = 3;
+  server->add_fault(refused);
+  Config config = config_for(*server);
+  config.pool.warm = true;
+  config.pool.min_connections = 3;
+  auto logged = std::make_shared<std::atomic<int>>(0);
+  config.logger = [logged](glmproxy::LogLevel, std::string_view) { logged->fetch_add(1); };
+  ProxyClient client = make_client(config);
+  CHECK(logged->load() == 0);  // not a failure
+  const auto recorded = server->recorded();
+  REQUIRE(recorded.size() == 3);
+  for (const auto& r : recorded) {
+    CHECK(r.method == "HEAD");
+    CHECK(r.path == "/api/paas/v4");
+    CHECK_FALSE(r.header("authorization"));
+    CHECK_FALSE(r.header("x-api-key"));
+  }
+  CHECK(server->stats().connections_accepted == 3);  // concurrent: one connection each
+  const auto m = client.metrics();
+  CHECK(m.upstream.attempts == 0);
+  CHECK(m.requests.total == 0);
+  CHECK(m.requests.errors == 0);
+}
 
-// streaming.md: "A stream that ends cleanly after its finish reason but without `[DONE]` is
-// accepted, as some compatible servers omit it." (and, same paragraph, one without its end
-// marker is otherwise "`BadResponse` 'the stream was cut'")
-TEST_CASE("docs: a stream that ends cleanly after its finish reason needs no [DONE]",
-          "[docs][stream]") {
+// transport.md, Admission: "While the client is idle, `POOL_MIN_CONNECTIONS` connections are kept
+// from ageing out by the same `HEAD` requests, every `GLMPROXY_POOL_MAX_IDLE_MS`/2, once the
+// client has connected."; "Warm-up and keep-alive probes are outside the metrics".
+TEST_CASE("docs: keep-alive probes start once connected and stay out of the metrics",
+          "[docs][pool]") {
   auto server = start_mock();
   Config config = config_for(*server);
-  config.retry.max_attempts = 1;
-  auto client = make_client(config);
-  auto run = [&](Protocol protocol, std::string sse) {
-    Fault f;
-    f.sse_body = std::move(sse);
-    server->add_fault(f);
-    std::vector<StreamEvent::Type> types;
-    auto r = client.stream(hello(protocol), [&](const StreamEvent& e) {
-      types.push_back(e.type);
-      return true;
-    });
-    return std::make_pair(std::move(r), types);
-  };
-  SECTION("OpenAI: finish reason, clean end, no [DONE]: the reply") {
-    auto [r, types] = run(Protocol::OpenAI, openai_sse({"Hel", "lo"}, true, false));
-    INFO((r ? "" : r.error().describe()));
-    REQUIRE(r);
-    CHECK(r->content == "Hello");
-    CHECK(r->finish_reason == "stop");
-    CHECK(types.back() == StreamEvent::Type::Finish);  // no Done event was made up
-  }
-  SECTION("Anthropic: stop reason, clean end, no message_stop: the reply") {
-    auto [r, types] = run(Protocol::Anthropic, anthropic_sse("Hello", false));
-    INFO((r ? "" : r.error().describe()));
-    REQUIRE(r);
-    CHECK(r->content == "Hello");
-    CHECK(r->finish_reason == "end_turn");
-  }
-  SECTION("no finish reason and no [DONE]: cut") {
-    auto [r, types] = run(Protocol::OpenAI, openai_sse({"Hel", "lo"}, false, false));
-    REQUIRE_FALSE(r);
-    CHECK(r.error().code == ErrorCode::BadResponse);
-    CHECK_THAT(r.error().message, Catch::Contains("the stream was cut"));
-  }
-  SECTION("a finish reason, then the body ends inside an event: cut") {
-    auto [r, types] =
-        run(Protocol::OpenAI, openai_sse({"Hel", "lo"}, true, false) + "data: {\"id\":\"c1\"");
-    REQUIRE_FALSE(r);
-    CHECK(r.error().code == ErrorCode::BadResponse);
-    CHECK_THAT(r.error().message, Catch::Contains("in the middle of an event"));
-  }
+  config.pool.min_connections = 1;
+  config.pool.max_idle = 1000ms;  // a probe every 500 ms of idleness
+  ProxyClient client = make_client(config);
+  std::this_thread::sleep_for(1500ms);
+  CHECK(server->stats().requests == 0);  // never connected: nothing to keep
+  REQUIRE(client.complete(hello()));
+  REQUIRE(eventually([&] { return server->stats().requests >= 2; }, 10s));  // a probe came
+  std::this_thread::sleep_for(600ms);
+  int heads = 0;
+  for (const auto& r : server->recorded()) heads += r.method == "HEAD" ? 1 : 0;
+  CHECK(heads >= 1);
+  CHECK(server->stats().connections_accepted == 1);
+  const auto m = client.metrics();
+  CHECK(m.upstream.attempts == 1);  // the chat request only
+  CHECK(m.requests.total == 1);
 }
 
-// streaming.md: "An exception thrown by `on_event` ends the stream with `Internal` (it never
-// unwinds through libcurl)."
-TEST_CASE("docs: an exception thrown by on_event ends the stream with Internal", "[docs][stream]") {
-  MockOptions options;
-  options.stream_chunks = 8;
-  auto server = start_mock(options);
+// transport.md, HTTP/2: "Plain `http://` never multiplexes and does not wait" — a burst opens a
+// connection per request and they run at once.
+TEST_CASE("docs: a burst over plain http opens its own connections at once", "[docs][pool]") {
+  auto server = start_mock();
   Config config = config_for(*server);
-  config.cache.enabled = true;  // the replay of a cached stream calls on_event too
-  auto client = make_client(config);
-  int calls = 0;
-  auto throwing = [&](const StreamEvent& e) -> bool {
-    ++calls;
-    if (e.type == StreamEvent::Type::Text) throw std::runtime_error("from on_event");
-    return true;
-  };
-  SECTION("a live stream") {
-    Result<ChatResponse> r = glmproxy::make_error(ErrorCode::Internal, "unset");
-    REQUIRE_NOTHROW(r = client.stream(hello(), throwing));
-    REQUIRE_FALSE(r);
-    CHECK(r.error().code == ErrorCode::Internal);
-    CHECK_THAT(r.error().message, Catch::Contains("on_event callback threw"));
-    const int at_throw = calls;
-    CHECK(at_throw >= 1);
-    std::this_thread::sleep_for(100ms);
-    CHECK(calls == at_throw);                   // nothing was delivered after the throw
-    CHECK(server->stats().chat_requests == 1);  // not retried: an event had been delivered
-    // The I/O thread lives on: the next stream is whole.
-    auto next = client.stream(numbered(1), [](const StreamEvent&) { return true; });
-    INFO((next ? "" : next.error().describe()));
-    CHECK(next);
+  config.pool.max_connections = 4;
+  ProxyClient client = make_client(config);
+  Fault slow;
+  slow.delay_before_headers = 1000ms;
+  slow.times = 0;
+  server->add_fault(slow);
+  std::atomic<int> done{0};
+  const auto start = Clock::now();
+  for (int i = 0; i < 4; ++i) {
+    client.complete_async(numbered(i), [&](Result<ChatResponse> r) { done.fetch_add(r ? 1 : 0); });
   }
-  SECTION("a cached stream being replayed") {
-    REQUIRE(client.stream(hello(), [](const StreamEvent&) { return true; }));
-    Result<ChatResponse> r = glmproxy::make_error(ErrorCode::Internal, "unset");
-    REQUIRE_NOTHROW(r = client.stream(hello(), throwing));
-    REQUIRE_FALSE(r);
-    CHECK(r.error().code == ErrorCode::Internal);
-    CHECK_THAT(r.error().message, Catch::Contains("on_event callback threw"));
-    CHECK(server->stats().chat_requests == 1);  // replayed from the cache, not sent
-    CHECK(calls >= 1);
-  }
+  REQUIRE(eventually([&] { return done.load() == 4; }, 30s));
+  const auto took = Clock::now() - start;
+  CHECK(server->stats().connections_accepted == 4);
+  CHECK(took < 3500ms);  // together (one after another would take 4 s)
 }
 
-// caching.md, Single-flight: "Streams are not coalesced (a late joiner would have missed the
-// first events)." (streaming, batched or not: each stream() makes its own call)
-TEST_CASE("docs: identical concurrent streams each make their own upstream call",
-          "[docs][stream][coalesce]") {
-  MockOptions options;
-  options.stream_chunks = 6;
-  options.stream_event_delay = 40ms;  // each stream takes a while: they overlap
-  auto server = start_mock(options);
-  Config config = config_for(*server);
-  SECTION("coalescing on (the default)") {}
-  SECTION("coalescing on, and all of them in one batch") {
-    config.batch.enabled = true;
-    config.batch.window = 300ms;
-  }
-  REQUIRE(config.cache.coalesce);
-  auto client = make_client(config);
-  constexpr int kStreams = 4;
-  std::vector<Result<ChatResponse>> results(kStreams,
-                                            glmproxy::make_error(ErrorCode::Internal, "unset"));
-  std::vector<std::string> texts(kStreams);
-  std::promise<void> go;
-  std::shared_future<void> start = go.get_future().share();
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kStreams; ++i) {
-    threads.emplace_back([&, i] {
-      const auto slot = static_cast<std::size_t>(i);
-      start.wait();
-      results[slot] = client.stream(hello(), [&texts, slot](const StreamEvent& e) {
-        if (e.type == StreamEvent::Type::Text) texts[slot] += e.text;
-        return true;
-      });
+// --- shutdown ---------------------------------------------------------------------------
+
+// transport.md, Shutdown: "requests on the wire get `Cancelled`, queued or backing-off ones
+// `ShuttingDown`; each callback runs exactly once."
+TEST_CASE("docs: a request waiting out a backoff at destruction gets ShuttingDown, once",
+          "[docs][shutdown]") {
+  auto server = start_mock();
+  Fault later;  // answered 503 with a 30 s Retry-After: the request waits it out
+  later.status = 503;
+  later.headers = {{"Retry-After", "30"}};
+  server->add_fault(later);
+  std::atomic<int> calls{0};
+  std::promise<glmproxy::Error> answered;
+  const auto start = Clock::now();
+  {
+    ProxyClient client = make_client(config_for(*server));
+    client.complete_async(hello(), [&](Result<ChatResponse> r) {
+      if (calls.fetch_add(1) == 0) answered.set_value(r ? glmproxy::Error{} : r.error());
     });
-  }
-  go.set_value();
-  for (auto& t : threads) t.join();
-  for (std::size_t i = 0; i < results.size(); ++i) {
-    INFO(i << ": " << (results[i] ? "" : results[i].error().describe()));
-    REQUIRE(results[i]);
-    CHECK(results[i]->content == options.reply_text);
-    CHECK(texts[i] == options.reply_text);  // every caller saw every event
-  }
-  CHECK(server->stats().stream_requests == kStreams);
-  CHECK(client.metrics().coalescing.joined == 0);
+    REQUIRE(eventually([&] {
+      const auto s = transport_stats(client);
+      return server->stats().chat_requests == 1 && s.attempts == 1 && s.in_flight == 0 &&
+             s.waiting == 0;
+    }));
+  }  // destroyed while the request waits for its retry
+  CHECK(Clock::now() - start < 20s);
+  auto future = answered.get_future();
+  REQUIRE(future.wait_for(0s) == std::future_status::ready);
+  const glmproxy::Error e = future.get();
+  CHECK(e.code == ErrorCode::ShuttingDown);
+  CHECK(calls.load() == 1);
+  CHECK(server->stats().chat_requests == 1);
 }
