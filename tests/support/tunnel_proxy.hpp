@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -37,8 +38,11 @@ class TunnelProxy {
   };
 
   /// Listening on 127.0.0.1 and a free port, or nullptr. With `socks5_login`, a SOCKS5 client
-  /// must log in (method 2) and is refused otherwise.
-  static std::unique_ptr<TunnelProxy> start(bool socks5_login = false) {
+  /// must log in (method 2) and is refused otherwise. `reply_delay` holds each tunnel's answer
+  /// back (a slow proxy: the connect phase of the request takes that much longer).
+  static std::unique_ptr<TunnelProxy> start(
+      bool socks5_login = false,
+      std::chrono::milliseconds reply_delay = std::chrono::milliseconds(0)) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return nullptr;
     sockaddr_in addr{};
@@ -50,7 +54,8 @@ class TunnelProxy {
       ::close(fd);
       return nullptr;
     }
-    std::unique_ptr<TunnelProxy> proxy(new TunnelProxy(fd, ntohs(addr.sin_port), socks5_login));
+    std::unique_ptr<TunnelProxy> proxy(
+        new TunnelProxy(fd, ntohs(addr.sin_port), socks5_login, reply_delay));
     proxy->acceptor_ = std::thread([p = proxy.get()] { p->accept_loop(); });
     return proxy;
   }
@@ -80,8 +85,8 @@ class TunnelProxy {
   }
 
  private:
-  TunnelProxy(int fd, std::uint16_t port, bool socks5_login)
-      : listener_(fd), port_(port), socks5_login_(socks5_login) {}
+  TunnelProxy(int fd, std::uint16_t port, bool socks5_login, std::chrono::milliseconds delay)
+      : listener_(fd), port_(port), socks5_login_(socks5_login), reply_delay_(delay) {}
 
   void accept_loop() {
     while (!stop_) {
@@ -147,9 +152,13 @@ class TunnelProxy {
     return fd;
   }
 
+  // Records the tunnel asked for, then waits out the reply delay.
   void record(Tunnel t) {
-    std::lock_guard lock(mu_);
-    tunnels_.push_back(std::move(t));
+    {
+      std::lock_guard lock(mu_);
+      tunnels_.push_back(std::move(t));
+    }
+    std::this_thread::sleep_for(reply_delay_);
   }
 
   void serve(int client) {
@@ -301,6 +310,7 @@ class TunnelProxy {
   int listener_;
   std::uint16_t port_;
   bool socks5_login_;
+  std::chrono::milliseconds reply_delay_;
   std::atomic<bool> stop_{false};
   std::thread acceptor_;
   mutable std::mutex mu_;

@@ -28,8 +28,9 @@ using test_support::TunnelProxy;
 
 namespace {
 
-std::unique_ptr<TunnelProxy> start_tunnel(bool socks5_login = false) {
-  auto proxy = TunnelProxy::start(socks5_login);
+std::unique_ptr<TunnelProxy> start_tunnel(bool socks5_login = false,
+                                          std::chrono::milliseconds reply_delay = 0ms) {
+  auto proxy = TunnelProxy::start(socks5_login, reply_delay);
   REQUIRE(proxy != nullptr);
   return proxy;
 }
@@ -117,4 +118,32 @@ TEST_CASE("docs: user:pass@ in a socks5 proxy URL is the SOCKS login", "[docs][p
   CHECK(tunnels[0].user == "bob");
   CHECK(tunnels[0].password == "socks-pw-7");
   CHECK_FALSE(server->recorded().back().header("proxy-authorization"));
+}
+
+// transport.md, Timeouts: `GLMPROXY_FIRST_BYTE_TIMEOUT_MS` is measured from "the request being
+// sent (curl's pre-transfer time), until the first response byte" — not from the attempt's start:
+// a slow connect (here, a proxy taking 800 ms to open its tunnel) does not count.
+TEST_CASE("docs: the first-byte timeout starts when the request is sent, not before",
+          "[docs][proxy][timeout]") {
+  auto server = start_mock();
+  auto proxy = start_tunnel(false, 800ms);
+  Config config = config_for(*server);
+  config.upstream.proxy = proxy->url("socks5");
+  config.timeouts.first_byte = 400ms;
+  config.timeouts.connect = 5000ms;
+  ProxyClient client = make_client(config);
+  glmproxy::mock::Fault thinking;  // answered 200 ms after it was sent: within the 400 ms
+  thinking.delay_before_headers = 200ms;
+  server->add_fault(thinking);
+  auto reply = client.complete(hello());
+  INFO((reply ? "" : reply.error().describe()));
+  REQUIRE(reply);
+  CHECK(reply->attempts == 1);
+  // And it still holds once the request is out.
+  glmproxy::mock::Fault slow;
+  slow.delay_before_headers = 3s;
+  server->add_fault(slow);
+  auto slow_reply = client.complete(test_support::numbered(1));
+  REQUIRE_FALSE(slow_reply);
+  CHECK_THAT(slow_reply.error().message, Catch::StartsWith("first byte timeout"));
 }

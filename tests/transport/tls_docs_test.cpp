@@ -43,7 +43,42 @@ Config config_for_url(const std::string& base_url) {
   return c;
 }
 
+// The mock upstream speaking HTTPS (HTTP/1.1 only) with the test certificate.
+std::unique_ptr<glmproxy::mock::MockUpstream> start_tls_mock() {
+  glmproxy::mock::MockOptions options;
+  options.tls_cert_file = test_certificate().cert_file;
+  options.tls_key_file = test_certificate().key_file;
+  auto server = start_mock(options);
+  REQUIRE(server->base_url().starts_with("https://"));
+  return server;
+}
+
 }  // namespace
+
+// transport.md, HTTP/2: "Each `https://` request (`HEAD` aside) sets `CURLOPT_PIPEWAIT` ...
+// (against an HTTP/1.1 TLS server this costs the waiting transfers one handshake's time, once)":
+// they wait for the first connection to say it does not multiplex, then open their own.
+TEST_CASE("docs: concurrent https requests to an HTTP/1.1 server still run at once",
+          "[docs][tls]") {
+  auto server = start_tls_mock();
+  Fault slow;
+  slow.delay_before_headers = 1000ms;
+  slow.times = 0;
+  server->add_fault(slow);
+  Config config = config_for_url(server->base_url());
+  config.upstream.ca_file = test_certificate().cert_file;
+  config.pool.max_connections = 4;
+  ProxyClient client = make_client(config);
+  std::atomic<int> done{0};
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 4; ++i) {
+    client.complete_async(numbered(i), [&](Result<ChatResponse> r) { done.fetch_add(r ? 1 : 0); });
+  }
+  REQUIRE(eventually([&] { return done.load() == 4; }, 30s));
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(server->stats().connections_accepted == 4);
+  CHECK(took < 3500ms);  // together, not one after another (4 s)
+}
 
 // transport.md, TLS: "Other TLS failures (`CURLE_SSL_CONNECT_ERROR`, a reset mid-handshake) stay
 // retryable connection failures."

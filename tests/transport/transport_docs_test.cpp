@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -48,7 +49,6 @@ using test_support::numbered;
 using test_support::start_mock;
 
 namespace {
-
 
 // The names in /proc/self/<dir> (threads in task/, descriptors in fd/).
 std::vector<std::string> proc_entries(const std::string& dir) {
@@ -125,6 +125,31 @@ TEST_CASE("docs: the I/O thread blocks SIGPIPE", "[docs][threads]") {
   ProxyClient client = make_client(config_for(*server));
   REQUIRE(client.complete(hello()));  // the I/O thread has run
   CHECK(threads_blocking_sigpipe() == before + 1);
+}
+
+// transport.md, Threads: "`CURLOPT_NOSIGNAL` is set": libcurl never touches the process's signal
+// dispositions (without it, it would set SIGPIPE to SIG_IGN and back around every transfer).
+TEST_CASE("docs: libcurl leaves the process's SIGPIPE disposition alone", "[docs][threads]") {
+  auto server = start_mock();
+  ProxyClient client = make_client(config_for(*server));
+  struct sigaction mine {};
+  mine.sa_handler = [](int) {};
+  struct sigaction saved {};
+  REQUIRE(::sigaction(SIGPIPE, &mine, &saved) == 0);
+  std::atomic<bool> stop{false};
+  std::atomic<int> changed{0};
+  std::thread watcher([&] {
+    while (!stop.load()) {
+      struct sigaction now {};
+      ::sigaction(SIGPIPE, nullptr, &now);
+      if (now.sa_handler != mine.sa_handler) changed.fetch_add(1);
+    }
+  });
+  for (int i = 0; i < 200; ++i) REQUIRE(client.complete(numbered(i)));
+  stop = true;
+  watcher.join();
+  ::sigaction(SIGPIPE, &saved, nullptr);
+  CHECK(changed.load() == 0);
 }
 
 // transport.md, Threads: "Sockets are opened close-on-exec."
@@ -390,6 +415,46 @@ TEST_CASE("docs: POOL_WARM against an unreachable upstream: create() succeeds an
   CHECK(reply.error().code == ErrorCode::ConnectionFailed);
 }
 
+// transport.md, Admission: "At most `POOL_MAX_CONNECTIONS` transfers are on the wire (and libcurl
+// may open at most that many connections".
+TEST_CASE("docs: at most POOL_MAX_CONNECTIONS requests are on the wire", "[docs][admission]") {
+  glmproxy::mock::MockOptions options;
+  options.max_concurrent_requests = 1000;  // counts the peak (and never refuses: 12 < 1000)
+  auto server = start_mock(options);
+  Config config = config_for(*server);
+  config.pool.max_connections = 3;
+  config.pool.min_connections = 1;
+  config.pool.acquire_timeout = 30s;
+  ProxyClient client = make_client(config);
+  Fault slow;
+  slow.delay_before_headers = 200ms;
+  slow.times = 0;
+  server->add_fault(slow);
+  std::atomic<int> done{0};
+  std::atomic<int> most_slots{0};  // the transport's own count of slots taken
+  std::thread watcher([&] {
+    while (done.load() < 12) {
+      most_slots = std::max(most_slots.load(), transport_stats(client).in_flight);
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 12; ++i) {
+    ChatRequest request = numbered(i);
+    request.model = i % 2 == 0 ? "model-a" : "model-b";  // each model's own limit is 3 too
+    client.complete_async(request, [&](Result<ChatResponse> r) {
+      ok.fetch_add(r ? 1 : 0);
+      done.fetch_add(1);
+    });
+  }
+  REQUIRE(eventually([&] { return done.load() == 12; }, 60s));
+  watcher.join();
+  CHECK(ok.load() == 12);
+  CHECK(most_slots.load() == 3);
+  CHECK(server->stats().peak_concurrency == 3);
+  CHECK(server->stats().connections_accepted == 3);
+}
+
 // transport.md, Admission: "Further requests wait in FIFO order".
 TEST_CASE("docs: requests waiting for a connection slot go in FIFO order", "[docs][admission]") {
   auto server = start_mock();
@@ -516,10 +581,21 @@ TEST_CASE("docs: keep-alive probes start once connected and stay out of the metr
   int heads = 0;
   for (const auto& r : server->recorded()) heads += r.method == "HEAD" ? 1 : 0;
   CHECK(heads >= 1);
+  for (const auto& r : server->recorded()) {
+    if (r.method == "HEAD") CHECK(r.path == "/api/paas/v4");  // the base URL of that request
+  }
   CHECK(server->stats().connections_accepted == 1);
   const auto m = client.metrics();
   CHECK(m.upstream.attempts == 1);  // the chat request only
   CHECK(m.requests.total == 1);
+  // "They go to the configured base URL last used": after an Anthropic request, its base.
+  REQUIRE(client.complete(hello(Protocol::Anthropic)));
+  server->reset();
+  REQUIRE(eventually([&] { return server->stats().requests >= 1; }, 10s));
+  const auto after = server->recorded();
+  REQUIRE_FALSE(after.empty());
+  CHECK(after.front().method == "HEAD");
+  CHECK(after.front().path == "/api/anthropic");
 }
 
 // transport.md, HTTP/2: "Plain `http://` never multiplexes and does not wait" — a burst opens a
