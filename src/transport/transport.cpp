@@ -695,14 +695,22 @@ class Transport::Impl {
 
   // GLMPROXY_CA_FILE / GLMPROXY_CA_PATH. Peer and host verification are curl's defaults and
   // are never turned off.
+  // They are trusted for an https:// proxy's own certificate too (CURLOPT_PROXY_CAINFO/CAPATH):
+  // a corporate proxy's certificate is typically issued by the same private CA.
   CURLcode set_tls_options(CURL* e) const {
     const auto& up = config_.upstream;
     if (!up.ca_file.empty()) {
-      if (CURLcode rc = curl_easy_setopt(e, CURLOPT_CAINFO, up.ca_file.c_str()); rc != CURLE_OK) {
-        return rc;
+      for (CURLoption option : {CURLOPT_CAINFO, CURLOPT_PROXY_CAINFO}) {
+        if (CURLcode rc = curl_easy_setopt(e, option, up.ca_file.c_str()); rc != CURLE_OK)
+          return rc;
       }
     }
-    if (!up.ca_path.empty()) return curl_easy_setopt(e, CURLOPT_CAPATH, up.ca_path.c_str());
+    if (!up.ca_path.empty()) {
+      for (CURLoption option : {CURLOPT_CAPATH, CURLOPT_PROXY_CAPATH}) {
+        if (CURLcode rc = curl_easy_setopt(e, option, up.ca_path.c_str()); rc != CURLE_OK)
+          return rc;
+      }
+    }
     return CURLE_OK;
   }
 
@@ -1124,10 +1132,13 @@ class Transport::Impl {
       case CURLE_SSL_PINNEDPUBKEYNOTMATCH: {
         Error e = make_error(
             ErrorCode::ConnectionFailed,
-            fmt::format("the upstream's TLS certificate could not be verified: {} (curl {}); "
+            fmt::format("the {} TLS certificate could not be verified: {} (curl {}); "
                         "not retried. To trust its certificate authority set GLMPROXY_CA_FILE "
                         "(a PEM bundle) or GLMPROXY_CA_PATH (a directory hashed by openssl "
                         "rehash); now GLMPROXY_CA_FILE=\"{}\" GLMPROXY_CA_PATH=\"{}\"",
+                        iequals(std::string_view(config_.upstream.proxy).substr(0, 8), "https://")
+                            ? "upstream's (or the HTTPS proxy's)"
+                            : "upstream's",
                         detail, static_cast<int>(code), config_.upstream.ca_file,
                         config_.upstream.ca_path));
         e.upstream_code = std::string(kTlsCertificateCode);

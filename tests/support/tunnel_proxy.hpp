@@ -4,12 +4,15 @@
 // and SOCKS5 (no authentication, or RFC 1929 user/password), telling them apart by the first
 // byte, opens the requested TCP connection and relays bytes both ways until either side closes.
 // It records what each client asked for (kind, target, credentials), enough to see which way a
-// client went; not a general proxy. (The forward-only HTTP proxy is tests/support/http_proxy.hpp.)
+// client went; not a general proxy. With a certificate it is an HTTPS proxy: TLS to the proxy
+// itself, then CONNECT inside it. (The forward-only HTTP proxy is tests/support/http_proxy.hpp.)
 //
 // Thread safety: thread-safe (one thread accepts, one serves each client connection).
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -40,9 +43,20 @@ class TunnelProxy {
   /// Listening on 127.0.0.1 and a free port, or nullptr. With `socks5_login`, a SOCKS5 client
   /// must log in (method 2) and is refused otherwise. `reply_delay` holds each tunnel's answer
   /// back (a slow proxy: the connect phase of the request takes that much longer).
+  /// With `tls_cert_file` / `tls_key_file` (PEM), clients speak TLS to the proxy first.
   static std::unique_ptr<TunnelProxy> start(
       bool socks5_login = false,
-      std::chrono::milliseconds reply_delay = std::chrono::milliseconds(0)) {
+      std::chrono::milliseconds reply_delay = std::chrono::milliseconds(0),
+      const std::string& tls_cert_file = {}, const std::string& tls_key_file = {}) {
+    SSL_CTX* ctx = nullptr;
+    if (!tls_cert_file.empty()) {
+      ctx = SSL_CTX_new(TLS_server_method());
+      if (ctx == nullptr || SSL_CTX_use_certificate_chain_file(ctx, tls_cert_file.c_str()) != 1 ||
+          SSL_CTX_use_PrivateKey_file(ctx, tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+        SSL_CTX_free(ctx);
+        return nullptr;
+      }
+    }
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return nullptr;
     sockaddr_in addr{};
@@ -52,10 +66,11 @@ class TunnelProxy {
     if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 64) != 0 ||
         ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
       ::close(fd);
+      SSL_CTX_free(ctx);
       return nullptr;
     }
     std::unique_ptr<TunnelProxy> proxy(
-        new TunnelProxy(fd, ntohs(addr.sin_port), socks5_login, reply_delay));
+        new TunnelProxy(fd, ntohs(addr.sin_port), socks5_login, reply_delay, ctx));
     proxy->acceptor_ = std::thread([p = proxy.get()] { p->accept_loop(); });
     return proxy;
   }
@@ -70,6 +85,7 @@ class TunnelProxy {
     }
     for (std::thread& w : workers) w.join();
     ::close(listener_);
+    SSL_CTX_free(ctx_);
   }
   TunnelProxy(const TunnelProxy&) = delete;
   TunnelProxy& operator=(const TunnelProxy&) = delete;
@@ -85,8 +101,16 @@ class TunnelProxy {
   }
 
  private:
-  TunnelProxy(int fd, std::uint16_t port, bool socks5_login, std::chrono::milliseconds delay)
-      : listener_(fd), port_(port), socks5_login_(socks5_login), reply_delay_(delay) {}
+  // One side of a tunnel: a socket, with TLS on top when `ssl` is set (the client of an HTTPS
+  // proxy).
+  struct Peer {
+    int fd = -1;
+    SSL* ssl = nullptr;
+  };
+
+  TunnelProxy(int fd, std::uint16_t port, bool socks5_login, std::chrono::milliseconds delay,
+              SSL_CTX* ctx)
+      : listener_(fd), port_(port), socks5_login_(socks5_login), reply_delay_(delay), ctx_(ctx) {}
 
   void accept_loop() {
     while (!stop_) {
@@ -96,20 +120,41 @@ class TunnelProxy {
       if (client < 0) continue;
       std::lock_guard lock(mu_);
       workers_.emplace_back([this, client] {
-        serve(client);
+        Peer peer{client, nullptr};
+        if (ctx_ != nullptr) {
+          peer.ssl = SSL_new(ctx_);
+          SSL_set_fd(peer.ssl, client);
+          if (SSL_accept(peer.ssl) == 1) serve(peer);
+          SSL_shutdown(peer.ssl);
+          SSL_free(peer.ssl);
+        } else {
+          serve(peer);
+        }
         ::close(client);
       });
     }
   }
 
+  // Some bytes from `peer` (at most n): > 0, or <= 0 when it went away.
+  static long read_some(Peer& peer, void* out, std::size_t n) {
+    if (peer.ssl != nullptr) return SSL_read(peer.ssl, out, static_cast<int>(n));
+    return ::recv(peer.fd, out, n, 0);
+  }
+
+  // Whether a read from `peer` has bytes now, waiting up to 50 ms.
+  static bool readable(Peer& peer) {
+    if (peer.ssl != nullptr && SSL_pending(peer.ssl) > 0) return true;
+    pollfd pfd{peer.fd, POLLIN, 0};
+    return ::poll(&pfd, 1, 50) > 0;
+  }
+
   // Reads exactly n bytes (false when the client went away or the proxy stops).
-  bool read_exact(int fd, void* out, std::size_t n) {
+  bool read_exact(Peer& peer, void* out, std::size_t n) {
     auto* p = static_cast<unsigned char*>(out);
     while (n > 0) {
-      pollfd pfd{fd, POLLIN, 0};
       if (stop_) return false;
-      if (::poll(&pfd, 1, 50) <= 0) continue;
-      const ssize_t got = ::recv(fd, p, n, 0);
+      if (!readable(peer)) continue;
+      const long got = read_some(peer, p, n);
       if (got <= 0) return false;
       p += got;
       n -= static_cast<std::size_t>(got);
@@ -117,7 +162,7 @@ class TunnelProxy {
     return true;
   }
 
-  bool read_until_nul(int fd, std::string& out) {
+  bool read_until_nul(Peer& fd, std::string& out) {
     for (char c = 1; read_exact(fd, &c, 1);) {
       if (c == '\0') return true;
       out += c;
@@ -125,10 +170,11 @@ class TunnelProxy {
     return false;
   }
 
-  static bool send_all(int fd, const void* data, std::size_t n) {
+  static bool send_all(Peer& peer, const void* data, std::size_t n) {
     const auto* p = static_cast<const unsigned char*>(data);
     while (n > 0) {
-      const ssize_t sent = ::send(fd, p, n, MSG_NOSIGNAL);
+      const long sent = peer.ssl != nullptr ? SSL_write(peer.ssl, p, static_cast<int>(n))
+                                            : ::send(peer.fd, p, n, MSG_NOSIGNAL);
       if (sent <= 0) return false;
       p += sent;
       n -= static_cast<std::size_t>(sent);
@@ -161,7 +207,7 @@ class TunnelProxy {
     std::this_thread::sleep_for(reply_delay_);
   }
 
-  void serve(int client) {
+  void serve(Peer& client) {
     unsigned char first = 0;
     if (!read_exact(client, &first, 1)) return;
     int upstream = -1;
@@ -173,11 +219,12 @@ class TunnelProxy {
       upstream = http_connect(client);
     }
     if (upstream < 0) return;
-    relay(client, upstream);
+    Peer target{upstream, nullptr};
+    relay(client, target);
     ::close(upstream);
   }
 
-  int socks4(int client) {
+  int socks4(Peer& client) {
     unsigned char head[7];  // CMD, PORT(2), IP(4); VER was read
     if (!read_exact(client, head, sizeof head) || head[0] != 1) return -1;
     Tunnel t;
@@ -203,7 +250,7 @@ class TunnelProxy {
     return upstream;
   }
 
-  int socks5(int client) {
+  int socks5(Peer& client) {
     unsigned char count = 0;
     if (!read_exact(client, &count, 1)) return -1;
     std::string methods(count, '\0');
@@ -258,7 +305,7 @@ class TunnelProxy {
     return upstream;
   }
 
-  int http_connect(int client) {
+  int http_connect(Peer& client) {
     std::string head = "C";
     while (head.find("\r\n\r\n") == std::string::npos && head.size() < 16384) {
       char c = 0;
@@ -293,16 +340,22 @@ class TunnelProxy {
     return upstream;
   }
 
-  void relay(int a, int b) {
+  // Bytes both ways until either side closes (TLS records already decrypted count as readable).
+  void relay(Peer& a, Peer& b) {
     char buf[16384];
+    Peer* peers[2] = {&a, &b};
     while (!stop_) {
-      pollfd fds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
-      if (::poll(fds, 2, 50) <= 0) continue;
+      bool ready[2] = {a.ssl != nullptr && SSL_pending(a.ssl) > 0, false};
+      if (!ready[0]) {
+        pollfd fds[2] = {{a.fd, POLLIN, 0}, {b.fd, POLLIN, 0}};
+        if (::poll(fds, 2, 50) <= 0) continue;
+        for (int i = 0; i < 2; ++i) ready[i] = (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+      }
       for (int i = 0; i < 2; ++i) {
-        if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-        const ssize_t got = ::recv(fds[i].fd, buf, sizeof buf, 0);
+        if (!ready[i]) continue;
+        const long got = read_some(*peers[i], buf, sizeof buf);
         if (got <= 0) return;
-        if (!send_all(fds[1 - i].fd, buf, static_cast<std::size_t>(got))) return;
+        if (!send_all(*peers[1 - i], buf, static_cast<std::size_t>(got))) return;
       }
     }
   }
@@ -311,6 +364,7 @@ class TunnelProxy {
   std::uint16_t port_;
   bool socks5_login_;
   std::chrono::milliseconds reply_delay_;
+  SSL_CTX* ctx_;  // set: an HTTPS proxy
   std::atomic<bool> stop_{false};
   std::thread acceptor_;
   mutable std::mutex mu_;

@@ -147,3 +147,40 @@ TEST_CASE("docs: the first-byte timeout starts when the request is sent, not bef
   REQUIRE_FALSE(slow_reply);
   CHECK_THAT(slow_reply.error().message, Catch::StartsWith("first byte timeout"));
 }
+
+// transport.md, Proxies: "`http://` and `https://` (TLS to the proxy itself) HTTP proxies"; TLS:
+// "The trusted CAs are the system store, or `GLMPROXY_CA_FILE` ... and/or `GLMPROXY_CA_PATH`" —
+// for an HTTPS proxy's own certificate too.
+TEST_CASE("docs: an https:// proxy speaks TLS to the proxy, verified with GLMPROXY_CA_FILE",
+          "[docs][proxy][tls]") {
+  const auto& cert = test_support::test_certificate();
+  MockOptions options;
+  options.tls_cert_file = cert.cert_file;
+  options.tls_key_file = cert.key_file;
+  auto server = start_mock(options);
+  auto proxy = TunnelProxy::start(false, 0ms, cert.cert_file, cert.key_file);
+  REQUIRE(proxy != nullptr);
+  Config config = config_for(*server);
+  config.upstream.proxy = proxy->url("https");
+  SECTION("trusted through GLMPROXY_CA_FILE: the request goes through the TLS tunnel") {
+    config.upstream.ca_file = cert.cert_file;
+    ProxyClient client = make_client(config);
+    auto reply = client.complete(hello());
+    INFO((reply ? "" : reply.error().describe()));
+    REQUIRE(reply);
+    const auto tunnels = proxy->tunnels();
+    REQUIRE(tunnels.size() == 1);
+    CHECK(tunnels[0].kind == "CONNECT");
+    CHECK(server->stats().requests == 1);
+  }
+  SECTION("not trusted: the proxy's certificate is refused, nothing is sent") {
+    ProxyClient client = make_client(config);
+    auto reply = client.complete(hello());
+    REQUIRE_FALSE(reply);
+    INFO(reply.error().describe());
+    CHECK(reply.error().code == glmproxy::ErrorCode::ConnectionFailed);
+    CHECK_THAT(reply.error().message, Catch::Contains("(or the HTTPS proxy's) TLS certificate"));
+    CHECK(proxy->tunnels().empty());
+    CHECK(server->stats().requests == 0);
+  }
+}
