@@ -227,6 +227,35 @@ TEST_CASE("docs: a request submitted from a callback starts in the same loop tur
   CHECK(inner.wakeups == outer.wakeups);
 }
 
+// transport.md, Threads: "`complete()`, `stream()` and `send()` hand the request over the same way
+// and wait for the answer on the calling thread (a cache hit in `complete()` or `stream()` never
+// leaves it" — answered while the I/O thread is busy elsewhere.
+TEST_CASE("docs: cache hits in complete() and stream() never wait for the I/O thread",
+          "[docs][threads][cache]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.cache.enabled = true;
+  ProxyClient client = make_client(config);
+  REQUIRE(client.complete(hello()));
+  REQUIRE(client.stream(hello(), [](const StreamEvent&) { return true; }));
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  client.complete_async(numbered(1), [&](Result<ChatResponse>) {
+    entered.set_value();
+    released.wait();  // the I/O thread is held here
+  });
+  entered.get_future().wait();
+  auto hits = std::async(std::launch::async, [&] {
+    auto a = client.complete(hello());
+    auto b = client.stream(hello(), [](const StreamEvent&) { return true; });
+    return a && a->from_cache && b && b->from_cache;
+  });
+  const bool answered = hits.wait_for(10s) == std::future_status::ready;
+  release.set_value();
+  REQUIRE(answered);
+  CHECK(hits.get());
+}
+
 // transport.md, Threads: "Easy handles are reused from a free list (`curl_easy_reset`)."
 TEST_CASE("docs: easy handles are reused", "[docs][threads]") {
   auto server = start_mock();
