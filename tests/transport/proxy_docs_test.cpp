@@ -180,6 +180,8 @@ TEST_CASE("docs: an https:// proxy speaks TLS to the proxy, verified with GLMPRO
     INFO(reply.error().describe());
     CHECK(reply.error().code == glmproxy::ErrorCode::ConnectionFailed);
     CHECK_THAT(reply.error().message, Catch::Contains("(or the HTTPS proxy's) TLS certificate"));
+    CHECK(reply.error().upstream_code == "tls_certificate");
+    CHECK_FALSE(reply.error().retryable());
     CHECK(proxy->tunnels().empty());
     CHECK(server->stats().requests == 0);
   }
