@@ -378,3 +378,57 @@ TEST_CASE("docs: requests ask for gzip, br and zstd", "[docs][errors]") {
   CHECK_THAT(*accept, Catch::Contains("br"));
   CHECK_THAT(*accept, Catch::Contains("zstd"));
 }
+
+// transport.md, Retries: 429/1302 answers are not counted "(20 at most: past that they count)".
+TEST_CASE("docs: at most 20 answers 429/1302 go uncounted", "[docs][retry]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.retry.max_attempts = 1;
+  config.timeouts.total = 60s;
+  auto client = make_client(config);
+  Fault busy;
+  busy.status = 429;
+  busy.headers = {{"retry-after-ms", "1"}};
+  busy.body = R"({"error":{"code":"1302","message":"High concurrency usage of this API"}})";
+  busy.times = 0;
+  server->add_fault(busy);
+  auto reply = client.complete(numbered(1));
+  REQUIRE_FALSE(reply);
+  CHECK(reply.error().upstream_code == "1302");
+  CHECK(server->stats().chat_requests == 21);  // 20 free, then the one GLMPROXY_MAX_ATTEMPTS allows
+}
+
+// transport.md, Timeouts: "A request waiting for a connection slot fails with `PoolTimeout`
+// after `POOL_ACQUIRE_TIMEOUT`; one whose total deadline passed while it waited fails with the
+// total timeout when a slot frees, without being sent."
+TEST_CASE("docs: a request whose deadline passed while it waited for a slot is not sent",
+          "[docs][timeout][admission]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.pool.max_connections = 1;
+  config.pool.min_connections = 1;
+  config.pool.acquire_timeout = 20s;
+  config.timeouts.total = 1000ms;
+  config.timeouts.connect = 100ms;
+  auto client = make_client(config);
+  Fault busy;  // a's first attempt: 503 after 400 ms, retried at once (within its deadline)
+  busy.status = 503;
+  busy.delay_before_headers = 400ms;
+  server->add_fault(busy);
+  Fault silent;  // b, which takes the slot first, holds it until its own deadline
+  silent.delay_before_headers = 20s;
+  server->add_fault(silent);
+  std::promise<Result<ChatResponse>> a, b;
+  client.complete_async(numbered(1), [&](Result<ChatResponse> r) { a.set_value(std::move(r)); });
+  REQUIRE(eventually([&] { return server->stats().chat_requests == 1; }));
+  client.complete_async(numbered(2), [&](Result<ChatResponse> r) { b.set_value(std::move(r)); });
+  // b is queued before a's retry: it goes first and keeps the slot past a's deadline.
+  auto b_reply = b.get_future().get();
+  auto a_reply = a.get_future().get();
+  REQUIRE_FALSE(b_reply);
+  CHECK_THAT(b_reply.error().message, Catch::StartsWith("total timeout"));
+  REQUIRE_FALSE(a_reply);
+  CHECK(a_reply.error().code == ErrorCode::Timeout);
+  CHECK_THAT(a_reply.error().message, Catch::StartsWith("total timeout"));
+  CHECK(server->stats().chat_requests == 2);  // a's retry was never sent
+}
