@@ -25,6 +25,7 @@
 #include "core/strings.hpp"
 #include "core/url.hpp"
 #include "protocol/protocol.hpp"
+#include "transport/backoff.hpp"
 #include "transport/proxy_options.hpp"
 
 namespace glmproxy::detail {
@@ -155,6 +156,9 @@ class Transport::Impl {
     s.buffers = pool_.stats();
     s.upload_reads = upload_reads_.load(std::memory_order_relaxed);
     s.body_reads = body_reads_.load(std::memory_order_relaxed);
+    s.loop_turns = loop_turns_.load(std::memory_order_relaxed);
+    s.wakeups = wakeups_.load(std::memory_order_relaxed);
+    s.easy_handles_created = easy_created_.load(std::memory_order_relaxed);
     s.streams_cancelled = streams_cancelled_.load(std::memory_order_relaxed);
     s.cancelled_connections_kept = drained_kept_.load(std::memory_order_relaxed);
     s.concurrency_decreases = aimd_decreases_.load(std::memory_order_relaxed);
@@ -260,7 +264,10 @@ class Transport::Impl {
       }
       return;
     }
-    if (wake) curl_multi_wakeup(multi_);
+    if (wake) {
+      wakeups_.fetch_add(1, std::memory_order_relaxed);
+      curl_multi_wakeup(multi_);
+    }
   }
 
   bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
@@ -296,6 +303,7 @@ class Transport::Impl {
       // One turn of the loop; an exception (out of memory) must not end the thread, which
       // would leave every request unanswered: the next turn tries again.
       try {
+        loop_turns_.fetch_add(1, std::memory_order_relaxed);
         std::vector<TransferPtr> batch;
         bool stop = false;
         {
@@ -369,12 +377,20 @@ class Transport::Impl {
       TransferPtr t = std::move(waiting_.front());
       waiting_.pop_front();
       const std::string& model = t->ex.model;
-      std::string why = in_flight_ >= config_.pool.max_connections
-                            ? fmt::format("{} requests on the wire", in_flight_)
-                            : fmt::format(
-                                  "model {} held to {} requests at once after the upstream said it "
-                                  "had too many (429/1302)",
-                                  model, aimd_.limit(model));
+      std::string why;
+      if (in_flight_ >= config_.pool.max_connections) {
+        why = fmt::format("{} requests on the wire", in_flight_);
+      } else if (const int limit = aimd_.limit(model); limit < aimd_options(config_).max_limit) {
+        why = fmt::format(
+            "model {} held to {} requests at once after the upstream said it had too many "
+            "(429/1302)",
+            model, limit);
+      } else {
+        // The configured limit, not a cut: a 429 is not what held it.
+        why =
+            fmt::format("model {} at its limit of {} requests at once (GLMPROXY_MODEL_CONCURRENCY)",
+                        model, limit);
+      }
       resolve(*t, make_error(ErrorCode::PoolTimeout,
                              fmt::format("no connection slot became free within "
                                          "POOL_ACQUIRE_TIMEOUT={} ms ({})",
@@ -650,6 +666,7 @@ class Transport::Impl {
       curl_easy_reset(e);
     } else {
       e = curl_easy_init();
+      easy_created_.fetch_add(1, std::memory_order_relaxed);
     }
     if (e == nullptr) {
       TransferPtr back(t);
@@ -747,14 +764,22 @@ class Transport::Impl {
 
   // GLMPROXY_CA_FILE / GLMPROXY_CA_PATH. Peer and host verification are curl's defaults and
   // are never turned off.
+  // They are trusted for an https:// proxy's own certificate too (CURLOPT_PROXY_CAINFO/CAPATH):
+  // a corporate proxy's certificate is typically issued by the same private CA.
   CURLcode set_tls_options(CURL* e) const {
     const auto& up = config_.upstream;
     if (!up.ca_file.empty()) {
-      if (CURLcode rc = curl_easy_setopt(e, CURLOPT_CAINFO, up.ca_file.c_str()); rc != CURLE_OK) {
-        return rc;
+      for (CURLoption option : {CURLOPT_CAINFO, CURLOPT_PROXY_CAINFO}) {
+        if (CURLcode rc = curl_easy_setopt(e, option, up.ca_file.c_str()); rc != CURLE_OK)
+          return rc;
       }
     }
-    if (!up.ca_path.empty()) return curl_easy_setopt(e, CURLOPT_CAPATH, up.ca_path.c_str());
+    if (!up.ca_path.empty()) {
+      for (CURLoption option : {CURLOPT_CAPATH, CURLOPT_PROXY_CAPATH}) {
+        if (CURLcode rc = curl_easy_setopt(e, option, up.ca_path.c_str()); rc != CURLE_OK)
+          return rc;
+      }
+    }
     return CURLE_OK;
   }
 
@@ -1183,10 +1208,13 @@ class Transport::Impl {
       case CURLE_SSL_PINNEDPUBKEYNOTMATCH: {
         Error e = make_error(
             ErrorCode::ConnectionFailed,
-            fmt::format("the upstream's TLS certificate could not be verified: {} (curl {}); "
+            fmt::format("the {} TLS certificate could not be verified: {} (curl {}); "
                         "not retried. To trust its certificate authority set GLMPROXY_CA_FILE "
                         "(a PEM bundle) or GLMPROXY_CA_PATH (a directory hashed by openssl "
                         "rehash); now GLMPROXY_CA_FILE=\"{}\" GLMPROXY_CA_PATH=\"{}\"",
+                        iequals(std::string_view(config_.upstream.proxy).substr(0, 8), "https://")
+                            ? "upstream's (or the HTTPS proxy's)"
+                            : "upstream's",
                         detail, static_cast<int>(code), config_.upstream.ca_file,
                         config_.upstream.ca_path));
         e.upstream_code = std::string(kTlsCertificateCode);
@@ -1218,11 +1246,7 @@ class Transport::Impl {
       if (*e.retry_after > retry.retry_after_cap) return give_up(std::move(e));
       delay = *e.retry_after;
     } else {
-      const int shift = std::min(t->attempts - 1, 30);
-      const std::int64_t cap = std::min<std::int64_t>(
-          retry.max_delay.count(), retry.base_delay.count() * (std::int64_t{1} << shift));
-      std::uniform_int_distribution<std::int64_t> dist(0, std::max<std::int64_t>(cap, 0));
-      delay = std::chrono::milliseconds(dist(rng_));
+      delay = backoff_delay(retry, t->attempts, rng_);
     }
     if (now + delay >= t->deadline) return give_up(std::move(e));
     t->retry_at = now + delay;
@@ -1329,6 +1353,7 @@ class Transport::Impl {
   BufferPool pool_;                             // stream buffers (I/O thread; stats from anywhere)
   std::atomic<std::uint64_t> upload_reads_{0};
   std::atomic<std::uint64_t> body_reads_{0};
+  std::atomic<std::uint64_t> loop_turns_{0}, wakeups_{0}, easy_created_{0};
   std::atomic<std::uint64_t> streams_cancelled_{0};
   std::atomic<std::uint64_t> drained_kept_{0};
   AimdLimiter aimd_;        // I/O thread

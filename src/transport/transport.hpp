@@ -96,6 +96,10 @@ struct TransportStats {
   BufferPoolStats buffers;
   std::uint64_t upload_reads = 0;  ///< read-callback calls sending chunked request bodies
   std::uint64_t body_reads = 0;    ///< write-callback calls (response body pieces received)
+  // The I/O thread's loop (docs/transport.md, Threads).
+  std::uint64_t loop_turns = 0;            ///< turns of the I/O thread's loop
+  std::uint64_t wakeups = 0;               ///< curl_multi_wakeup calls by submitting threads
+  std::uint64_t easy_handles_created = 0;  ///< curl_easy_init calls (the rest reused a handle)
   std::uint64_t streams_cancelled = 0;
   std::uint64_t cancelled_connections_kept = 0;  ///< cancelled streams drained to their end,
                                                  ///< so the connection went back to the pool
