@@ -479,6 +479,21 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
   // batching queue hands what waits in it to the transport, whose I/O thread then resolves
   // everything and ends. Both stay alive meanwhile, so a callback that sends again (a retry
   // loop) is answered too, on the I/O thread, instead of finding them gone.
+  // A client destroyed (or assigned over) from one of its own callbacks is on its own I/O
+  // thread, which cannot join itself: the shutdown is handed to a short-lived thread and the
+  // destructor returns at once; pending requests are answered as usual, on the I/O thread. Only
+  // when no thread can be started is the client left running, rather than the process ended.
+  bool on_io_thread() const noexcept { return transport_ && transport_->on_io_thread(); }
+  static void retire(std::unique_ptr<Impl> impl) noexcept {
+    if (!impl || !impl->on_io_thread()) return impl.reset();
+    Impl* const raw = impl.release();  // a failed thread start must not destroy it here
+    try {
+      std::thread([raw]() noexcept { delete raw; }).detach();
+    } catch (...) {
+      // No thread: left running (its memory is not given back) rather than the process ended.
+    }
+  }
+
   ~Impl() {
     if (dispatcher_) dispatcher_->stop();  // (null when create() failed before making them)
     if (transport_) transport_->stop();
@@ -827,8 +842,19 @@ Result<ProxyClient> ProxyClient::create(Config config) {
 
 ProxyClient::ProxyClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ProxyClient::ProxyClient(ProxyClient&&) noexcept = default;
-ProxyClient& ProxyClient::operator=(ProxyClient&&) noexcept = default;
-ProxyClient::~ProxyClient() = default;
+ProxyClient& ProxyClient::operator=(ProxyClient&& other) noexcept {
+  if (this != &other) {
+    std::unique_ptr<Impl> old = std::move(impl_);
+    impl_ = std::move(other.impl_);
+    Impl::retire(std::move(old));
+  }
+  return *this;
+}
+ProxyClient::~ProxyClient() {
+  // Otherwise impl_ is destroyed in place, still set meanwhile: a callback that sends again
+  // while the client shuts down reaches it (and is answered ShuttingDown), not a moved-from one.
+  if (impl_ && impl_->on_io_thread()) Impl::retire(std::move(impl_));
+}
 
 Result<ChatResponse> ProxyClient::complete(const ChatRequest& request) {
   if (!impl_) return moved_from();

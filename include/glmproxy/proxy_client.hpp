@@ -44,6 +44,9 @@ class GLMPROXY_API ProxyClient {
   ProxyClient& operator=(ProxyClient&&) noexcept;
   ProxyClient(const ProxyClient&) = delete;
   ProxyClient& operator=(const ProxyClient&) = delete;
+  /// Answers every pending request (on the I/O thread: Cancelled on the wire, ShuttingDown
+  /// otherwise) and joins the I/O thread. Called from one of the client's own callbacks, it
+  /// hands that shutdown to a short-lived thread and returns at once.
   ~ProxyClient();
 
   /// Sends `request` and waits for the answer (retries included). With CACHE_ENABLED a stored

@@ -538,6 +538,56 @@ TEST_CASE("callbacks: requests answered while the client is destroyed, not on it
   }
 }
 
+// A client destroyed from one of its own callbacks is on its I/O thread, which cannot join
+// itself (std::thread::join would throw in a destructor: the process would end). The shutdown
+// goes to a thread of its own; the pending request is still answered once, on the I/O thread.
+TEST_CASE("callbacks: a client destroyed from its own callback shuts down on another thread",
+          "[callbacks]") {
+  auto task_count = [] {
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& entry :
+         std::filesystem::directory_iterator("/proc/self/task")) {
+      ++n;
+    }
+    return n;
+  };
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.retry.max_attempts = 1;
+  const std::size_t before = task_count();
+  auto* client = new ProxyClient(make_client(config));
+  const std::thread::id caller = std::this_thread::get_id();
+  std::promise<Answer> pending;
+  std::promise<void> deleted;
+  std::atomic<bool> first_ok{false};
+  client->complete_async(ask("first"), [&, client](Result<ChatResponse> first) {
+    first_ok = static_cast<bool>(first);
+    Fault slow;  // the next request is still on the wire when the client goes
+    slow.delay_before_headers = 5s;
+    server->add_fault(slow);
+    client->complete_async(ask("second"), [&](Result<ChatResponse> r) {
+      pending.set_value({std::this_thread::get_id(), false, static_cast<bool>(r),
+                         r ? ErrorCode::Internal : r.error().code});
+    });
+    delete client;  // from the I/O thread: returns at once
+    deleted.set_value();
+  });
+  REQUIRE(deleted.get_future().wait_for(30s) == std::future_status::ready);
+  CHECK(first_ok);
+  auto answer = pending.get_future();
+  REQUIRE(answer.wait_for(30s) == std::future_status::ready);
+  const Answer a = answer.get();
+  CHECK(a.thread != caller);
+  CHECK_FALSE(a.ok);
+  CHECK((a.code == ErrorCode::Cancelled || a.code == ErrorCode::ShuttingDown));
+  // The shutdown finishes: the I/O thread and the one that joined it are gone.
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  while (task_count() > before && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(task_count() == before);
+}
+
 // --- 6. ZAI_API_KEY ---------------------------------------------------------------------------
 // Tenant keys are local identities: upstream, every request carries ZAI_API_KEY, with a key
 // registry or without, and never the tenant's key.
