@@ -14,6 +14,7 @@
 
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
+#include "support/key_file.hpp"
 #include "support/mock_client.hpp"
 
 using glmproxy::ChatRequest;
@@ -30,32 +31,15 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 using test_support::config_for;
+using test_support::key_json;
+using test_support::KeyFile;
+using test_support::keys_file;
 using test_support::make_client;
 using test_support::start_mock;
 
 namespace {
 
 // A key file holding one tenant, in a fresh temporary directory removed at the end.
-struct KeyFile {
-  fs::path dir;
-  fs::path path;
-  explicit KeyFile(const std::string& key) {
-    std::random_device rd;
-    dir = fs::temp_directory_path() /
-          ("glmproxy-docs-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(dir);
-    path = dir / "apikeys.json";
-    std::ofstream(path) << R"({"keys":[{"key":")" << key << R"(","name":"docs tenant",)"
-                        << R"("token_limit_per_5h":1000000,"expiry_date":"2099-01-01T00:00:00Z",)"
-                        << R"("created_at":"2026-01-01T00:00:00Z","last_used":null,)"
-                        << R"("total_lifetime_tokens":0,"usage_windows":[]}]})";
-  }
-  ~KeyFile() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
-
 constexpr const char* kTenant = "pk_docs_tenant_1";
 
 ChatRequest as_tenant(const std::string& text) {
@@ -122,7 +106,7 @@ TEST_CASE("docs: cache hits cost a tenant no tokens", "[docs][keys][cache]") {
   tokens.prompt_tokens = 100;
   tokens.completion_tokens = 50;
   server->add_fault(tokens);
-  KeyFile file(kTenant);
+  KeyFile file(keys_file({key_json(kTenant, 1'000'000)}));
   Config config = config_for(*server);
   config.keys.file = file.path.string();
   config.cache.enabled = true;
@@ -185,7 +169,7 @@ TEST_CASE("docs: coalesced requests are charged to their tenant once", "[docs][k
   slow.completion_tokens = 50;
   slow.delay_before_headers = 500ms;
   server->add_fault(slow);
-  KeyFile file(kTenant);
+  KeyFile file(keys_file({key_json(kTenant, 1'000'000)}));
   Config config = config_for(*server);
   config.keys.file = file.path.string();
   REQUIRE(config.cache.coalesce);

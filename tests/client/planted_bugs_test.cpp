@@ -22,6 +22,7 @@
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
 #include "keys/key_store.hpp"
+#include "support/key_file.hpp"
 #include "support/mock_client.hpp"
 
 using glmproxy::ChatRequest;
@@ -37,6 +38,8 @@ using glmproxy::StreamEvent;
 using glmproxy::mock::Fault;
 using glmproxy::mock::MockOptions;
 using test_support::config_for;
+using test_support::key_json;
+using test_support::KeyFile;
 using test_support::make_client;
 using test_support::start_mock;
 using namespace std::chrono_literals;
@@ -119,31 +122,6 @@ class PeakSampler {
   std::atomic<int> peak_{0};
   std::thread thread_;  // last: starts once the members it reads exist
 };
-
-// A key file in a fresh temporary directory, removed at the end of the test.
-struct KeyFile {
-  fs::path dir;
-  fs::path path;
-  explicit KeyFile(const std::string& json) {
-    std::random_device rd;
-    dir = fs::temp_directory_path() /
-          ("glmproxy-planted-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(dir);
-    path = dir / "apikeys.json";
-    std::ofstream(path) << json;
-  }
-  ~KeyFile() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
-
-std::string key_record(const std::string& key) {
-  return R"({"key":")" + key + R"(","name":"tenant )" + key +
-         R"(","token_limit_per_5h":1000000000,"expiry_date":"2099-01-01T00:00:00Z",)"
-         R"("created_at":"2026-01-01T00:00:00Z","last_used":null,"total_lifetime_tokens":0,)"
-         R"("usage_windows":[]})";
-}
 
 // The value of an unlabelled sample in a Prometheus exposition, or -1 when it is missing.
 double prometheus_sample(const std::string& text, const std::string& name) {
@@ -308,8 +286,8 @@ TEST_CASE("planted: a stream's usage is charged to its tenant once", "[planted][
   tokens.prompt_tokens = 30;
   tokens.completion_tokens = 12;
   server->add_fault(tokens);
-  KeyFile file(R"({"keys":[)" + key_record("pk_stream_openai") + "," +
-               key_record("pk_stream_anthropic") + "]}");
+  KeyFile file(R"({"keys":[)" + key_json("pk_stream_openai") + "," +
+               key_json("pk_stream_anthropic") + "]}");
   Config config = config_for(*server);
   config.keys.file = file.path.string();
   {

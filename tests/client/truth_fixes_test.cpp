@@ -19,6 +19,7 @@
 
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
+#include "support/key_file.hpp"
 #include "support/mock_client.hpp"
 
 using glmproxy::ChatRequest;
@@ -33,6 +34,9 @@ using glmproxy::StreamEvent;
 using glmproxy::mock::Fault;
 using glmproxy::mock::MockUpstream;
 using test_support::config_for;
+using test_support::key_json;
+using test_support::KeyFile;
+using test_support::keys_file;
 using test_support::make_client;
 using test_support::start_mock;
 using namespace std::chrono_literals;
@@ -40,30 +44,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A key file in a fresh temporary directory, removed at the end of the test.
-struct KeyFile {
-  fs::path dir;
-  fs::path path;
-  explicit KeyFile(const std::vector<std::string>& keys) {
-    std::random_device rd;
-    dir = fs::temp_directory_path() /
-          ("glmproxy-truth-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(dir);
-    path = dir / "apikeys.json";
-    std::string json = R"({"keys":[)";
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-      json += (i ? "," : "") + std::string(R"({"key":")") + keys[i] +
-              R"(","name":"tenant","token_limit_per_5h":1000000000,)"
-              R"("expiry_date":"2099-01-01T00:00:00Z","created_at":"2026-01-01T00:00:00Z",)"
-              R"("last_used":null,"total_lifetime_tokens":0,"usage_windows":[]})";
-    }
-    std::ofstream(path) << json << "]}";
-  }
-  ~KeyFile() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
+std::string tenants_file(const std::vector<std::string>& keys) {
+  std::vector<std::string> records;
+  for (const std::string& key : keys) records.push_back(key_json(key));
+  return keys_file(records);
+}
 
 std::int64_t tokens_used(const ProxyClient& client, const std::string& key) {
   auto stats = client.key_stats(key);
@@ -124,7 +109,7 @@ TEST_CASE("billing: identical embeddings merged into one batch are charged once"
   tokens.times = 0;
   tokens.prompt_tokens = 90;
   server->add_fault(tokens);
-  KeyFile file({"pk_bill_a"});
+  KeyFile file(tenants_file({"pk_bill_a"}));
   Config config = config_for(*server);
   config.keys.file = file.path.string();
   config.cache.enabled = true;
@@ -154,7 +139,7 @@ TEST_CASE("billing: a batch with duplicates charges the call's tokens once in to
   tokens.times = 0;
   tokens.prompt_tokens = 120;
   server->add_fault(tokens);
-  KeyFile file({"pk_bill_b", "pk_bill_c"});
+  KeyFile file(tenants_file({"pk_bill_b", "pk_bill_c"}));
   Config config = config_for(*server);
   config.keys.file = file.path.string();
   config.cache.enabled = true;
@@ -405,7 +390,7 @@ TEST_CASE("tenant keys: without a key file api_key splits neither cache nor coal
 
 TEST_CASE("tenant keys: with a key file tenants never share answers", "[keys]") {
   auto server = start_mock();
-  KeyFile file({"pk_tenant_one", "pk_tenant_two"});
+  KeyFile file(tenants_file({"pk_tenant_one", "pk_tenant_two"}));
   SECTION("cache") {
     Config config = config_for(*server);
     config.keys.file = file.path.string();
@@ -596,7 +581,7 @@ TEST_CASE("upstream key: with a key file requests carry ZAI_API_KEY, never the t
           "[keys]") {
   auto server = start_mock();
   const std::string tenant = "pk_secret_tenant_key_42";
-  KeyFile file({tenant});
+  KeyFile file(tenants_file({tenant}));
   Config config = config_for(*server);
   config.keys.file = file.path.string();
   auto client = make_client(config);

@@ -23,6 +23,7 @@
 #include "glmproxy/proxy_client.hpp"
 #include "keys/key_store.hpp"
 #include "keys/tenants.hpp"
+#include "support/key_file.hpp"
 #include "support/mock_client.hpp"
 
 using glmproxy::ChatRequest;
@@ -34,45 +35,15 @@ using glmproxy::Result;
 using glmproxy::detail::Tenants;
 using glmproxy::mock::Fault;
 using test_support::config_for;
+using test_support::key_json;
+using test_support::KeyFile;
+using test_support::keys_file;
 using test_support::make_client;
 using test_support::start_mock;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A key file in a fresh temporary directory, removed at the end of the test.
-struct KeyFile {
-  fs::path dir;
-  fs::path path;
-  explicit KeyFile(const std::string& json) {
-    std::random_device rd;
-    dir = fs::temp_directory_path() /
-          ("glmproxy-keys-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(dir);
-    path = dir / "apikeys.json";
-    write(json);
-  }
-  ~KeyFile() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  void write(const std::string& json) const { std::ofstream(path) << json; }
-};
-
-std::string key_json(const std::string& key, std::int64_t limit, const std::string& extra = "") {
-  return R"({"key":")" + key + R"(","name":"tenant )" + key + R"(","token_limit_per_5h":)" +
-         std::to_string(limit) +
-         R"(,"expiry_date":"2099-01-01T00:00:00Z","created_at":"2026-01-01T00:00:00Z",)"
-         R"("last_used":null,"total_lifetime_tokens":0,"usage_windows":[])" +
-         extra + "}";
-}
-
-std::string keys_file(const std::vector<std::string>& records) {
-  std::string out = R"({"keys":[)";
-  for (std::size_t i = 0; i < records.size(); ++i) out += (i ? "," : "") + records[i];
-  return out + "]}";
-}
 
 ChatRequest as(const std::string& key, const std::string& text = "hello") {
   ChatRequest r;
