@@ -13,6 +13,11 @@ benchmark scripts named in each section; none is typed by hand. Rerun a script t
 section (`scripts/perf-doc.sh` reassembles this page). The machines are shared and noisy:
 compare the rows of one run, not figures across runs.
 
+Each section says when it ran. The runs on this page predate the hardening and truth changes of
+2026-12-01 (streams resolve at their end marker; `complete_async()` keeps one shared
+exactly-once record per call; a cancelled stream frees its slots before its read-out): those
+are not measured here yet, and the page is regenerated from a new run with the core redesign.
+
 MD
   for section in load complete stream cache; do
     if [[ -f "$gen/perf-$section.md" ]]; then
