@@ -16,6 +16,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,17 +80,45 @@ int threads_blocking_sigpipe() {
   return n;
 }
 
-// Every descriptor of this process that is a TCP connection to `port` on 127.0.0.1.
-std::vector<int> sockets_to(std::uint16_t port) {
-  std::vector<int> out;
+// The descriptors of this process that are TCP connections to `port` (their peer's port), each
+// with whether it is close-on-exec. Read from /proc only (fd -> socket inode -> /proc/net/tcp,
+// flags from fdinfo): no call on a descriptor that another thread (the mock) may be closing.
+struct Socket {
+  int fd = -1;
+  bool cloexec = false;
+};
+std::vector<Socket> sockets_to(std::uint16_t port) {
+  std::vector<std::string> inodes;  // of the sockets whose remote port is `port`
+  std::ifstream tcp("/proc/self/net/tcp");
+  std::string line;
+  std::getline(tcp, line);  // the header
+  while (std::getline(tcp, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+    fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >>
+        timeout >> inode;
+    const auto colon = remote.find(':');
+    if (colon == std::string::npos) continue;
+    if (std::stoul(remote.substr(colon + 1), nullptr, 16) == port) inodes.push_back(inode);
+  }
+  std::vector<Socket> out;
   for (const std::string& name : proc_entries("fd")) {
-    const int fd = std::stoi(name);
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    sockaddr_in peer{};
-    socklen_t len = sizeof peer;
-    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) continue;
-    if (peer.sin_family == AF_INET && ntohs(peer.sin_port) == port) out.push_back(fd);
+    char target[128] = {};
+    const std::string link = "/proc/self/fd/" + name;
+    const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+    if (n <= 0) continue;
+    const std::string what(target, static_cast<std::size_t>(n));
+    bool ours = false;
+    for (const std::string& inode : inodes) ours = ours || what == "socket:[" + inode + "]";
+    if (!ours) continue;
+    std::ifstream info("/proc/self/fdinfo/" + name);
+    std::string key;
+    std::string flags;
+    while (info >> key >> flags && key != "flags:") {
+    }
+    if (key != "flags:") continue;  // closed meanwhile
+    const unsigned long octal = std::stoul(flags, nullptr, 8);
+    out.push_back({std::stoi(name), (octal & O_CLOEXEC) != 0});
   }
   return out;
 }
@@ -157,11 +186,11 @@ TEST_CASE("docs: connections are opened close-on-exec", "[docs][threads]") {
   auto server = start_mock();
   ProxyClient client = make_client(config_for(*server));
   REQUIRE(client.complete(hello()));  // its connection stays open (keep-alive)
-  const auto fds = sockets_to(server->port());
-  REQUIRE_FALSE(fds.empty());
-  for (int fd : fds) {
-    INFO("fd " << fd);
-    CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+  const auto sockets = sockets_to(server->port());
+  REQUIRE_FALSE(sockets.empty());
+  for (const Socket& socket : sockets) {
+    INFO("fd " << socket.fd);
+    CHECK(socket.cloexec);
   }
 }
 
@@ -240,7 +269,9 @@ TEST_CASE("docs: cache hits in complete() and stream() never wait for the I/O th
   REQUIRE(client.stream(hello(), [](const StreamEvent&) { return true; }));
   std::promise<void> entered, release;
   std::shared_future<void> released = release.get_future().share();
-  client.complete_async(numbered(1), [&](Result<ChatResponse>) {
+  // `released` by value: the callback may still be returning from wait() when the test's
+  // locals are destroyed (before the client).
+  client.complete_async(numbered(1), [&entered, released](Result<ChatResponse>) {
     entered.set_value();
     released.wait();  // the I/O thread is held here
   });
