@@ -15,6 +15,7 @@
 #include <csignal>
 #include <fstream>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -207,7 +208,7 @@ TEST_CASE("docs: submitting wakes a sleeping I/O thread only, a busy one takes t
   // Keep the I/O thread busy inside a callback while 50 requests are submitted.
   std::promise<void> entered, release;
   std::shared_future<void> released = release.get_future().share();
-  client.complete_async(hello(), [&](Result<ChatResponse>) {
+  client.complete_async(hello(), [&entered, released](Result<ChatResponse>) {
     entered.set_value();
     released.wait();
   });
@@ -552,11 +553,12 @@ TEST_CASE("docs: PoolTimeout says whether the pool or the model's limit held the
     Fault slow;
     slow.delay_before_headers = 2s;
     server->add_fault(slow);
-    std::promise<void> first;
-    client.complete_async(numbered(1), [&](Result<ChatResponse>) { first.set_value(); });
+    // Shared with the callback: the promise outlives its set_value() however the threads run.
+    auto first = std::make_shared<std::promise<void>>();
+    client.complete_async(numbered(1), [first](Result<ChatResponse>) { first->set_value(); });
     REQUIRE(eventually([&] { return server->stats().chat_requests >= 1; }));
     auto reply = client.complete(numbered(2));
-    first.get_future().wait();
+    first->get_future().wait();
     REQUIRE_FALSE(reply);
     CHECK(reply.error().code == ErrorCode::PoolTimeout);
     CHECK_THAT(reply.error().message, Catch::Contains("POOL_ACQUIRE_TIMEOUT=200 ms"));
