@@ -475,10 +475,6 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     return m;
   }
 
-  // Every pending request is answered on the I/O thread, never on the destroying one: the
-  // batching queue hands what waits in it to the transport, whose I/O thread then resolves
-  // everything and ends. Both stay alive meanwhile, so a callback that sends again (a retry
-  // loop) is answered too, on the I/O thread, instead of finding them gone.
   // A client destroyed (or assigned over) from one of its own callbacks is on its own I/O
   // thread, which cannot join itself: the shutdown is handed to a short-lived thread and the
   // destructor returns at once; pending requests are answered as usual, on the I/O thread. Only
@@ -494,6 +490,10 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     }
   }
 
+  // Every pending request is answered on the I/O thread, never on the destroying one: the
+  // batching queue hands what waits in it to the transport, whose I/O thread then resolves
+  // everything and ends. Both stay alive meanwhile, so a callback that sends again (a retry
+  // loop) is answered too, on the I/O thread, instead of finding them gone.
   ~Impl() {
     if (dispatcher_) dispatcher_->stop();  // (null when create() failed before making them)
     if (transport_) transport_->stop();

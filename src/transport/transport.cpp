@@ -34,6 +34,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Whether a URL (the upstream's or the proxy's) starts with "https://", in any case.
+bool is_https(std::string_view url) noexcept { return iequals(url.substr(0, 8), "https://"); }
+
 // Response header lines of one attempt, kept or not: past this the response is refused (an
 // upstream sending headers without end never reaches its body). Below curl's own 300 KB limit,
 // which reports a retryable receive error instead of a bad response.
@@ -380,7 +383,7 @@ class Transport::Impl {
       std::string why;
       if (in_flight_ >= config_.pool.max_connections) {
         why = fmt::format("{} requests on the wire", in_flight_);
-      } else if (const int limit = aimd_.limit(model); limit < aimd_options(config_).max_limit) {
+      } else if (const int limit = aimd_.limit(model); limit < aimd_max_) {
         why = fmt::format(
             "model {} held to {} requests at once after the upstream said it had too many "
             "(429/1302)",
@@ -726,8 +729,7 @@ class Transport::Impl {
     // opening one connection per concurrent transfer. Only https (h2 comes by ALPN; over plain
     // http curl would serialise a burst behind the first connection), and not for HEAD:
     // POOL_WARM's requests each want a connection of their own.
-    if (t->ex.method != "HEAD" && t->ex.url.size() >= 8 &&
-        iequals(std::string_view(t->ex.url).substr(0, 8), "https://")) {
+    if (t->ex.method != "HEAD" && t->ex.url.size() >= 8 && is_https(t->ex.url)) {
       curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     }
     if (config_.pool.disabled) {
@@ -1212,9 +1214,8 @@ class Transport::Impl {
                         "not retried. To trust its certificate authority set GLMPROXY_CA_FILE "
                         "(a PEM bundle) or GLMPROXY_CA_PATH (a directory hashed by openssl "
                         "rehash); now GLMPROXY_CA_FILE=\"{}\" GLMPROXY_CA_PATH=\"{}\"",
-                        iequals(std::string_view(config_.upstream.proxy).substr(0, 8), "https://")
-                            ? "upstream's (or the HTTPS proxy's)"
-                            : "upstream's",
+                        is_https(config_.upstream.proxy) ? "upstream's (or the HTTPS proxy's)"
+                                                         : "upstream's",
                         detail, static_cast<int>(code), config_.upstream.ca_file,
                         config_.upstream.ca_path));
         e.upstream_code = std::string(kTlsCertificateCode);
