@@ -1,6 +1,7 @@
 #pragma once
 
-// Small helpers shared by the tests that check what docs/*.md promise (tests/*/..._docs_test.cpp).
+// Small helpers shared by the tests that drive a client against loopback servers (first written
+// for the tests of what docs/*.md promise, tests/*/..._docs_test.cpp).
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -23,6 +23,7 @@
 #include "client_access.hpp"
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
+#include "support/docs_support.hpp"
 #include "support/mock_client.hpp"
 #include "transport/transport.hpp"
 
@@ -54,12 +55,7 @@ const std::string kTenant = "tk-wqpzrkxmvnbtlhjgfdqwpz";
 const std::string kAdminToken = "at-jxqvzkpwmrbnthlgfdsxqj";
 const std::string kUrlPassword = "pw-vkqzxjwpmnrbtlhgfzkq";
 
-ChatRequest hello(Protocol protocol = Protocol::OpenAI) {
-  ChatRequest r;
-  r.protocol = protocol;
-  r.messages = {{"user", "Say hello."}};
-  return r;
-}
+using test_support::hello;  // "Say hello." over a protocol
 
 Config hostile_config(const MockUpstream& server) {
   Config c = config_for(server);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "glmproxy/mock/mock_upstream.hpp"
+#include "support/docs_support.hpp"
 #include "support/http_proxy.hpp"
 #include "support/mock_client.hpp"
 
@@ -40,12 +41,7 @@ std::unique_ptr<MockUpstream> start_mock(std::size_t record_limit = 1000) {
   return test_support::start_mock(record_limit);
 }
 
-ChatRequest hello(glmproxy::Protocol protocol = glmproxy::Protocol::OpenAI) {
-  ChatRequest r;
-  r.protocol = protocol;
-  r.messages = {{"user", "Say hello."}};
-  return r;
-}
+using test_support::hello;  // "Say hello." over a protocol
 
 // Distinct requests: identical ones in flight at once would share one upstream call
 // (single-flight coalescing, tested in tests/client/cache_batch_test.cpp).
@@ -660,17 +656,7 @@ TEST_CASE("a query on the base URL lands after the path on the wire", "[client][
 
 TEST_CASE("the circuit breaker's message names the host without its credentials",
           "[client][url][secret]") {
-  // A port nothing listens on: bound, then closed.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  const std::string host = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  const std::string host = "127.0.0.1:" + std::to_string(test_support::closed_port());
 
   Config config;
   config.upstream.api_key = "sk-test-key-123456";

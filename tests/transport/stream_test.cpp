@@ -12,6 +12,7 @@
 #include "client_access.hpp"
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
+#include "support/docs_support.hpp"
 #include "support/mock_client.hpp"
 
 using glmproxy::ChatRequest;
@@ -35,12 +36,7 @@ namespace {
 
 using test_support::start_mock;
 
-ChatRequest hello(Protocol protocol = Protocol::OpenAI) {
-  ChatRequest r;
-  r.protocol = protocol;
-  r.messages = {{"user", "Say hello."}};
-  return r;
-}
+using test_support::hello;  // "Say hello." over a protocol
 
 // What a stream delivered, copied out of the callback (which runs on the I/O thread; the test
 // thread reads it only after stream() returned).
