@@ -95,8 +95,9 @@ struct Transfer {
   bool probe = false;  // a keep-alive or warm-up HEAD of the transport's own: not in metrics,
                        // not reported to the circuit breaker
   std::optional<std::chrono::milliseconds> total_timeout;  // instead of GLMPROXY_TOTAL_TIMEOUT_MS
-  std::size_t header_bytes = 0;                            // of this attempt
-  bool finished_early = false;  // a stream resolved at its end marker, read out or closed after
+  std::string last_failure;      // why the attempt before a backoff failed (for a later Timeout)
+  std::size_t header_bytes = 0;  // of this attempt
+  bool finished_early = false;   // a stream resolved at its end marker, read out or closed after
 };
 
 // "scheme://host[:port]" of a URL, without userinfo: the circuit breaker is per upstream host,
@@ -517,7 +518,7 @@ class Transport::Impl {
       TransferPtr t = std::move(waiting_[i]);
       waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
       if (now >= t->deadline) {
-        resolve(*t, total_timeout_error());
+        resolve(*t, total_timeout_error(*t));
         continue;
       }
       if (t->host.empty()) t->host = host_of(t->ex.url);
@@ -631,10 +632,19 @@ class Transport::Impl {
     }
   }
 
-  Error total_timeout_error() const {
-    return make_error(ErrorCode::Timeout,
-                      fmt::format("total timeout: GLMPROXY_TOTAL_TIMEOUT_MS={} ms passed",
-                                  config_.timeouts.total.count()));
+  // The deadline passed: names the bound that applied (a warm-up's or probe's own, or
+  // GLMPROXY_TOTAL_TIMEOUT_MS) and, when earlier attempts failed, why the last one did.
+  Error total_timeout_error(const Transfer& t) const {
+    std::string message =
+        t.total_timeout ? fmt::format("total timeout: the request's own bound of {} ms passed",
+                                      t.total_timeout->count())
+                        : fmt::format("total timeout: GLMPROXY_TOTAL_TIMEOUT_MS={} ms passed",
+                                      config_.timeouts.total.count());
+    if (!t.last_failure.empty()) {
+      message += fmt::format(" (after {} attempt{}; the last failed: {})", t.attempts,
+                             t.attempts == 1 ? "" : "s", t.last_failure);
+    }
+    return make_error(ErrorCode::Timeout, std::move(message));
   }
 
   void start_attempt(TransferPtr owned, Clock::time_point now) {
@@ -1168,7 +1178,7 @@ class Transport::Impl {
                         Clock::time_point now) const {
     const std::string detail = t.errbuf[0] != '\0' ? t.errbuf : curl_easy_strerror(code);
     if (code == CURLE_OPERATION_TIMEDOUT) {
-      if (now >= t.deadline) return total_timeout_error();
+      if (now >= t.deadline) return total_timeout_error(t);
       if (connect_us == 0) {
         Error e = make_error(
             ErrorCode::Timeout,
@@ -1177,7 +1187,7 @@ class Transport::Impl {
                         config_.timeouts.connect.count(), detail));
         return e;
       }
-      return total_timeout_error();
+      return total_timeout_error(t);
     }
     switch (code) {
       case CURLE_URL_MALFORMAT:
@@ -1251,6 +1261,7 @@ class Transport::Impl {
     }
     if (now + delay >= t->deadline) return give_up(std::move(e));
     t->retry_at = now + delay;
+    t->last_failure = e.describe();
     // The last attempt's status is not this request's: an error while it waits (an open
     // breaker, the pool) must not carry it.
     t->status = 0;

@@ -187,6 +187,9 @@ TEST_CASE("docs: the total timeout's message starts with 'total timeout', across
     REQUIRE_FALSE(reply);
     CHECK(reply.error().code == ErrorCode::Timeout);
     CHECK_THAT(reply.error().message, Catch::StartsWith("total timeout"));
+    // ... and says why the attempt before it failed.
+    CHECK_THAT(reply.error().message, Catch::Contains("after 2 attempts; the last failed: "));
+    CHECK_THAT(reply.error().message, Catch::Contains("503"));
     CHECK(server->stats().chat_requests == 2);
     CHECK(took >= 2900ms);
     CHECK(took < 4500ms);  // a fresh 3 s for the second attempt would end after 5 s
