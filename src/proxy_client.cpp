@@ -14,7 +14,9 @@
 #include "cache/cache_key.hpp"
 #include "cache/lru_cache.hpp"
 #include "cache/single_flight.hpp"
+#include "client/callback_pool.hpp"
 #include "client/dispatcher.hpp"
+#include "client/event_channel.hpp"
 #include "client/http_checks.hpp"
 #include "client_access.hpp"
 #include "config/variables.hpp"
@@ -36,13 +38,21 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
   explicit Impl(Config config)
       : config_(std::move(config)), secrets_(detail::config_secrets(config_)) {}
 
+  // Runs a complete_async() callback on the callback executor (the client's pool, or the
+  // application's), never on the I/O thread nor the caller's stack.
+  void post_callback(std::function<void(Result<ChatResponse>)> on_done, Result<ChatResponse> r) {
+    callbacks_->post([cb = std::move(on_done), r = std::move(r)]() mutable { cb(std::move(r)); });
+  }
+
   void fail_async(Error error, std::function<void(Result<ChatResponse>)> on_done) {
-    transport_->fail(std::move(error), [cb = std::move(on_done)](Result<detail::HttpResult> r) {
-      cb(std::move(r).error());
-    });
+    post_callback(std::move(on_done), std::move(error));
   }
 
   Result<void> start() {
+    auto callbacks =
+        detail::CallbackPool::create(config_.callback_threads, config_.callback_executor);
+    if (!callbacks) return std::move(callbacks).error();
+    callbacks_ = std::move(*callbacks);
     auto transport = detail::Transport::create(config_);
     if (!transport) return std::move(transport).error();
     transport_ = std::move(*transport);
@@ -84,7 +94,13 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
   // PROFILING_ENABLED=false: straight through) --------------------------------------------
 
   void complete_async(const ChatRequest& request,
-                      std::function<void(Result<ChatResponse>)> on_done) {
+                      std::function<void(Result<ChatResponse>)> user_done) {
+    // Every answer (from the I/O thread, or from here for a refusal or a cache hit) goes to the
+    // callback executor; the metrics are taken before, where the answer is.
+    std::function<void(Result<ChatResponse>)> on_done =
+        [this, cb = std::move(user_done)](Result<ChatResponse> r) mutable {
+          post_callback(std::move(cb), std::move(r));
+        };
     if (!metrics_.enabled() && !profiler_) {
       return complete_async_impl(request, std::move(on_done), nullptr);
     }
@@ -166,25 +182,13 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
   void complete_async_impl(const ChatRequest& request,
                            std::function<void(Result<ChatResponse>)> on_done,
                            detail::Trace* trace) {
+    // A refusal or a cache hit is answered from here: on_done hands it to the callback
+    // executor, so the callback still does not run on this stack (and no I/O thread trip).
     auto admitted = prepare_chat(request, /*stream=*/false, trace);
-    if (!admitted) {
-      transport_->fail(
-          std::move(admitted).error(),
-          [cb = std::move(on_done)](Result<detail::HttpResult> r) { cb(std::move(r).error()); });
-      return;
-    }
+    if (!admitted) return on_done(std::move(admitted).error());
     PreparedChat& prepared = *admitted;
-    if (auto hit = cached_chat(prepared)) {
-      // Still on the I/O thread, as promised for every completion callback.
-      transport_->post([cb = std::move(on_done), r = std::move(*hit)]() mutable { cb(r); });
-      return;
-    }
-    if (auto written = write_body(prepared); !written) {
-      transport_->fail(
-          std::move(written).error(),
-          [cb = std::move(on_done)](Result<detail::HttpResult> r) { cb(std::move(r).error()); });
-      return;
-    }
+    if (auto hit = cached_chat(prepared)) return on_done(std::move(*hit));
+    if (auto written = write_body(prepared); !written) return on_done(std::move(written).error());
     send_chat(std::move(prepared), std::move(on_done));
   }
 
@@ -236,21 +240,35 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     limits.max_line_bytes = config_.stream.max_line_bytes;
     limits.max_event_bytes = config_.stream.max_event_bytes;
     if (auto written = write_body(prepared); !written) return std::move(written).error();
-    auto sink = std::make_shared<detail::ChatStream>(request.protocol, &callback, limits,
+    // The body is parsed on the I/O thread; its events come here, where `callback` runs (a slow
+    // consumer holds up only its own stream). `feed` outlives the exchange: this call waits for
+    // the exchange to be resolved, whatever happens.
+    auto channel = std::make_shared<detail::EventChannel>();
+    const detail::StreamCallback feed = [ch = channel.get()](const StreamEvent& e) {
+      return ch->push(e);
+    };
+    auto sink = std::make_shared<detail::ChatStream>(request.protocol, &feed, limits,
                                                      config_.stream.max_response_bytes);
     sink->record_events(prepared.write_cache);
+    sink->watch_cancel(channel->cancel_flag());
 
     detail::HttpExchange ex =
         chat_exchange(request, std::move(prepared.body), prepared.model, true, trace);
     ex.sink = sink;
-    auto promise = std::make_shared<std::promise<Result<detail::HttpResult>>>();
-    auto future = promise->get_future();
     detail::ChatJob job;
     job.group = "c|" + ex.url;  // streams are never merged or deduplicated
     job.exchange = std::move(ex);
-    job.on_done = [promise](Result<detail::HttpResult> r) { promise->set_value(std::move(r)); };
+    job.on_done = [channel](Result<detail::HttpResult> r) { channel->close(std::move(r)); };
     dispatcher_->chat(std::move(job));
-    Result<detail::HttpResult> r = future.get();
+    detail::EventChannel::Stop stop = detail::EventChannel::Stop::None;
+    Result<detail::HttpResult> r = channel->consume(
+        callback, [this] { transport_->poke(); }, &stop);
+    if (stop == detail::EventChannel::Stop::Threw) {
+      return make_error(ErrorCode::Internal, "the stream's on_event callback threw");
+    }
+    if (stop == detail::EventChannel::Stop::Cancelled) {
+      return make_error(ErrorCode::Cancelled, "the stream was cancelled by its on_event callback");
+    }
     if (!r) return std::move(r).error();
     if (r->status < 200 || r->status >= 300)
       return to_chat_response(request.protocol, std::move(r));
@@ -480,8 +498,11 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
   // destructor returns at once; pending requests are answered as usual, on the I/O thread. Only
   // when no thread can be started is the client left running, rather than the process ended.
   bool on_io_thread() const noexcept { return transport_ && transport_->on_io_thread(); }
+  bool on_own_thread() const noexcept {
+    return on_io_thread() || (callbacks_ && callbacks_->on_own_thread());
+  }
   static void retire(std::unique_ptr<Impl> impl) noexcept {
-    if (!impl || !impl->on_io_thread()) return impl.reset();
+    if (!impl || !impl->on_own_thread()) return impl.reset();
     Impl* const raw = impl.release();  // a failed thread start must not destroy it here
     try {
       std::thread([raw]() noexcept { delete raw; }).detach();
@@ -490,13 +511,17 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     }
   }
 
-  // Every pending request is answered on the I/O thread, never on the destroying one: the
-  // batching queue hands what waits in it to the transport, whose I/O thread then resolves
-  // everything and ends. Both stay alive meanwhile, so a callback that sends again (a retry
-  // loop) is answered too, on the I/O thread, instead of finding them gone.
+  // Every pending request is answered, never on the destroying thread: the batching queue hands
+  // what waits in it to the transport, whose I/O thread then resolves everything and ends; the
+  // complete_async() callbacks go to the callback executor as always. Everything stays alive
+  // meanwhile, so a callback that sends again (a retry loop) is answered too (ShuttingDown)
+  // instead of finding the client gone.
   ~Impl() {
     if (dispatcher_) dispatcher_->stop();  // (null when create() failed before making them)
     if (transport_) transport_->stop();
+    // Then the callbacks still queued run (a callback that calls the client meanwhile is
+    // answered ShuttingDown at once), and the pool's threads end.
+    if (callbacks_) callbacks_->stop();
     dispatcher_.reset();
     transport_.reset();
     tenants_.reset();  // after every answer was charged: writes the last usage
@@ -716,8 +741,9 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
 
   static Error called_from_callback(std::string_view what) {
     return make_error(ErrorCode::InvalidArgument,
-                      fmt::format("{} called on the client's I/O thread (from a completion "
-                                  "callback) would deadlock; use complete_async()",
+                      fmt::format("{} called on the client's I/O thread would deadlock (a "
+                                  "Config::callback_executor that runs its tasks inline puts "
+                                  "callbacks there); use complete_async()",
                                   what));
   }
 
@@ -774,7 +800,8 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
   detail::SecretScope secrets_;  // the upstream key, admin token, URL passwords: scrubbed
   detail::Metrics metrics_{config_.metrics.enabled, config_.metrics.retention,
                            config_.metrics.aggregation_interval, config_.clock};
-  std::unique_ptr<detail::Tenants> tenants_;  // with APIKEYS_FILE
+  std::unique_ptr<detail::Tenants> tenants_;         // with APIKEYS_FILE
+  std::unique_ptr<detail::CallbackPool> callbacks_;  // runs complete_async() callbacks
   std::unique_ptr<detail::Transport> transport_;
   std::unique_ptr<detail::Dispatcher> dispatcher_;
   std::unique_ptr<detail::LruCache<CachedPtr>> cache_;  // when CACHE_ENABLED
@@ -853,7 +880,7 @@ ProxyClient& ProxyClient::operator=(ProxyClient&& other) noexcept {
 ProxyClient::~ProxyClient() {
   // Otherwise impl_ is destroyed in place, still set meanwhile: a callback that sends again
   // while the client shuts down reaches it (and is answered ShuttingDown), not a moved-from one.
-  if (impl_ && impl_->on_io_thread()) Impl::retire(std::move(impl_));
+  if (impl_ && impl_->on_own_thread()) Impl::retire(std::move(impl_));
 }
 
 Result<ChatResponse> ProxyClient::complete(const ChatRequest& request) {

@@ -200,6 +200,18 @@ struct GLMPROXY_API Config {
   /// std::chrono::system_clock::now. Not read from the environment (tests move it by hand).
   std::function<std::chrono::system_clock::time_point()> wall_clock;
   LogLevel log_level = LogLevel::Warn;  ///< GLMPROXY_LOG_LEVEL: lowest level passed to logger
+  /// GLMPROXY_CALLBACK_THREADS: threads of the client's own callback pool, which runs the
+  /// complete_async() callbacks when `callback_executor` is empty (1 - 256). A callback that
+  /// takes long holds one of them; the others go on, and so do all transfers.
+  int callback_threads = 2;
+  /// Runs the complete_async() callbacks instead of the client's pool (then no pool threads are
+  /// started). It is called from a library thread with one task per callback and must run that
+  /// task exactly once, later, on a thread of its choosing, never inline (inline would be the
+  /// client's I/O thread: every other request would wait for the callback). Tasks still owned by
+  /// it when the client is destroyed may still run: they hold no reference to the client. If it
+  /// throws, the callback runs on a short-lived thread of the library's instead. Not read from
+  /// the environment.
+  std::function<void(std::function<void()>)> callback_executor;
 
   /// Reads the process environment: Config::from_env(lookup) with getenv.
   static Result<Config> from_env();

@@ -24,11 +24,13 @@ struct ClientAccess;  // the library's own tests and tools look inside through t
 /// The facade: sends chat requests to the configured upstream through a pooled, admission-
 /// controlled libcurl multi handle owned by one I/O thread, with retries of transient failures.
 ///
-/// Thread safety: thread-safe. Any number of threads may call complete(), complete_async() and
-/// send() at once. Completion callbacks run on the client's I/O thread: keep them short, and do
-/// not call the blocking complete()/send() from inside one (that returns InvalidArgument).
+/// Thread safety: thread-safe. Any number of threads may call every member at once. User code
+/// never runs on the I/O thread: complete_async() callbacks run on the callback executor (the
+/// client's GLMPROXY_CALLBACK_THREADS threads, or Config::callback_executor), stream()'s
+/// on_event on the thread that called stream(); a slow callback holds up only itself. Either
+/// may call the client again, blocking calls included.
 /// Destroying the client resolves every request still queued or in flight exactly once
-/// (ShuttingDown or Cancelled) and joins the I/O thread.
+/// (ShuttingDown or Cancelled), runs the callbacks still queued, and joins its threads.
 /// Example:
 ///   auto client = glmproxy::ProxyClient::create(*glmproxy::Config::from_env());
 ///   glmproxy::ChatRequest request;
@@ -36,17 +38,18 @@ struct ClientAccess;  // the library's own tests and tools look inside through t
 ///   if (auto reply = client->complete(request)) use(reply->content);
 class GLMPROXY_API ProxyClient {
  public:
-  /// Validates `config`, starts the I/O thread and, with POOL_WARM, opens
-  /// POOL_MIN_CONNECTIONS connections before returning.
+  /// Validates `config`, starts the I/O thread and the callback threads and, with POOL_WARM,
+  /// opens POOL_MIN_CONNECTIONS connections before returning.
   static Result<ProxyClient> create(Config config);
 
   ProxyClient(ProxyClient&&) noexcept;
   ProxyClient& operator=(ProxyClient&&) noexcept;
   ProxyClient(const ProxyClient&) = delete;
   ProxyClient& operator=(const ProxyClient&) = delete;
-  /// Answers every pending request (on the I/O thread: Cancelled on the wire, ShuttingDown
-  /// otherwise) and joins the I/O thread. Called from one of the client's own callbacks, it
-  /// hands that shutdown to a short-lived thread and returns at once.
+  /// Answers every pending request (Cancelled on the wire, ShuttingDown otherwise; callbacks on
+  /// the callback executor as always), runs the callbacks still queued, and joins the I/O and
+  /// callback threads. Called from one of the client's own callbacks, it hands that shutdown to
+  /// a short-lived thread and returns at once.
   ~ProxyClient();
 
   /// Sends `request` and waits for the answer (retries included). With CACHE_ENABLED a stored
@@ -56,21 +59,25 @@ class GLMPROXY_API ProxyClient {
   /// for its batch. `request.cache` overrides the cache and coalescing per request.
   Result<ChatResponse> complete(const ChatRequest& request);
 
-  /// Sends `request`; `on_done` is called exactly once, on the I/O thread, with the answer or
-  /// the error (also for requests refused before they reach the network, cache hits, QueueFull,
-  /// and requests still pending when the client is destroyed), never on the caller's stack. On
-  /// a moved-from client it gets InvalidArgument on a short-lived thread of its own. Cache,
-  /// coalescing and batching as for complete().
+  /// Sends `request`; `on_done` is called exactly once, on the callback executor (the client's
+  /// GLMPROXY_CALLBACK_THREADS threads, or Config::callback_executor), with the answer or the
+  /// error (also for requests refused before they reach the network, cache hits, QueueFull,
+  /// and requests still pending when the client is destroyed), never on the I/O thread nor the
+  /// caller's stack. It may call the client again, blocking calls included; while it runs it
+  /// holds one callback thread, no transfer. On a moved-from client it gets InvalidArgument on a
+  /// short-lived thread of its own. Cache, coalescing and batching as for complete().
   void complete_async(ChatRequest request, std::function<void(Result<ChatResponse>)> on_done);
 
   /// Sends `request` as a stream ("stream": true) and calls `on_event` with each delta as it
   /// arrives, then returns the whole reply (content, reasoning, tool calls, finish reason,
-  /// usage; raw_json stays empty). `on_event` runs on the client's I/O thread while this call
-  /// waits: keep it short (it holds up the client's other transfers), do not call complete(),
-  /// stream() or send() from it, and copy what you keep (the event is reused). Returning false
-  /// cancels: the call returns Cancelled at once, its connection slot already free, and the
-  /// connection is let go (a nearly finished HTTP/1.1 response is read out so the connection
-  /// can be reused).
+  /// usage; raw_json stays empty). `on_event` runs on the thread that called stream(), in
+  /// order; the I/O thread parses the body meanwhile, so a slow consumer holds up only this
+  /// stream (its events wait, bounded by GLMPROXY_MAX_RESPONSE_BYTES). It may call the client
+  /// again, blocking calls included; copy what you keep (the event is reused). Returning false
+  /// cancels: the call returns Cancelled at once (without waiting for the upstream's next
+  /// chunk), its connection slot already free, and the connection is let go (a nearly finished
+  /// HTTP/1.1 response is read out so the connection can be reused). An exception from it
+  /// cancels too and the call returns Internal.
   /// With CACHE_ENABLED a stream's events are stored and a later identical stream() replays
   /// them through `on_event` on the calling thread (from_cache set). Streams are not coalesced.
   /// A stream is retried (like complete()) only while no event has reached `on_event`. An error

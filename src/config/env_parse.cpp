@@ -141,6 +141,8 @@ constexpr ConfigVariable kVariables[] = {
     {"GLMPROXY_ADMIN_TOKEN", field<&C::admin, &AdminConfig::token>, 0, 0, TextKind::Secret},
     // Logging.
     {"GLMPROXY_LOG_LEVEL", top_field<&C::log_level>},
+    // Callbacks.
+    {"GLMPROXY_CALLBACK_THREADS", top_field<&C::callback_threads>, 1, 256},
 };
 
 // The one boolean parser: 1/0/true/false/yes/no/on/off in any case.

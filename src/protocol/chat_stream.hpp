@@ -1,9 +1,11 @@
 #pragma once
 
 // A streamed chat reply: SSE bytes in (from the transport, on the I/O thread), StreamEvents out
-// to the caller's callback, and the aggregate ChatResponse at the end. OpenAI chat.completion.chunk
+// to `on_event` (which hands them to the consumer's thread), and the aggregate ChatResponse at
+// the end. OpenAI chat.completion.chunk
 // streams (`[DONE]`) and Anthropic message streams (message_start ... message_stop).
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -40,6 +42,12 @@ class ChatStream final : public BodySink, private SseSink {
   std::optional<Error> on_end() override;
   Error error() const override;
   bool delivered() const noexcept override { return delivered_; }
+  bool cancel_requested() const noexcept override {
+    return cancel_flag_ != nullptr && cancel_flag_->load(std::memory_order_acquire);
+  }
+  /// `flag` (set by the consumer's thread, then Transport::poke()) cancels the stream; it must
+  /// outlive the exchange.
+  void watch_cancel(const std::atomic<bool>* flag) noexcept { cancel_flag_ = flag; }
   void release() noexcept override;
   std::string progress() const override;
 
@@ -81,6 +89,7 @@ class ChatStream final : public BodySink, private SseSink {
 
   Protocol protocol_;
   const StreamCallback* on_event_;
+  const std::atomic<bool>* cancel_flag_ = nullptr;
   SseParser parser_;
   bool sse_ = true;  // false: the upstream answered with a JSON body (buffered in json_)
   Buffer json_;

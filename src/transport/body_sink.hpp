@@ -37,6 +37,9 @@ class BodySink {
   virtual Error error() const = 0;
   /// True once anything reached the consumer: from then on the request is never sent again.
   virtual bool delivered() const noexcept = 0;
+  /// The consumer, on another thread, wants no more (checked by the transport after
+  /// Transport::poke()): handled as on_body() saying Cancel.
+  virtual bool cancel_requested() const noexcept { return false; }
   /// The exchange is over (called on the I/O thread just before it is resolved): give pooled
   /// storage back to the pool now, as the sink itself may be destroyed on another thread.
   virtual void release() noexcept = 0;

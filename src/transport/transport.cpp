@@ -276,6 +276,14 @@ class Transport::Impl {
 
   bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
 
+  void poke() noexcept {
+    cancel_poked_.store(true, std::memory_order_release);
+    if (multi_ != nullptr) {
+      wakeups_.fetch_add(1, std::memory_order_relaxed);
+      curl_multi_wakeup(multi_);
+    }
+  }
+
   // The configured base URL `url` was built from (the Anthropic one, or else the OpenAI one).
   const std::string& base_of(const std::string& url) const noexcept {
     const std::string& anthropic = config_.upstream.anthropic_base_url;
@@ -438,6 +446,7 @@ class Transport::Impl {
         aborted_.push_back(t);
       }
     }
+    cancel_requested_streams();
     for (Transfer* t : aborted_) finish(t, CURLE_OK);
     aborted_.clear();
     keep_alive(now);
@@ -921,6 +930,13 @@ class Transport::Impl {
         break;
     }
     const bool finished = action == BodySink::Action::Finished;
+    return answer_early(t, finished) ? CURL_WRITEFUNC_ERROR : chunk.size();
+  }
+
+  // A stream answered while its transfer is still on the wire: finished at its end marker, or
+  // cancelled by its consumer. True: end the transfer now (abort_error set); false: it reads out
+  // the rest (draining) so that the connection can be reused.
+  bool answer_early(Transfer* t, bool finished) {
     // The caller is answered now; the transfer winds down on its own. Its marks are filled
     // before the answer: after it, the caller may be reading them.
     if (t->ex.marks) {
@@ -944,11 +960,24 @@ class Transport::Impl {
       // HTTP/2 resets the stream alone (the connection stays); nothing to save by reading on.
       t->abort_error =
           make_error(ErrorCode::Cancelled, finished ? "stream finished" : "stream cancelled");
-      return CURL_WRITEFUNC_ERROR;
+      return true;
     }
     t->draining = true;
     t->drain_deadline = Clock::now() + kDrainTime;
-    return chunk.size();
+    return false;
+  }
+
+  // After poke(): streams whose consumer asked to cancel are answered Cancelled now, as if the
+  // next chunk's event had been refused, without waiting for that chunk.
+  void cancel_requested_streams() {
+    if (!cancel_poked_.exchange(false, std::memory_order_acq_rel)) return;
+    for (Transfer* t : active_) {
+      if (t->abort_error || t->draining || !t->on_done || !t->ex.sink ||
+          t->sink_state != SinkState::Active || !t->ex.sink->cancel_requested()) {
+        continue;
+      }
+      if (answer_early(t, /*finished=*/false)) aborted_.push_back(t);
+    }
   }
 
   static size_t on_body(char* data, size_t size, size_t n, void* user) {
@@ -1366,6 +1395,7 @@ class Transport::Impl {
   std::atomic<std::uint64_t> upload_reads_{0};
   std::atomic<std::uint64_t> body_reads_{0};
   std::atomic<std::uint64_t> loop_turns_{0}, wakeups_{0}, easy_created_{0};
+  std::atomic<bool> cancel_poked_{false};  // poke(): a stream's consumer asked to cancel
   std::atomic<std::uint64_t> streams_cancelled_{0};
   std::atomic<std::uint64_t> drained_kept_{0};
   AimdLimiter aimd_;        // I/O thread
@@ -1441,6 +1471,8 @@ void Transport::fail(Error error, TransferCallback on_done) {
 }
 
 bool Transport::on_io_thread() const noexcept { return impl_->on_io_thread(); }
+
+void Transport::poke() noexcept { impl_->poke(); }
 
 void Transport::stop() { impl_->stop(); }
 

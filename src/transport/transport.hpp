@@ -158,6 +158,10 @@ class Transport {
   /// Resolves `on_done` with `error` on the I/O thread (keeps "callbacks on the I/O thread").
   void fail(Error error, TransferCallback on_done);
   bool on_io_thread() const noexcept;
+  /// A stream's consumer asked to cancel (its sink's cancel_requested() is now true): wakes the
+  /// I/O thread, which answers every such stream Cancelled at once, frees its slots, and reads
+  /// out or closes its connection as when the sink's on_body() says Cancel.
+  void poke() noexcept;
   /// Opens `n` connections to the URL's host by sending `n` concurrent HEAD requests, and waits
   /// for them at most `timeout`. Any HTTP answer counts as a warm connection. The probes are
   /// not counted in the metrics nor reported to the circuit breaker.

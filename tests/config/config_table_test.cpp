@@ -307,6 +307,8 @@ const std::vector<Row>& rows() {
         "GLMPROXY_LOG_LEVEL", "warn",
         [](const Config& c) { return std::string(to_string(c.log_level)); },
         {"loud", "warnings", "5"}, Kind::Enum));
+    r.push_back(
+        integer("GLMPROXY_CALLBACK_THREADS", 1, 256, 2, GLMPROXY_INT_FIELD(callback_threads)));
     return r;
   }();
   return kRows;

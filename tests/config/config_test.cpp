@@ -328,6 +328,7 @@ const std::vector<Knob>& knobs() {
        [](const Config& c) { return c.admin.token == "admin-token-1234"; }},
       {"GLMPROXY_LOG_LEVEL", "debug",
        [](const Config& c) { return c.log_level == LogLevel::Debug; }},
+      {"GLMPROXY_CALLBACK_THREADS", "5", [](const Config& c) { return c.callback_threads == 5; }},
   };
   return kKnobs;
 }
@@ -387,8 +388,8 @@ TEST_CASE("the parser's table and the test's list name the same variables", "[co
   std::set<std::string> tested;
   for (const Knob& knob : knobs()) tested.insert(knob.name);
   CHECK(parsed == tested);
-  CHECK(parsed.size() == 59);
-  CHECK(describe_lines(Config{}).size() == 59);
+  CHECK(parsed.size() == 60);
+  CHECK(describe_lines(Config{}).size() == 60);
 }
 
 TEST_CASE("GLMPROXY_ADMIN_HOST must be loopback, the admin token is never echoed",

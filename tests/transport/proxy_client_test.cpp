@@ -469,15 +469,37 @@ TEST_CASE("send() passes raw requests through, any status is a response", "[clie
   CHECK_FALSE(client.send(bad));
 }
 
-TEST_CASE("blocking calls from a completion callback are refused, not deadlocked", "[client]") {
+TEST_CASE("a blocking call from a completion callback works (callbacks are off the I/O thread)",
+          "[client]") {
   auto server = start_mock();
   auto client = make_client(config_for(*server));
-  std::promise<ErrorCode> inner;
-  client.complete_async(hello(), [&](Result<ChatResponse>) {
+  auto inner = std::make_shared<std::promise<std::string>>();
+  client.complete_async(hello(), [&client, inner](Result<ChatResponse>) {
     auto r = client.complete(hello());
-    inner.set_value(r ? ErrorCode::Internal : r.error().code);
+    inner->set_value(r ? r->content : std::string(to_string(r.error().code)));
   });
-  CHECK(inner.get_future().get() == ErrorCode::InvalidArgument);
+  auto future = inner->get_future();
+  REQUIRE(future.wait_for(10s) == std::future_status::ready);
+  CHECK_FALSE(future.get().empty());
+  CHECK(server->stats().chat_requests == 2);
+}
+
+TEST_CASE(
+    "an executor that runs callbacks inline puts them on the I/O thread: blocking calls "
+    "there are refused, not deadlocked",
+    "[client]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.callback_executor = [](std::function<void()> task) { task(); };
+  auto client = make_client(config);
+  auto inner = std::make_shared<std::promise<ErrorCode>>();
+  client.complete_async(hello(), [&client, inner](Result<ChatResponse>) {
+    auto r = client.complete(hello());
+    inner->set_value(r ? ErrorCode::Internal : r.error().code);
+  });
+  auto future = inner->get_future();
+  REQUIRE(future.wait_for(10s) == std::future_status::ready);
+  CHECK(future.get() == ErrorCode::InvalidArgument);
 }
 
 TEST_CASE("timeouts: connect timeout names itself and is retried", "[client][timeout]") {
