@@ -18,6 +18,7 @@
 #include "client/dispatcher.hpp"
 #include "client/event_channel.hpp"
 #include "client/http_checks.hpp"
+#include "client/upstream_request.hpp"
 #include "client_access.hpp"
 #include "config/variables.hpp"
 #include "core/no_throw.hpp"
@@ -27,6 +28,7 @@
 #include "metrics/process_stats.hpp"
 #include "metrics/profiler.hpp"
 #include "metrics/registry.hpp"
+#include "metrics/snapshot.hpp"
 #include "protocol/chat_stream.hpp"
 #include "protocol/protocol.hpp"
 #include "transport/transport.hpp"
@@ -62,15 +64,6 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
       tenants_ = std::move(*tenants);
     }
     dispatcher_ = std::make_unique<detail::Dispatcher>(config_, *transport_);
-    // A chat request without its own X-Request-ID sends one of four fixed header sets.
-    for (Protocol p : {Protocol::OpenAI, Protocol::Anthropic}) {
-      for (bool stream : {false, true}) {
-        detail::HttpExchange ex;
-        add_headers(ex, p, {}, stream ? "text/event-stream" : "application/json");
-        ex.headers.emplace_back("Content-Type: application/json");
-        chat_headers_[p == Protocol::Anthropic][stream] = detail::SharedHeaders::make(ex.headers);
-      }
-    }
     if (config_.cache.enabled) {
       detail::LruCacheOptions options;
       options.max_entries = config_.cache.max_entries;
@@ -271,7 +264,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     }
     if (!r) return std::move(r).error();
     if (r->status < 200 || r->status >= 300)
-      return to_chat_response(request.protocol, std::move(r));
+      return detail::to_chat_response(request.protocol, std::move(r));
     ChatResponse out = sink->take_response();
     out.http_status = r->status;
     out.attempts = r->attempts;
@@ -331,7 +324,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     job.exchange.protocol = Protocol::OpenAI;
     job.exchange.url = detail::join_url(base, "embeddings");
     job.exchange.model = model;
-    add_headers(job.exchange, Protocol::OpenAI, {});
+    upstream_.add_headers(job.exchange, Protocol::OpenAI, {});
     job.exchange.headers.emplace_back("Content-Type: application/json");
     job.exchange.keep_all_headers = false;
     if (trace != nullptr)
@@ -375,7 +368,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
     ex.url = detail::join_url(base_url(request.protocol), *path);
     ex.body = request.body;
     ex.retry_on_status = false;
-    add_headers(ex, request.protocol, {});
+    upstream_.add_headers(ex, request.protocol, {});
     for (const auto& [name, value] : request.headers) ex.headers.push_back(name + ": " + value);
     auto promise = std::make_shared<std::promise<Result<detail::HttpResult>>>();
     auto future = promise->get_future();
@@ -413,84 +406,29 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
 
   // The snapshot, from the transport's counters `t` (read once by the caller).
   MetricsSnapshot metrics(const detail::TransportStats& t) const {
-    MetricsSnapshot m;
+    detail::SnapshotSources s;
     if (cache_) {
       const detail::LruCacheStats c = cache_->stats();
-      m.cache.hits = c.hits;
-      m.cache.misses = c.misses;
-      m.cache.stores = c.stores;
-      m.cache.evictions = c.evictions;
-      m.cache.expirations = c.expirations;
-      m.cache.entries = c.entries;
-      m.cache.bytes = c.bytes;
+      s.cache.hits = c.hits;
+      s.cache.misses = c.misses;
+      s.cache.stores = c.stores;
+      s.cache.evictions = c.evictions;
+      s.cache.expirations = c.expirations;
+      s.cache.entries = c.entries;
+      s.cache.bytes = c.bytes;
     }
-    m.coalescing.leaders = chat_flights_.leaders() + embed_flights_.leaders();
-    m.coalescing.joined = chat_flights_.joined() + embed_flights_.joined();
+    s.coalescing.leaders = chat_flights_.leaders() + embed_flights_.leaders();
+    s.coalescing.joined = chat_flights_.joined() + embed_flights_.joined();
     const detail::DispatchStats d = dispatcher_->stats();
-    m.batching.batches = d.queue.batches;
-    m.batching.batched_requests = d.batched_requests;
-    m.batching.upstream_calls = d.upstream_calls;
-    m.batching.calls_saved =
-        d.batched_requests > d.upstream_calls ? d.batched_requests - d.upstream_calls : 0;
-    m.batching.queue_full = d.queue.queue_full;
-    m.batching.queued = d.queue.queued;
-    m.batching.outstanding = d.queue.outstanding;
-    m.batching.mean_batch_size = d.queue.batches == 0 ? 0.0
-                                                      : static_cast<double>(d.batched_requests) /
-                                                            static_cast<double>(d.queue.batches);
-    m.buffers.hits = t.buffers.hits();
-    m.buffers.misses = t.buffers.misses();
-    m.buffers.in_use = t.buffers.in_use();
-    m.upstream_requests = d.exchanges;
-    const auto recent = metrics_.recent();
-    auto& w = m.window;
-    w.seconds = std::chrono::duration<double>(metrics_.window()).count();
-    w.requests = recent.latency.count;
-    w.errors = recent.errors;
-    w.cache_hits = recent.cache_hits;
-    if (w.requests > 0) {
-      const auto n = static_cast<double>(w.requests);
-      w.requests_per_second = n / w.seconds;
-      w.error_rate = static_cast<double>(w.errors) / n;
-      w.cache_hit_rate = static_cast<double>(w.cache_hits) / n;
-      w.p50_ms = static_cast<double>(recent.latency.quantile_us(0.50)) / 1000.0;
-      w.p95_ms = static_cast<double>(recent.latency.quantile_us(0.95)) / 1000.0;
-      w.p99_ms = static_cast<double>(recent.latency.quantile_us(0.99)) / 1000.0;
-    }
-    metrics_.fill(m);
-    auto& pool = m.pool;
-    pool.max_connections = config_.pool.max_connections;
-    pool.in_use = t.in_flight;
-    pool.open = t.open_connections;
-    pool.idle = std::max(0, t.open_connections - t.in_flight - t.reading_out);
-    pool.waiting = t.waiting;
-    pool.connections_opened = t.connections_opened;
-    pool.utilisation =
-        static_cast<double>(t.in_flight) / static_cast<double>(config_.pool.max_connections);
-    pool.acquired = t.acquire_wait.count;
-    if (t.acquire_wait.count > 0) {
-      pool.acquire_wait_avg_ms = static_cast<double>(t.acquire_wait.sum_us) /
-                                 static_cast<double>(t.acquire_wait.count) / 1000.0;
-      pool.acquire_wait_p99_ms = static_cast<double>(t.acquire_wait.quantile_us(0.99)) / 1000.0;
-    }
-    m.upstream.attempts = t.attempts;
-    m.upstream.retries = t.retries;
-    m.upstream.tls_handshakes = t.tls_handshakes;
-    m.upstream.bytes_sent = t.bytes_sent;
-    m.upstream.bytes_received = t.bytes_received;
-    m.admission.concurrency_decreases = t.concurrency_decreases;
-    m.admission.breaker_opened = t.breaker_opened;
-    m.admission.breaker_rejections = t.breaker_rejections;
-    m.admission.model_concurrency_max = t.model_concurrency_max;
-    m.admission.model_limits = t.model_limits;
-    const detail::ProcessSample process = detail::sample_process();
-    const detail::CpuMeter::Reading cpu = cpu_.read(process);
-    m.process.rss_bytes = process.rss_bytes;
-    m.process.peak_rss_bytes = process.peak_rss_bytes;
-    m.process.cpu_seconds = process.cpu_seconds;
-    m.process.cpu_percent = cpu.percent;
-    m.process.cpu_interval_seconds = cpu.interval_seconds;
-    return m;
+    s.batches = d.queue.batches;
+    s.batched_requests = d.batched_requests;
+    s.upstream_calls = d.upstream_calls;
+    s.queue_full = d.queue.queue_full;
+    s.queued = d.queue.queued;
+    s.outstanding = d.queue.outstanding;
+    s.upstream_requests = d.exchanges;
+    s.max_connections = config_.pool.max_connections;
+    return detail::assemble_snapshot(s, t, metrics_, cpu_);
   }
 
   // A client destroyed (or assigned over) from one of its own callbacks is on its own I/O
@@ -699,7 +637,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
                    cb = std::move(on_done)](Result<detail::HttpResult> r) mutable {
       Result<ChatResponse> reply = make_error(ErrorCode::Internal, "out of memory");
       try {
-        reply = to_chat_response(protocol, std::move(r));
+        reply = detail::to_chat_response(protocol, std::move(r));
         if (reply) charge(tenant, reply->usage);  // once per upstream call
         if (reply && write) {
           auto value = std::make_shared<CachedValue>();
@@ -721,21 +659,8 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
 
   detail::HttpExchange chat_exchange(const ChatRequest& request, std::string body,
                                      const std::string& model, bool stream, detail::Trace* trace) {
-    detail::HttpExchange ex;
+    detail::HttpExchange ex = upstream_.chat_exchange(request, std::move(body), model, stream);
     if (trace != nullptr) ex.marks = trace->transfer = std::make_shared<detail::TransferMarks>();
-    ex.method = "POST";
-    ex.model = model;
-    ex.protocol = request.protocol;
-    ex.url = detail::join_url(base_url(request.protocol), detail::chat_path(request.protocol));
-    ex.body = std::move(body);
-    ex.keep_all_headers = false;
-    if (request.request_id.empty()) {
-      ex.shared_headers = chat_headers_[request.protocol == Protocol::Anthropic][stream];
-      return ex;
-    }
-    add_headers(ex, request.protocol, request.request_id,
-                stream ? "text/event-stream" : "application/json");
-    ex.headers.emplace_back("Content-Type: application/json");
     return ex;
   }
 
@@ -747,44 +672,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
                                   what));
   }
 
-  const std::string& base_url(Protocol p) const {
-    return p == Protocol::Anthropic ? config_.upstream.anthropic_base_url
-                                    : config_.upstream.openai_base_url;
-  }
-
-  void add_headers(detail::HttpExchange& ex, Protocol p, const std::string& request_id,
-                   std::string_view accept = "application/json") const {
-    const std::string& key = config_.upstream.api_key;
-    if (p == Protocol::Anthropic) {
-      if (!key.empty()) ex.headers.push_back("x-api-key: " + key);
-      ex.headers.push_back("anthropic-version: " + config_.upstream.anthropic_version);
-    } else if (!key.empty()) {
-      ex.headers.push_back("Authorization: Bearer " + key);
-    }
-    ex.headers.push_back(fmt::format("Accept: {}", accept));
-    ex.headers.emplace_back(std::string("User-Agent: glmproxy/") + kVersionString);
-    // check_request_id() has refused ids that cannot be a header value.
-    if (!request_id.empty()) ex.headers.push_back("X-Request-ID: " + request_id);
-  }
-
-  static Result<ChatResponse> to_chat_response(Protocol protocol, Result<detail::HttpResult> r) {
-    if (!r) return std::move(r).error();
-    detail::HttpResult& http = *r;
-    if (http.status < 200 || http.status >= 300) {
-      return detail::map_error_response(
-          protocol, http.status, http.body, detail::find_header(http.headers, "retry-after"),
-          detail::find_header(http.headers, "retry-after-ms"), std::chrono::system_clock::now());
-    }
-    auto parsed = detail::parse_chat_response(protocol, http.body);
-    if (!parsed) {
-      Error e = std::move(parsed).error();
-      if (e.http_status == 0) e.http_status = http.status;
-      return e;
-    }
-    parsed->http_status = http.status;
-    parsed->attempts = http.attempts;
-    return parsed;
-  }
+  const std::string& base_url(Protocol p) const { return upstream_.base_url(p); }
 
   void log(LogLevel level, const std::string& message) const {
     if (config_.logger && level >= config_.log_level && config_.log_level != LogLevel::Off) {
@@ -806,8 +694,7 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
   std::unique_ptr<detail::Dispatcher> dispatcher_;
   std::unique_ptr<detail::LruCache<CachedPtr>> cache_;  // when CACHE_ENABLED
   std::unique_ptr<detail::Profiler> profiler_;          // when PROFILING_ENABLED
-  // [anthropic][stream]: the constant headers of chat requests.
-  std::shared_ptr<const detail::SharedHeaders> chat_headers_[2][2];
+  detail::UpstreamRequests upstream_{config_};          // URLs, authentication, header lists
   mutable detail::CpuMeter cpu_{config_.metrics.aggregation_interval};
   detail::SingleFlight<Result<ChatResponse>> chat_flights_;
   detail::SingleFlight<Result<EmbeddingResponse>> embed_flights_;

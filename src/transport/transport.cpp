@@ -121,6 +121,10 @@ BreakerOptions breaker_options(const Config& c) {
   return o;
 }
 
+// A curl timeout this close to the request's deadline is the total timeout (curl's clock and
+// ours differ by a few ms).
+constexpr std::chrono::milliseconds kDeadlineSlack{50};
+
 // The most waiting transfers one admission pass looks at past ones held by their model's limit.
 constexpr std::size_t kAdmitScan = 256;
 
@@ -1119,8 +1123,11 @@ class Transport::Impl {
 
   void finish_owned(TransferPtr& t, CURLcode code) {
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
-    curl_off_t connect_us = 0;
+    curl_off_t connect_us = 0, pretransfer_us = 0;
     curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+    curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
+    // A reused connection has no connect time of its own: the request going out says it had one.
+    const bool connected = connect_us > 0 || pretransfer_us > 0;
     long new_connections = 0;
     curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &new_connections);
     if (new_connections > 0) {  // a reused connection had its handshake already
@@ -1164,7 +1171,7 @@ class Transport::Impl {
     }
     if (streaming && code != CURLE_OK) {
       if (!t->ex.sink->on_end()) return resolve_ok(*t);  // the end marker had arrived
-      Error e = transport_error(*t, code, connect_us, now);
+      Error e = transport_error(*t, code, connected, now);
       if (e.code != ErrorCode::Timeout) {
         const std::string detail = t->errbuf[0] != '\0' ? t->errbuf : curl_easy_strerror(code);
         e = make_error(
@@ -1175,7 +1182,7 @@ class Transport::Impl {
       return resolve(*t, std::move(e));
     }
     if (code != CURLE_OK) {
-      Error e = transport_error(*t, code, connect_us, now);
+      Error e = transport_error(*t, code, connected, now);
       // Retry only what never produced a response: the request may not have been processed.
       if (!t->got_response && e.retryable()) {
         retry_or_resolve(std::move(t), std::move(e), now);
@@ -1203,12 +1210,13 @@ class Transport::Impl {
     resolve_ok(*t);
   }
 
-  Error transport_error(const Transfer& t, CURLcode code, curl_off_t connect_us,
+  Error transport_error(const Transfer& t, CURLcode code, bool connected,
                         Clock::time_point now) const {
     const std::string detail = t.errbuf[0] != '\0' ? t.errbuf : curl_easy_strerror(code);
     if (code == CURLE_OPERATION_TIMEDOUT) {
-      if (now >= t.deadline) return total_timeout_error(t);
-      if (connect_us == 0) {
+      // curl's own clock may fire a few ms before ours says the deadline passed.
+      if (now + kDeadlineSlack >= t.deadline) return total_timeout_error(t);
+      if (!connected) {
         Error e = make_error(
             ErrorCode::Timeout,
             fmt::format("connect timeout: no connection within GLMPROXY_CONNECT_TIMEOUT_MS={} ms"
