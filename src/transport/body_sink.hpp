@@ -42,6 +42,10 @@ class BodySink {
   virtual void release() noexcept = 0;
   /// For messages: what has arrived so far ("312 bytes, 4 events").
   virtual std::string progress() const = 0;
+  /// The consumer asked (from its own thread) for the stream to end; the transport reads this on
+  /// its I/O thread after Transport::poke() and treats a true as on_body() returning Cancel.
+  /// An override must be safe to call from the I/O thread while the consumer sets it.
+  virtual bool cancel_requested() const noexcept { return false; }
 };
 
 }  // namespace glmproxy::detail
