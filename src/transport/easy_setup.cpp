@@ -91,7 +91,9 @@ std::optional<Error> setup_easy(CURL* e, Transfer& t, const EasyContext& ctx,
     }
   }
   t.env = ctx.env;
-  const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(t.deadline - now);
+  // Rounded up: curl's clock starts a little after `now`, so a timeout rounded down could fire
+  // just before the deadline and be reported as a connect timeout instead of the total one.
+  const auto remaining = std::chrono::ceil<std::chrono::milliseconds>(t.deadline - now);
   Options o(e);
   o.set(CURLOPT_URL, t.ex.url.c_str());
   o.set(CURLOPT_PRIVATE, static_cast<void*>(&t));
