@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "protocol/errors.hpp"
 #include "protocol/internal.hpp"
 #include "protocol/protocol.hpp"
 
@@ -22,12 +23,25 @@ bool one_of(std::string_view value, std::initializer_list<std::string_view> set)
   return false;
 }
 
+// ARCHITECTURE.md "Upstream facts (Z.AI)": a 429 is ambiguous on its own; these codes say why.
+constexpr std::string_view kTooManyAtOnce = "1302";  // concurrency
+constexpr std::array<std::string_view, 4> kQuotaCodes = {"1113", "1304", "1308", "1310"};
+constexpr std::array<std::string_view, 2> kRefusedCodes = {"1301", "1261"};
+
+template <std::size_t N>
+bool in(std::string_view value, const std::array<std::string_view, N>& set) noexcept {
+  for (std::string_view s : set) {
+    if (s == value) return true;
+  }
+  return false;
+}
+
 // ARCHITECTURE.md "Upstream facts (Z.AI)": the business code decides what a 429 means.
 ErrorCode map_code(int status, std::string_view upstream_code) noexcept {
   // Content refused / prompt too long: the request must change, whatever the status.
-  if (one_of(upstream_code, {"1301", "1261"})) return ErrorCode::InvalidArgument;
+  if (in(upstream_code, kRefusedCodes)) return ErrorCode::InvalidArgument;
   // Arrears, daily limit, usage caps: asking again will not help until the account changes.
-  if (one_of(upstream_code, {"1113", "1304", "1308", "1310"})) return ErrorCode::QuotaExceeded;
+  if (in(upstream_code, kQuotaCodes)) return ErrorCode::QuotaExceeded;
   switch (status) {
     case 400:
     case 413:
@@ -44,7 +58,7 @@ ErrorCode map_code(int status, std::string_view upstream_code) noexcept {
   }
   if (status >= 200 && status < 300) {
     // An error object inside a success body: only its code says what it is.
-    if (one_of(upstream_code, {"1302", "1303", "1305", "1312", "rate_limit_error"})) {
+    if (one_of(upstream_code, {kTooManyAtOnce, "1303", "1305", "1312", "rate_limit_error"})) {
       return ErrorCode::RateLimited;
     }
     if (upstream_code == "authentication_error") return ErrorCode::Unauthorized;
@@ -111,6 +125,28 @@ Error make_mapped(int status, std::string upstream_code, std::string message) {
 
 }  // namespace
 
+bool is_retryable_status(int status) noexcept {
+  return status == 0 || status == 408 || status == 409 || status == 429 || status >= 500;
+}
+
+bool is_final_business_code(std::string_view code) noexcept {
+  return in(code, kQuotaCodes) || in(code, kRefusedCodes);
+}
+
+bool is_transient_upstream_code(std::string_view code) noexcept {
+  return code == "overloaded_error" || code == "api_error";
+}
+
+bool is_too_many_at_once(int status, std::string_view upstream_code) noexcept {
+  return status == 429 && (upstream_code == kTooManyAtOnce || upstream_code.empty());
+}
+
+bool is_server_failure(int status) noexcept { return status >= 500; }
+
+bool reads_error_answer(int status, bool retry_on_status) noexcept {
+  return retry_on_status || status == 429;
+}
+
 std::optional<Error> error_in_body(Protocol protocol, simdjson::dom::object root, int status) {
   bool is_error = member(root, "error").has_value();
   if (protocol == Protocol::Anthropic)
@@ -158,3 +194,27 @@ Error map_error_response(Protocol protocol, int status, std::string& body,
 }
 
 }  // namespace glmproxy::detail
+
+namespace glmproxy {
+
+// Defined here, not in src/core/: which errors retry is the protocol layer's word.
+bool Error::retryable() const noexcept {
+  using namespace detail;
+  if (is_final_business_code(upstream_code)) return false;
+  // The same certificate is presented to the next handshake too: asking again only repeats it.
+  if (upstream_code == kTlsCertificateCode) return false;
+  switch (code) {
+    case ErrorCode::ConnectionFailed:
+    case ErrorCode::Timeout:
+    case ErrorCode::RateLimited:
+    case ErrorCode::QueueFull:
+    case ErrorCode::PoolTimeout:
+      return true;
+    case ErrorCode::UpstreamError:
+      return is_retryable_status(http_status) || is_transient_upstream_code(upstream_code);
+    default:
+      return false;
+  }
+}
+
+}  // namespace glmproxy

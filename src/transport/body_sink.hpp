@@ -37,14 +37,15 @@ class BodySink {
   virtual Error error() const = 0;
   /// True once anything reached the consumer: from then on the request is never sent again.
   virtual bool delivered() const noexcept = 0;
-  /// The consumer, on another thread, wants no more (checked by the transport after
-  /// Transport::poke()): handled as on_body() saying Cancel.
-  virtual bool cancel_requested() const noexcept { return false; }
   /// The exchange is over (called on the I/O thread just before it is resolved): give pooled
   /// storage back to the pool now, as the sink itself may be destroyed on another thread.
   virtual void release() noexcept = 0;
   /// For messages: what has arrived so far ("312 bytes, 4 events").
   virtual std::string progress() const = 0;
+  /// The consumer asked (from its own thread) for the stream to end; the transport reads this on
+  /// its I/O thread after Transport::poke() and treats a true as on_body() returning Cancel.
+  /// An override must be safe to call from the I/O thread while the consumer sets it.
+  virtual bool cancel_requested() const noexcept { return false; }
 };
 
 }  // namespace glmproxy::detail

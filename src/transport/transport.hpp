@@ -1,7 +1,8 @@
 #pragma once
 
 // The transport: one I/O thread owning a libcurl multi handle. Caller threads hand transfers
-// over through a queue and curl_multi_wakeup; only the I/O thread touches curl handles.
+// over through a queue and curl_multi_wakeup; only the I/O thread touches curl handles. Made of
+// parts with one job each (docs/transport.md, How it is built): driver.hpp names them.
 // Admission bounds transfers on the wire to POOL_MAX_CONNECTIONS; the rest wait at most
 // POOL_ACQUIRE_TIMEOUT. Transient failures are retried with full-jitter backoff within one
 // overall deadline, never once a response has been received.
@@ -158,9 +159,9 @@ class Transport {
   /// Resolves `on_done` with `error` on the I/O thread (keeps "callbacks on the I/O thread").
   void fail(Error error, TransferCallback on_done);
   bool on_io_thread() const noexcept;
-  /// A stream's consumer asked to cancel (its sink's cancel_requested() is now true): wakes the
-  /// I/O thread, which answers every such stream Cancelled at once, frees its slots, and reads
-  /// out or closes its connection as when the sink's on_body() says Cancel.
+  /// A consumer thread asked for a stream to be cancelled (its sink's cancel_requested() is now
+  /// true): wakes the I/O thread, which on its next loop turn checks every active stream's sink
+  /// and handles each that asks exactly as when on_body() returned Action::Cancel. Any thread.
   void poke() noexcept;
   /// Opens `n` connections to the URL's host by sending `n` concurrent HEAD requests, and waits
   /// for them at most `timeout`. Any HTTP answer counts as a warm connection. The probes are

@@ -1,0 +1,132 @@
+#pragma once
+
+// The transport's driver: the I/O thread's loop over a libcurl multi handle and what it carries
+// out — submissions taken in, admission decisions (AdmissionQueue), attempts set up
+// (easy_setup) and put on the wire, timers, streams answered early, completions, retries
+// (retry_policy), errors (curl_errors), wire counters (wire_stats) and keep-alive probes
+// (keep_alive). Its member functions are defined in transport.cpp (the loop, submissions,
+// shutdown), attempts.cpp (admission, attempts on the wire, timers, streams) and completion.cpp
+// (an attempt's end: retry or answer). Internal to src/transport/.
+
+#include <curl/curl.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <queue>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "buffer/buffer_pool.hpp"
+#include "glmproxy/config.hpp"
+#include "metrics/histogram.hpp"
+#include "transport/admission_queue.hpp"
+#include "transport/curl_callbacks.hpp"
+#include "transport/curl_errors.hpp"
+#include "transport/keep_alive.hpp"
+#include "transport/transfer.hpp"
+#include "transport/transport.hpp"
+#include "transport/wire_stats.hpp"
+
+namespace glmproxy::detail {
+
+/// Thread safety: submit(), poke(), on_io_thread() and stats() from any thread; stop() from any
+/// thread but the I/O thread; everything else on the I/O thread.
+class Transport::Impl final : private StreamReceiver {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit Impl(const Config& config);
+  ~Impl() override;  ///< stop(), then frees curl's handles
+
+  Result<void> start();
+  void stop();
+  /// Hands work to the I/O thread together (transfers start in the same loop iteration).
+  void submit(std::vector<Submission> work);
+  void poke() noexcept;
+  bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
+  TransportStats stats() const noexcept;
+
+ private:
+  struct RetryLater {
+    bool operator()(const TransferPtr& a, const TransferPtr& b) const {
+      return a->retry_at > b->retry_at;
+    }
+  };
+
+  // transport.cpp: the loop.
+  void run();
+  void accept(std::vector<Submission>& work, Clock::time_point now);
+  void answer_shutting_down(std::vector<Submission>& work);
+  void shutdown();
+  const std::string& base_of(const std::string& url) const noexcept;
+
+  // attempts.cpp: admission, attempts on the wire, timers, streams.
+  void step(Clock::time_point now);
+  void update_first_byte_deadlines();
+  int poll_timeout_ms(Clock::time_point now);
+  void admit(Clock::time_point now);
+  void start_attempt(TransferPtr t, Clock::time_point now);
+  void release_slot(Transfer& t);
+  void end_a_read_out_for_room();
+  void cancel_requested_streams();
+  std::size_t on_stream_body(Transfer& t, std::string_view chunk) override;
+  bool answer_early(Transfer& t, bool finished);
+
+  // completion.cpp: an attempt's end.
+  void drain_done();
+  void release_easy(Transfer* t);
+  void detach_easy(Transfer* t) noexcept;
+  void finish(Transfer* t, CURLcode code);
+  void finish_owned(TransferPtr& t, CURLcode code);
+  void account(Transfer& t);
+  CurlFailure failure_of(const Transfer& t, CURLcode code, bool connected,
+                         Clock::time_point now) const;
+  void retry_or_resolve(TransferPtr t, Error e, Clock::time_point now, bool final_result = false);
+  void resolve_ok(Transfer& t);
+  void resolve(Transfer& t, Error e);
+  static void invoke(Transfer& t, Result<HttpResult> r);
+  static void answer(TransferCallback& on_done, Result<HttpResult> r);
+  static void run_task(std::function<void()>& task);
+
+  Config config_;
+  CURLM* multi_ = nullptr;
+  CURLSH* share_ = nullptr;
+  std::thread thread_;
+  std::thread::id thread_id_;
+
+  std::mutex mu_;
+  std::vector<Submission> incoming_;  // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
+  bool sleeping_ = false;             // guarded by mu_: the I/O thread is in (or at) its poll
+  std::vector<Submission> local_;     // I/O thread only: submitted by its own callbacks
+  std::atomic<bool> poked_{false};    // a consumer asked for a stream to be cancelled
+
+  // I/O thread only.
+  AdmissionQueue admission_;
+  std::priority_queue<TransferPtr, std::vector<TransferPtr>, RetryLater> delayed_;  // Backoff
+  std::vector<Transfer*> active_;  // owned while on the wire (OnWire, ReadingOut)
+  std::vector<Transfer*> aborted_;
+  std::vector<CURL*> free_easy_;
+  int in_flight_ = 0;    // transfers on the wire holding a slot (OnWire)
+  int reading_out_ = 0;  // answered streams still on the wire (ReadingOut)
+  std::mt19937_64 rng_;
+  KeepAlive keep_alive_;
+  BufferPool pool_;  // stream buffers (I/O thread; stats from anywhere)
+  CallbackEnv env_;
+  WireCounters wire_;
+
+  // Figures for stats().
+  std::atomic<std::uint64_t> loop_turns_{0}, wakeups_{0}, easy_created_{0};
+  std::atomic<std::uint64_t> streams_cancelled_{0}, drained_kept_{0};
+  std::atomic<int> in_flight_now_{0}, reading_out_now_{0};
+  std::atomic<std::size_t> waiting_now_{0};
+  std::atomic<std::uint64_t> attempts_{0}, retries_{0};
+  LatencyHistogram acquire_wait_;  // with METRICS_ENABLED
+};
+
+}  // namespace glmproxy::detail
