@@ -4,6 +4,8 @@
 //   glmproxy-bench                       closed loop at 1,8,32,128 for every workload
 //   glmproxy-bench --rate 5000           ... and an open loop at 5000 requests/s
 //   glmproxy-bench --soak                ... and a 1,000,000-request memory soak
+//   glmproxy-bench --pinning both        every step pinned (mock and tool on a core each), then
+//                                        unpinned; the targets table gives both
 //   glmproxy-bench --quick               every workload and baseline in well under a minute
 //   glmproxy-bench --url http://host:port/api/paas/v4 --workload chat --concurrency 1,8
 
