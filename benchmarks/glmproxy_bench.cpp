@@ -4,6 +4,8 @@
 //   glmproxy-bench                       closed loop at 1,8,32,128 for every workload
 //   glmproxy-bench --rate 5000           ... and an open loop at 5000 requests/s
 //   glmproxy-bench --soak                ... and a 1,000,000-request memory soak
+//   glmproxy-bench --pinning both        every step pinned (mock and tool on a core each), then
+//                                        unpinned; the targets table gives both
 //   glmproxy-bench --quick               every workload and baseline in well under a minute
 //   glmproxy-bench --url http://host:port/api/paas/v4 --workload chat --concurrency 1,8
 
@@ -41,7 +43,10 @@ struct Options {
   std::optional<std::uint64_t> requests;
   std::optional<double> warmup;
   std::optional<double> rate;
-  bool drive_async = true, drive_threads = true;
+  bool drive_async = true, drive_feeder = true, drive_threads = true;
+  // Pinned and/or unpinned steps, in this order (--pinning); the default is today's: pinned
+  // when the mock is a process and there are two CPUs.
+  bool run_pinned = true, run_unpinned = false;
   std::optional<std::uint64_t> soak;  // requests; set by --soak
   std::optional<std::uint64_t> soak_miss_every;
   std::optional<double> idle_seconds;
@@ -59,13 +64,18 @@ upstream (default: --mock process)
                           with 2+ CPUs it runs on the second, this tool on the first
   --mock inprocess        run the mock on a thread of this process (no pinning)
   --mock-binary PATH      the glmproxy-mock-upstream executable
-  --no-pin                do not pin the mock and the tool to CPUs
+  --pinning MODE          pinned (default), unpinned, or both: every step (baseline and
+                          glmproxy) runs pinned, then unpinned. Pinned: the mock on the
+                          second CPU, this tool on the first (needs --mock process, 2+ CPUs)
+  --no-pin                the same as --pinning unpinned
 
 what to run
   --workload LIST         chat,stream,cache,coalesce,embed (default all; "none" for none)
   --concurrency LIST      closed-loop sweep (default 1,8,32,128; quick 1,8; "none" for none)
   --rate N                also an open loop at N requests/s (quick: 500)
-  --driver LIST           chat above concurrency 1: async,threads (default both)
+  --driver LIST           chat above concurrency 1: async (next sent from the callback),
+                          feeder (one thread keeping N out), threads (N threads calling
+                          complete()); default async,feeder,threads
   --soak [N]              then N requests through cache hits and misses (default 1000000)
   --soak-miss-every K     one new prompt (a miss) every K soak requests (default 4)
   --idle-seconds S        idle RSS of a default client: how long it sits (default 1; 0 skips)
@@ -132,7 +142,15 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--mock-binary") {
       o.upstream.mock_binary = value();
     } else if (arg == "--no-pin") {
-      o.upstream.pin = false;
+      o.run_pinned = false;
+      o.run_unpinned = true;
+    } else if (arg == "--pinning") {
+      const std::string v = value();
+      o.run_pinned = v == "pinned" || v == "both";
+      o.run_unpinned = v == "unpinned" || v == "both";
+      if (!o.run_pinned && !o.run_unpinned) {
+        usage_error("--pinning wants pinned, unpinned or both, got \"" + v + "\"");
+      }
     } else if (arg == "--workload") {
       o.workloads.clear();
       for (const auto& name : split(value())) {
@@ -158,14 +176,16 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--rate") {
       o.rate = number(arg, value(), 1.0, 1e6);
     } else if (arg == "--driver") {
-      o.drive_async = o.drive_threads = false;
+      o.drive_async = o.drive_feeder = o.drive_threads = false;
       for (const auto& d : split(value())) {
         if (d == "async") {
           o.drive_async = true;
+        } else if (d == "feeder") {
+          o.drive_feeder = true;
         } else if (d == "threads") {
           o.drive_threads = true;
         } else {
-          usage_error("--driver wants async and/or threads, got \"" + d + "\"");
+          usage_error("--driver wants async, feeder and/or threads, got \"" + d + "\"");
         }
       }
     } else if (arg == "--soak") {
@@ -202,36 +222,55 @@ Options parse(int argc, char** argv) {
 }
 
 // One step of the plan.
-enum class Kind { CurlEasy, CurlMulti, CurlOpen, ClientBlocking, ClientAsync, ClientOpen };
+enum class Kind {
+  CurlEasy,
+  CurlMulti,
+  CurlOpen,
+  ClientBlocking,
+  ClientAsync,
+  ClientFeeder,
+  ClientOpen
+};
 struct Step {
   Workload workload;
   Kind kind;
   int concurrency = 0;
   double rate = 0;
+  bool pinned = false;
 };
 
-std::vector<Step> plan(const Options& o, const std::vector<int>& sweep, double rate) {
+// Each baseline is followed by the glmproxy steps compared with it, under the same pinning;
+// with both pinnings the group runs pinned, then unpinned, so the two see the machine alike.
+std::vector<Step> plan(const Options& o, const std::vector<int>& sweep, double rate,
+                       const std::vector<bool>& pinnings) {
   std::vector<Step> steps;
   for (Workload w : o.workloads) {
     for (int c : sweep) {
       if (c == 0) continue;
-      if (c == 1) {
-        steps.push_back({w, Kind::CurlEasy, 1});
-        steps.push_back({w, w == Workload::Coalesce ? Kind::ClientAsync : Kind::ClientBlocking, 1});
-        continue;
-      }
-      steps.push_back({w, Kind::CurlMulti, c});
-      if (w == Workload::Chat) {
-        if (o.drive_async) steps.push_back({w, Kind::ClientAsync, c});
-        if (o.drive_threads) steps.push_back({w, Kind::ClientBlocking, c});
-      } else {
-        steps.push_back({w, w == Workload::Coalesce ? Kind::ClientAsync : Kind::ClientBlocking, c});
+      for (const bool pinned : pinnings) {
+        if (c == 1) {
+          steps.push_back({w, Kind::CurlEasy, 1, 0, pinned});
+          steps.push_back({w, w == Workload::Coalesce ? Kind::ClientAsync : Kind::ClientBlocking, 1,
+                           0, pinned});
+          continue;
+        }
+        steps.push_back({w, Kind::CurlMulti, c, 0, pinned});
+        if (w == Workload::Chat) {
+          if (o.drive_async) steps.push_back({w, Kind::ClientAsync, c, 0, pinned});
+          if (o.drive_feeder) steps.push_back({w, Kind::ClientFeeder, c, 0, pinned});
+          if (o.drive_threads) steps.push_back({w, Kind::ClientBlocking, c, 0, pinned});
+        } else {
+          steps.push_back({w, w == Workload::Coalesce ? Kind::ClientAsync : Kind::ClientBlocking, c,
+                           0, pinned});
+        }
       }
     }
     // Identical requests arriving at a steady rate are not a burst: no open loop for coalesce.
     if (rate > 0 && w != Workload::Coalesce) {
-      steps.push_back({w, Kind::CurlOpen, 0, rate});
-      steps.push_back({w, Kind::ClientOpen, 0, rate});
+      for (const bool pinned : pinnings) {
+        steps.push_back({w, Kind::CurlOpen, 0, rate, pinned});
+        steps.push_back({w, Kind::ClientOpen, 0, rate, pinned});
+      }
     }
   }
   return steps;
@@ -249,6 +288,8 @@ RunResult run_step(const Context& ctx, const Step& s) {
       return run_client_closed(ctx, s.workload, s.concurrency, Driver::Blocking);
     case Kind::ClientAsync:
       return run_client_closed(ctx, s.workload, s.concurrency, Driver::Async);
+    case Kind::ClientFeeder:
+      return run_client_closed(ctx, s.workload, s.concurrency, Driver::Feeder);
     case Kind::ClientOpen:
       return run_client_open(ctx, s.workload, s.rate);
   }
@@ -257,10 +298,12 @@ RunResult run_step(const Context& ctx, const Step& s) {
 
 std::string step_name(const Step& s) {
   static const char* const kNames[] = {"curl-easy",         "curl-multi",     "curl-multi open",
-                                       "glmproxy blocking", "glmproxy async", "glmproxy open"};
+                                       "glmproxy blocking", "glmproxy async", "glmproxy feeder",
+                                       "glmproxy open"};
   std::string name = std::string(to_string(s.workload)) + " " + kNames[static_cast<int>(s.kind)];
-  return s.rate > 0 ? name + " rate=" + std::to_string(static_cast<long>(s.rate))
-                    : name + " c=" + std::to_string(s.concurrency);
+  name += s.rate > 0 ? " rate=" + std::to_string(static_cast<long>(s.rate))
+                     : " c=" + std::to_string(s.concurrency);
+  return name + (s.pinned ? " (pinned)" : " (unpinned)");
 }
 
 // Kills the mock and exits if the run takes longer than it possibly should.
@@ -367,10 +410,11 @@ int main(int argc, char** argv) {
   const double idle_seconds = o.idle_seconds.value_or(o.quick ? 0.2 : 1.0);
   const std::string output =
       !o.output.empty() ? o.output : (o.quick ? "glmproxy-bench-quick.json" : "");
-  const std::vector<Step> steps = plan(o, sweep, rate);
 
   std::string error;
-  auto upstream = Upstream::start(o.upstream, &error);  // forks: before any other thread
+  UpstreamOptions upstream_options = o.upstream;
+  upstream_options.pin = o.run_pinned;
+  auto upstream = Upstream::start(upstream_options, &error);  // forks: before any other thread
   if (!upstream) {
     std::fprintf(stderr, "glmproxy-bench: %s\n", error.c_str());
     curl_global_cleanup();
@@ -378,6 +422,20 @@ int main(int argc, char** argv) {
   }
   ctx.base_url = upstream->base_url();
   ctx.counters = [&upstream] { return upstream->counters(); };
+  std::vector<bool> pinnings;
+  if (o.run_pinned && upstream->can_pin()) pinnings.push_back(true);
+  if (o.run_unpinned || pinnings.empty()) pinnings.push_back(false);
+  if (o.run_pinned && !upstream->can_pin()) {
+    std::fprintf(stderr,
+                 "glmproxy-bench: pinning needs --mock process and two or more allowed CPUs; "
+                 "every step runs unpinned\n");
+  }
+  const std::vector<Step> steps = plan(o, sweep, rate, pinnings);
+  // The idle-RSS measurement and the soak run under the first pinning, as the steps begin.
+  auto pin = [&upstream](bool pinned) { return upstream->set_pinning(pinned); };
+  if (std::string e = pin(pinnings.front()); !e.empty()) {
+    std::fprintf(stderr, "glmproxy-bench: %s\n", e.c_str());
+  }
 
   const double per_step = ctx.limits.seconds + ctx.warmup.seconds + 3;
   const double budget = o.timeout > 0 ? o.timeout
@@ -396,7 +454,8 @@ int main(int argc, char** argv) {
   report.upstream_kind = std::string(upstream->kind());
   report.base_url = upstream->base_url();
   report.mock_binary = upstream->mock_binary();
-  report.pinned = upstream->pinned();
+  report.pinned = pinnings.front();
+  for (const bool p : pinnings) report.pinnings.emplace_back(p ? "pinned" : "unpinned");
   report.bench_cpu = upstream->bench_cpu();
   report.mock_cpu = upstream->mock_cpu();
   report.stats_available = upstream->counters().has_value();
@@ -411,10 +470,11 @@ int main(int argc, char** argv) {
 
   std::fprintf(stderr, "glmproxy-bench: upstream %s (%s)%s; %zu steps of up to %.1f s\n",
                report.base_url.c_str(), report.upstream_kind.c_str(),
-               report.pinned ? (", mock on CPU " + std::to_string(report.mock_cpu) +
-                                ", this tool on CPU " + std::to_string(report.bench_cpu))
-                                   .c_str()
-                             : "",
+               upstream->can_pin()
+                   ? (", pinned steps: mock on CPU " + std::to_string(report.mock_cpu) +
+                      ", this tool on CPU " + std::to_string(report.bench_cpu))
+                         .c_str()
+                   : "",
                steps.size(), ctx.limits.seconds);
 
   if (idle_seconds > 0) {
@@ -424,9 +484,25 @@ int main(int argc, char** argv) {
   }
   for (std::size_t i = 0; i < steps.size(); ++i) {
     std::fprintf(stderr, "[%zu/%zu] %s\n", i + 1, steps.size(), step_name(steps[i]).c_str());
-    report.runs.push_back(run_step(ctx, steps[i]));
+    const std::string pin_error = pin(steps[i].pinned);
+    const std::string load = loadavg();
+    RunResult r = pin_error.empty() ? run_step(ctx, steps[i]) : RunResult{};
+    if (!pin_error.empty()) {  // not measured as labelled: say so, and exit 1
+      r.workload = std::string(to_string(steps[i].workload));
+      r.mode = steps[i].rate > 0 ? "open" : "closed";
+      r.client = "?";
+      r.concurrency = steps[i].concurrency;
+      r.rate = steps[i].rate;
+      r.fail(pin_error);
+    }
+    r.pinning = steps[i].pinned ? "pinned" : "unpinned";
+    r.loadavg = load;
+    report.runs.push_back(std::move(r));
   }
   if (soak) {
+    if (std::string e = pin(pinnings.front()); !e.empty()) {
+      std::fprintf(stderr, "glmproxy-bench: %s\n", e.c_str());
+    }
     SoakOptions so;
     so.requests = *soak;
     so.sample_every = std::min<std::uint64_t>(100'000, std::max<std::uint64_t>(1, *soak / 10));

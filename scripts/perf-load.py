@@ -18,14 +18,26 @@ def main():
     runs = data["runs"]
     by_id = {r["id"]: r for r in runs}
     rel_json = "generated/" + os.path.basename(path)
+    # glmproxy-bench/2 runs every step under each pinning of settings.pinning; /1 had one.
+    pinnings = data["settings"].get("pinning") or [
+        "pinned" if data["upstream"]["pinned"] else "unpinned"]
+    first_pinning = pinnings[0]
 
-    def find(workload, client, mode="closed", concurrency=None, api_has=None):
+    def pinning_of(r):
+        return r.get("pinning") or first_pinning
+
+    def find(workload, client, mode="closed", concurrency=None, api_has=None, driver=None,
+             pinning=None):
         for r in runs:
             if r["workload"] != workload or r["client"] != client or r["mode"] != mode:
+                continue
+            if pinning_of(r) != (pinning or first_pinning):
                 continue
             if concurrency is not None and r["concurrency"] != concurrency:
                 continue
             if api_has is not None and api_has not in r["api"]:
+                continue
+            if driver is not None and r.get("driver") != driver:
                 continue
             return r
         return None
@@ -60,9 +72,17 @@ def main():
       f"{m.get('loadavg_start', '?')} at the start and {m.get('loadavg_end', '?')} at the end "
       "(1, 5, 15 minutes: anything well above 0 means something else was running).")
     if up["kind"] == "process":
-        where = (f"as its own process pinned to CPU {up['mock_cpu']}, with glmproxy-bench (every "
-                 f"calling thread, glmproxy's I/O thread and the libcurl baselines) pinned to CPU "
-                 f"{up['bench_cpu']}" if up["pinned"] else "as its own process, nothing pinned")
+        pinned_where = (f"pinned to CPU {up['mock_cpu']}, with glmproxy-bench (every calling "
+                        f"thread, glmproxy's I/O and callback threads and the libcurl baselines) "
+                        f"pinned to CPU {up['bench_cpu']}")
+        if pinnings == ["pinned", "unpinned"]:
+            where = (f"as its own process; every step ran twice, first {pinned_where}, then with "
+                     "nothing pinned (both free on every CPU), the baseline of each step under the "
+                     "same pinning as the glmproxy steps compared with it")
+        elif pinnings == ["pinned"]:
+            where = f"as its own process {pinned_where}"
+        else:
+            where = "as its own process, nothing pinned"
         p(f"Upstream: the bundled mock (`glmproxy-mock-upstream`) {where}.")
     else:
         p(f"Upstream: {up['kind']} ({up['base_url']}).")
@@ -76,8 +96,9 @@ def main():
     p("easy handle reused (`curl_easy_perform`, concurrency 1) and a `curl_multi_poll` loop with one")
     p("handle per request in flight (higher concurrency); they do the HTTP exchange only, no JSON")
     p("parsing. glmproxy at concurrency 1 is the blocking call (coalescing: a burst of one")
-    p("`complete_async()`); above it, chat is driven both by `complete_async()` (the callback sends")
-    p("the next request) and by N threads calling `complete()`; streams, cache hits and embeddings")
+    p("`complete_async()`); above it, chat is driven three ways: `complete_async()` with the next")
+    p("request sent from the callback, `complete_async()` fed by one thread that keeps N out (the")
+    p("callbacks only record and free a place), and N threads calling `complete()`; streams, cache hits and embeddings")
     p("by N threads, coalescing by bursts of N `complete_async()` calls. Latencies go into a log-linear")
     p("histogram (within 0.8%). Open loop: requests are sent at fixed intended times and latency")
     p("counts from the intended time, so a stall shows as the queue behind it. CPU is the bench")
@@ -88,6 +109,40 @@ def main():
     p("")
 
     # --- targets -----------------------------------------------------------------------------
+    # The ratio targets against raw libcurl, as glmproxy-bench evaluated them per pinning.
+    if data.get("targets"):
+        p("### Targets against raw libcurl" +
+          (", pinned and unpinned" if len(pinnings) > 1 else f" ({first_pinning})"))
+        p("")
+        p("Each figure is a ratio to (or a difference from) raw libcurl on the same server in the "
+          "same run, under the same pinning.")
+        p("")
+        p("| target | goal | " + " | ".join(pinnings) + " |")
+        p("|---|---|" + "---|" * len(pinnings))
+        for t in data["targets"]:
+            cells = []
+            for pin in pinnings:
+                res = t["results"].get(pin)
+                if res is None:
+                    cells.append("not measured")
+                    continue
+                us_unit = t["unit"] == "us"
+                fig = (f"{res['measured']:+.1f} µs" if us_unit else f"{res['measured']:.2f}×")
+                what = (f"{us(res['glmproxy'])} vs {us(res['baseline'])} µs"
+                        if us_unit or t["id"].startswith("stream_ttft") else
+                        f"{rps(res['glmproxy'])} vs {rps(res['baseline'])} req/s")
+                status = ("**met**" if res["met"] else
+                          f"**missed** by {res['missed_by']:.1f} µs" if us_unit else
+                          f"**missed** by {res['missed_by']:.2f}×")
+                errs = f", {res['errors']} errors" if res["errors"] else ""
+                cells.append(f"{fig} ({what}{errs}): {status}")
+            p(f"| {t['name']} | {t['goal']} | " + " | ".join(cells) + " |")
+        p("")
+        p(f"Load average (1, 5, 15 minutes) {m.get('loadavg_start', '?')} at the start and "
+          f"{m.get('loadavg_end', '?')} at the end; each step's own is in the JSON "
+          "(`runs[].loadavg_start`).")
+        p("")
+
     rows = []
 
     def target(name, measured, goal, ok, miss):
@@ -96,8 +151,11 @@ def main():
         else:
             rows.append((name, measured, goal, "**met**" if ok else f"**missed** {miss}"))
 
+    ratio_targets_done = bool(data.get("targets"))
     seq = find("chat", "glmproxy", concurrency=1)
-    if seq and base(seq):
+    if ratio_targets_done:
+        pass
+    elif seq and base(seq):
         added = seq["vs_baseline"]["added_p50_us"]
         target("sequential `complete()` p50 vs raw libcurl (one reused easy handle)",
                f"+{added:.1f} µs ({us(seq['latency_us']['p50'])} vs "
@@ -106,9 +164,12 @@ def main():
     else:
         target("sequential `complete()` p50 vs raw libcurl", "-", "≤ +10 µs", None, "")
 
-    c32 = find("chat", "glmproxy", concurrency=32, api_has="complete_async")
+    c32 = (find("chat", "glmproxy", concurrency=32, driver="feeder") or
+           find("chat", "glmproxy", concurrency=32, api_has="complete_async"))
     c32t = find("chat", "glmproxy", concurrency=32, api_has="threads")
-    if c32 and base(c32):
+    if ratio_targets_done:
+        pass
+    elif c32 and base(c32):
         ratio = c32["vs_baseline"]["rps_ratio"]
         b = base(c32)["requests_per_second"]
         extra = (f"; {c32t['vs_baseline']['rps_ratio']:.2f}× with 32 threads calling `complete()`"
@@ -130,7 +191,9 @@ def main():
         target("cache hit p50", "-", "≤ 1 µs", None, "")
 
     s1 = find("stream", "glmproxy", concurrency=1)
-    if s1 and base(s1) and s1["ttft_us"] and base(s1)["ttft_us"]:
+    if ratio_targets_done:
+        pass
+    elif s1 and base(s1) and s1["ttft_us"] and base(s1)["ttft_us"]:
         g, b = s1["ttft_us"]["p50"], base(s1)["ttft_us"]["p50"]
         ratio = g / b
         target("stream time to first token p50 vs raw libcurl",
@@ -160,8 +223,11 @@ def main():
     else:
         target("soak: RSS growth after warm-up", "-", "≤ 1 MiB", None, "")
 
-    p("### Targets")
+    p("### Other targets" if ratio_targets_done else "### Targets")
     p("")
+    if ratio_targets_done and len(pinnings) > 1:
+        p(f"Measured in the {first_pinning} steps.")
+        p("")
     p("| target | measured | goal | status |")
     p("|---|---|---|---|")
     for r in rows:
@@ -191,17 +257,20 @@ def main():
 
     def table(rs, open_loop):
         has_ttft = any(r["ttft_us"] for r in rs)
-        head = ["client", "how", "rate" if open_loop else "conc", "req/s", "×base", "p50 µs",
+        head = ["client", "how"] + (["pinning"] if len(pinnings) > 1 else []) + [
+                "rate" if open_loop else "conc", "req/s", "×base", "p50 µs",
                 "p90 µs", "p99 µs", "p99.9 µs", "+p50 µs", "+p99 µs"]
         if has_ttft:
             head += ["TTFT p50 µs", "TTFT ×base"]
         head += ["new conns", "upstream/req", "CPU µs/req", "errors"]
         p("| " + " | ".join(head) + " |")
-        p("|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|")
+        text_columns = 3 if len(pinnings) > 1 else 2
+        p("|" + "|".join(["---"] * text_columns + ["---:"] * (len(head) - text_columns)) + "|")
         for r in rs:
             vb = r["vs_baseline"]
             lat = r["latency_us"]
-            cells = [r["client"], r["api"].replace("|", "/"),
+            cells = [r["client"], r["api"].replace("|", "/")] + (
+                [pinning_of(r)] if len(pinnings) > 1 else []) + [
                      f"{r['rate']:,.0f}" if open_loop else str(r["concurrency"]),
                      rps(r["requests_per_second"]),
                      f"{vb['rps_ratio']:.2f}" if vb else "—",
@@ -263,12 +332,13 @@ def main():
         p("after the same client's warm-up, while the baseline at the same concurrency opened none")
         p("(the client's own pool counter and its retries over the phase are given too):")
         p("")
-        p("| workload | how | conc | new conns (upstream) | client's count | retries |")
-        p("|---|---|---:|---:|---:|---:|")
+        p("| workload | how | pinning | conc | new conns (upstream) | client's count | retries |")
+        p("|---|---|---|---:|---:|---:|---:|")
         for r in churn:
             e = r["extra"]
             count = lambda k: f"{e[k]:.0f}" if k in e else "—"
-            p(f"| {r['workload']} | {r['api']} | {r['concurrency']} | {r['connections_opened']} | "
+            p(f"| {r['workload']} | {r['api']} | {pinning_of(r)} | {r['concurrency']} | "
+              f"{r['connections_opened']} | "
               f"{count('client_connections_opened')} | {count('client_retries')} |")
         p("")
 

@@ -12,8 +12,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// complete_async() in a closed loop: `n` requests out, each answer's callback (on the I/O
-// thread) sends the next. Shared with the callbacks, so it outlives any late one.
+// complete_async() in a closed loop: `n` requests out, each answer's callback (on the
+// client's callback pool) sends the next. Shared with the callbacks, so it outlives any late one.
 class AsyncLoop : public std::enable_shared_from_this<AsyncLoop> {
  public:
   AsyncLoop(ProxyClient& client, const Context& ctx) : client_(client), ctx_(ctx) {}
@@ -92,6 +92,76 @@ class AsyncLoop : public std::enable_shared_from_this<AsyncLoop> {
   bool stop_ = false;
 };
 
+// complete_async() fed by one thread, the way an application with its own request loop uses
+// it: this thread keeps `n` requests out and, when all are out, waits until a callback frees a
+// place; the callbacks only record and release. Shared with the callbacks, so it outlives any
+// late one.
+struct Feeder {
+  std::mutex mu;
+  std::condition_variable freed;  // a place came free, or the last answer arrived
+  Slot slot;
+  std::uint64_t in_flight = 0;
+  bool abandoned = false;
+  Clock::time_point last{};
+};
+
+Clock::time_point run_feeder(ProxyClient& client, const Context& ctx, int n, const Limits& limits,
+                             Phase* phase, Progress* progress, RunResult& r) {
+  auto state = std::make_shared<Feeder>();
+  const auto places = static_cast<std::uint64_t>(n);
+  if (phase != nullptr) phase->begin();
+  const auto deadline = after(Clock::now(), limits.seconds);
+  state->last = Clock::now();
+  std::uint64_t issued = 0;
+  while (limits.requests == 0 || issued < limits.requests) {
+    {
+      std::unique_lock lock(state->mu);
+      if (!state->freed.wait_until(lock, deadline, [&] { return state->in_flight < places; })) {
+        break;  // the deadline passed with every place taken
+      }
+      ++state->in_flight;
+    }
+    if (Clock::now() >= deadline) {
+      std::lock_guard lock(state->mu);
+      --state->in_flight;
+      break;
+    }
+    ChatRequest request = chat_request(chat_prompt(next_request_id()));
+    const auto start = Clock::now();
+    client.complete_async(std::move(request), [state, start](Result<ChatResponse> reply) {
+      const auto end = Clock::now();
+      {
+        std::lock_guard lock(state->mu);
+        if (state->abandoned) return;  // a late answer after the step gave up on it
+        state->slot.latency.record(end - start);
+        if (!reply) state->slot.fail(reply.error());
+        state->slot.done.fetch_add(1, std::memory_order_relaxed);
+        --state->in_flight;
+        state->last = end;
+      }
+      state->freed.notify_one();
+    });
+    ++issued;
+    if (progress != nullptr && issued % 256 == 0) progress->tick(state->slot.done.load());
+  }
+  std::unique_lock lock(state->mu);
+  const auto give_up = after(std::max(deadline, Clock::now()), ctx.drain_seconds);
+  while (state->in_flight != 0) {
+    state->freed.wait_for(lock, 100ms);
+    if (progress != nullptr) progress->tick(state->slot.done.load());
+    if (state->in_flight != 0 && Clock::now() >= give_up) {
+      state->slot.errors += state->in_flight;
+      if (state->slot.first_error.empty())
+        state->slot.first_error = "requests still out after the drain time";
+      state->last = Clock::now();
+      break;
+    }
+  }
+  state->abandoned = true;
+  state->slot.merge_into(r);
+  return state->last;
+}
+
 // Bursts of `n` identical complete_async() calls (coalescing); each burst is waited for.
 struct Burst {
   std::mutex mu;
@@ -149,8 +219,9 @@ std::string api_name(Workload workload, Driver driver, int concurrency) {
       concurrency == 1 ? std::string() : ", " + std::to_string(concurrency) + " threads";
   switch (workload) {
     case Workload::Chat:
-      return driver == Driver::Async ? "complete_async(), next sent from the callback"
-                                     : "complete()" + threads;
+      if (driver == Driver::Async) return "complete_async(), next sent from the callback";
+      if (driver == Driver::Feeder) return "complete_async(), fed by one thread";
+      return "complete()" + threads;
     case Workload::Stream:
       return "stream()" + threads;
     case Workload::Cache:
@@ -181,6 +252,10 @@ RunResult run_client_closed(const Context& ctx, Workload workload, int concurren
   if (workload != Workload::Chat) driver = Driver::Blocking;
   RunResult r = new_result(workload, "closed", concurrency);
   r.api = api_name(workload, driver, concurrency);
+  r.driver = workload == Workload::Coalesce ? "bursts"
+             : driver == Driver::Async      ? "callback"
+             : driver == Driver::Feeder     ? "feeder"
+                                            : "threads";
   Phase phase(ctx);
   auto client = ProxyClient::create(client_config(ctx, workload, concurrency));
   if (!client) {
@@ -211,6 +286,11 @@ RunResult run_client_closed(const Context& ctx, Workload workload, int concurren
     metrics.begin(*client);
     end = std::make_shared<AsyncLoop>(*client, ctx)
               ->run(concurrency, ctx.limits, &phase, &progress, r);
+  } else if (driver == Driver::Feeder) {
+    RunResult warm;
+    run_feeder(*client, ctx, concurrency, ctx.warmup, nullptr, nullptr, warm);
+    metrics.begin(*client);
+    end = run_feeder(*client, ctx, concurrency, ctx.limits, &phase, &progress, r);
   } else {
     RunResult warm;
     run_threads(concurrency, ctx.warmup, nullptr, nullptr, warm, nullptr, call);

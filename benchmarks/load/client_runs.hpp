@@ -11,6 +11,7 @@ namespace glmproxy::bench {
 enum class Driver {
   Blocking,  ///< `concurrency` threads, each calling complete()/stream()/embed() in a loop
   Async,     ///< complete_async(): each answer's callback sends the next request
+  Feeder,    ///< complete_async() from one thread keeping N out; callbacks record and release
 };
 
 /// The Config of a step's client: the upstream, key "sk-bench", POOL_MAX_CONNECTIONS at least
@@ -18,8 +19,8 @@ enum class Driver {
 /// BATCHING_ENABLED (embed). Everything else is the library's default.
 Config client_config(const Context& ctx, Workload workload, int connections);
 
-/// Closed loop. Chat: Blocking or Async; stream, cache, embed: Blocking (stream() and embed()
-/// block; cache hits are answered on the calling thread); coalesce: bursts of `concurrency`
+/// Closed loop. Chat: Blocking, Async or Feeder; stream, cache, embed: Blocking (stream() and
+/// embed() block; cache hits are answered on the calling thread); coalesce: bursts of `concurrency`
 /// identical complete_async() calls, each burst waited for.
 RunResult run_client_closed(const Context& ctx, Workload workload, int concurrency, Driver driver);
 

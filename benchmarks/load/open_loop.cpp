@@ -126,6 +126,7 @@ Clock::time_point run_open_pool(ProxyClient& client, const Context& ctx, Workloa
 RunResult run_client_open(const Context& ctx, Workload workload, double rate) {
   RunResult r = new_result(workload, "open", 0);
   r.rate = rate;
+  r.driver = "open";
   const bool async = workload == Workload::Chat || workload == Workload::Cache;
   r.api = async ? "complete_async() from a pacing thread"
                 : std::string(workload == Workload::Stream ? "stream()" : "embed()") + " in " +

@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "glmproxy/version.hpp"
+#include "load/json.hpp"
+#include "load/targets.hpp"
 
 namespace glmproxy::bench {
 
@@ -20,110 +22,6 @@ std::optional<double> calls_per_request(const RunResult& r) {
   if (!calls || r.requests == 0) return std::nullopt;
   return static_cast<double>(*calls) / static_cast<double>(r.requests);
 }
-
-// A minimal JSON writer: objects and arrays nest, commas are placed for you.
-class Json {
- public:
-  Json& open(char bracket) {
-    comma();
-    out_ += bracket;
-    first_.push_back(true);
-    return *this;
-  }
-  Json& close(char bracket) {
-    out_ += bracket;
-    first_.pop_back();
-    return *this;
-  }
-  Json& key(std::string_view k) {
-    comma();
-    string_literal(k);
-    out_ += ':';
-    after_key_ = true;
-    return *this;
-  }
-  Json& str(std::string_view v) {
-    comma();
-    string_literal(v);
-    return *this;
-  }
-  Json& num(double v) {
-    comma();
-    out_ += std::isfinite(v) ? fmt::format("{:.6g}", v) : "null";
-    return *this;
-  }
-  Json& num(std::int64_t v) {
-    comma();
-    out_ += std::to_string(v);
-    return *this;
-  }
-  Json& num(std::uint64_t v) {
-    comma();
-    out_ += std::to_string(v);
-    return *this;
-  }
-  Json& num(int v) { return num(static_cast<std::int64_t>(v)); }
-  Json& boolean(bool v) {
-    comma();
-    out_ += v ? "true" : "false";
-    return *this;
-  }
-  Json& null() {
-    comma();
-    out_ += "null";
-    return *this;
-  }
-  template <class T>
-  Json& opt(const std::optional<T>& v) {
-    return v ? num(*v) : null();
-  }
-  std::string take() { return std::move(out_); }
-
- private:
-  void comma() {
-    if (after_key_) {
-      after_key_ = false;
-      return;
-    }
-    if (!first_.empty()) {
-      if (!first_.back()) out_ += ',';
-      first_.back() = false;
-    }
-  }
-  void string_literal(std::string_view s) {
-    out_ += '"';
-    for (const char c : s) {
-      switch (c) {
-        case '"':
-          out_ += "\\\"";
-          break;
-        case '\\':
-          out_ += "\\\\";
-          break;
-        case '\n':
-          out_ += "\\n";
-          break;
-        case '\r':
-          out_ += "\\r";
-          break;
-        case '\t':
-          out_ += "\\t";
-          break;
-        default:
-          if (static_cast<unsigned char>(c) < 0x20) {
-            out_ += fmt::format("\\u{:04x}", static_cast<int>(c));
-          } else {
-            out_ += c;
-          }
-      }
-    }
-    out_ += '"';
-  }
-
-  std::string out_;
-  std::vector<bool> first_;
-  bool after_key_ = false;
-};
 
 void write_latency(Json& j, const Histogram& h) {
   j.open('{');
@@ -144,6 +42,13 @@ void write_run(Json& j, const RunResult& r, int id, int baseline, const RunResul
   j.key("mode").str(r.mode);
   j.key("client").str(r.client);
   j.key("api").str(r.api);
+  j.key("driver");
+  if (r.driver.empty())
+    j.null();
+  else
+    j.str(r.driver);
+  j.key("pinning").str(r.pinning);
+  j.key("loadavg_start").str(r.loadavg);
   j.key("concurrency");
   if (r.mode == "closed")
     j.num(r.concurrency);
@@ -206,6 +111,44 @@ std::string opt_num(const std::optional<double>& v, const char* format) {
   return v ? fmt::format(fmt::runtime(format), *v) : "-";
 }
 
+// The 1-minute figure of a /proc/loadavg "1 5 15" string.
+std::string load1(const std::string& loadavg) { return loadavg.substr(0, loadavg.find(' ')); }
+
+void write_targets(Json& j, const std::vector<Target>& targets) {
+  j.open('[');
+  for (const Target& t : targets) {
+    j.open('{');
+    j.key("id").str(t.id);
+    j.key("name").str(t.name);
+    j.key("goal").str(t.goal);
+    j.key("unit").str(t.unit);
+    j.key("threshold").num(t.threshold);
+    j.key("compare").str(t.at_most ? "at_most" : "at_least");
+    j.key("results").open('{');
+    for (const TargetResult& r : t.results) {
+      j.key(r.pinning);
+      if (!r.measured_in_run()) {
+        j.null();
+        continue;
+      }
+      j.open('{');
+      j.key("run_id").num(r.run_id);
+      j.key("baseline_id").num(r.baseline_id);
+      j.key("glmproxy").num(r.glmproxy);
+      j.key("baseline").num(r.baseline);
+      j.key("measured").num(r.measured);
+      j.key("met").boolean(r.met);
+      j.key("missed_by").num(r.missed_by);
+      j.key("errors").num(r.errors);
+      j.key("status").str(describe(t, r));
+      j.close('}');
+    }
+    j.close('}');
+    j.close('}');
+  }
+  j.close(']');
+}
+
 }  // namespace
 
 std::vector<int> match_baselines(const std::vector<RunResult>& runs) {
@@ -215,7 +158,10 @@ std::vector<int> match_baselines(const std::vector<RunResult>& runs) {
     if (g.client != "glmproxy") continue;
     for (std::size_t k = 0; k < runs.size(); ++k) {
       const RunResult& b = runs[k];
-      if (b.client == "glmproxy" || b.workload != g.workload || b.mode != g.mode) continue;
+      if (b.client == "glmproxy" || b.workload != g.workload || b.mode != g.mode ||
+          b.pinning != g.pinning) {
+        continue;
+      }
       if (g.mode == "closed" ? b.concurrency == g.concurrency : b.rate == g.rate) {
         out[i] = static_cast<int>(k);
         break;
@@ -227,6 +173,9 @@ std::vector<int> match_baselines(const std::vector<RunResult>& runs) {
 
 void print_tables(std::FILE* out, const Report& report) {
   const std::vector<int> baselines = match_baselines(report.runs);
+  fmt::print(out, "load average (1, 5, 15 min): {} at the start, {} at the end; steps run {}\n",
+             report.loadavg_start, report.loadavg_end,
+             report.pinnings.size() > 1 ? "pinned, then unpinned" : report.pinnings.front());
   std::string last;
   for (std::size_t i = 0; i < report.runs.size(); ++i) {
     const RunResult& r = report.runs[i];
@@ -236,11 +185,11 @@ void print_tables(std::FILE* out, const Report& report) {
       fmt::print(out, "\n== {} ({})\n", r.workload,
                  r.mode == "closed" ? "closed loop" : "open loop, latency from intended send");
       fmt::print(out,
-                 "{:<11} {:<47} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>6} {:>6} {:>8} "
-                 "{:>8} {:>7} {:>7} {:>7} {:>5}\n",
-                 "client", "api", r.mode == "closed" ? "conc" : "rate", "req/s", "p50 µs", "p90 µs",
-                 "p99 µs", "p99.9 µs", "TTFT p50", "rps×", "p50×", "+p50 µs", "+p99 µs", "conns",
-                 "up/req", "CPU µs", "err");
+                 "{:<11} {:<47} {:<8} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>6} {:>6} {:>8} "
+                 "{:>8} {:>7} {:>7} {:>7} {:>5} {:>5}\n",
+                 "client", "api", "pinning", r.mode == "closed" ? "conc" : "rate", "req/s",
+                 "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "TTFT p50", "rps×", "p50×", "+p50 µs",
+                 "+p99 µs", "conns", "up/req", "CPU µs", "err", "load");
     }
     const RunResult* base =
         baselines[i] >= 0 ? &report.runs[static_cast<std::size_t>(baselines[i])] : nullptr;
@@ -267,13 +216,13 @@ void print_tables(std::FILE* out, const Report& report) {
       conns = fmt::format("{}/{}", *r.connections_opened, *r.connections_step);
     }
     fmt::print(out,
-               "{:<11} {:<47} {:>6} {:>9.0f} {:>8.1f} {:>8.1f} {:>8.1f} {:>8.1f} {:>9} {:>6} "
-               "{:>6} {:>8} {:>8} {:>7} {:>7} {:>7.1f} {:>5}\n",
-               r.client, r.api.substr(0, 47), conc, rps(r), p_us(r.latency, 0.5),
+               "{:<11} {:<47} {:<8} {:>6} {:>9.0f} {:>8.1f} {:>8.1f} {:>8.1f} {:>8.1f} {:>9} {:>6} "
+               "{:>6} {:>8} {:>8} {:>7} {:>7} {:>7.1f} {:>5} {:>5}\n",
+               r.client, r.api.substr(0, 47), r.pinning, conc, rps(r), p_us(r.latency, 0.5),
                p_us(r.latency, 0.9), p_us(r.latency, 0.99), p_us(r.latency, 0.999), ttft, ratio_rps,
                ratio_p50, add50, add99, conns, opt_num(calls_per_request(r), "{:.3f}"),
                r.requests == 0 ? 0.0 : r.cpu_seconds * 1e6 / static_cast<double>(r.requests),
-               r.errors);
+               r.errors, load1(r.loadavg));
     if (r.errors != 0) fmt::print(out, "            first error: {}\n", r.first_error);
   }
   if (report.idle) {
@@ -300,12 +249,13 @@ void print_tables(std::FILE* out, const Report& report) {
                static_cast<double>(s.growth_after_warm) / 1048576.0,
                static_cast<double>(s.max_growth_after_warm) / 1048576.0);
   }
+  print_targets(out, evaluate_targets(report.runs, baselines, report.pinnings), report.pinnings);
 }
 
 std::string to_json(const Report& report) {
   Json j;
   j.open('{');
-  j.key("schema").str("glmproxy-bench/1");
+  j.key("schema").str("glmproxy-bench/2");
   j.key("glmproxy_version").str(GLMPROXY_VERSION_STRING);
   j.key("started_at").str(report.started_at);
   j.key("wall_seconds").num(report.wall_seconds);
@@ -341,6 +291,9 @@ std::string to_json(const Report& report) {
   j.key("workloads").open('[');
   for (const auto& w : report.workloads) j.str(w);
   j.close(']');
+  j.key("pinning").open('[');
+  for (const auto& p : report.pinnings) j.str(p);
+  j.close(']');
   j.close('}');
   j.key("idle_rss");
   if (report.idle) {
@@ -358,8 +311,10 @@ std::string to_json(const Report& report) {
   } else {
     j.null();
   }
-  j.key("runs").open('[');
   const std::vector<int> baselines = match_baselines(report.runs);
+  j.key("targets");
+  write_targets(j, evaluate_targets(report.runs, baselines, report.pinnings));
+  j.key("runs").open('[');
   for (std::size_t i = 0; i < report.runs.size(); ++i) {
     const int b = baselines[i];
     write_run(j, report.runs[i], static_cast<int>(i), b,

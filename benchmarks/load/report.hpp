@@ -22,8 +22,9 @@ struct Report {
   std::string loadavg_start, loadavg_end;  ///< /proc/loadavg: was the machine quiet?
 
   std::string upstream_kind, base_url, mock_binary;
-  bool pinned = false, stats_available = false;
-  int bench_cpu = -1, mock_cpu = -1;
+  bool pinned = false, stats_available = false;  ///< pinned: the first pinning is "pinned"
+  int bench_cpu = -1, mock_cpu = -1;             ///< the CPUs of pinned steps; -1 when none
+  std::vector<std::string> pinnings;             ///< "pinned" and/or "unpinned", in run order
 
   bool quick = false;
   Limits limits, warmup;
@@ -36,10 +37,11 @@ struct Report {
   std::optional<SoakResult> soak;
 };
 
-/// For each run, the index of its baseline (the raw libcurl run of the same workload, mode and
-/// concurrency or rate), or -1 (baselines themselves, or none ran).
+/// For each run, the index of its baseline (the raw libcurl run of the same workload, mode,
+/// pinning and concurrency or rate), or -1 (baselines themselves, or none ran).
 std::vector<int> match_baselines(const std::vector<RunResult>& runs);
 
+/// The tables per workload and mode, the idle RSS, the soak, then the targets.
 void print_tables(std::FILE* out, const Report& report);
 std::string to_json(const Report& report);
 

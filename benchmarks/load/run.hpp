@@ -67,6 +67,12 @@ struct RunResult {
   std::string mode;    ///< "closed" (fixed concurrency) or "open" (fixed rate)
   std::string client;  ///< "glmproxy", "curl-easy", "curl-multi"
   std::string api;     ///< how it was driven, e.g. "complete_async()", "curl_multi, 32 handles"
+  /// glmproxy closed loop: "threads" (N threads making blocking calls; one at concurrency 1),
+  /// "callback" (complete_async(), the next sent from the callback), "feeder" (complete_async()
+  /// fed by one thread), "bursts" (coalesce); "open" for open loop; "" for the baselines.
+  std::string driver;
+  std::string pinning;  ///< "pinned" or "unpinned": how the tool and the mock ran (set by main)
+  std::string loadavg;  ///< /proc/loadavg (1, 5, 15 minutes) when the step started
   int concurrency = 0;
   double rate = 0;  ///< open loop: requests per second intended
   std::uint64_t requests = 0, errors = 0;

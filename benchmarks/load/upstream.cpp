@@ -1,6 +1,7 @@
 #include "load/upstream.hpp"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -76,6 +77,36 @@ std::string find_mock_binary(const std::string& given) {
   return {};
 }
 
+// Sets the CPUs of every thread of process `pid` (sched_setaffinity acts on one thread).
+// Returns "" or what failed; a thread that ended meanwhile is no failure.
+std::string set_affinity_of_all_threads(pid_t pid, const cpu_set_t& set) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return "opendir " + dir + ": " + std::strerror(errno);
+  std::string error;
+  int threads = 0;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const long tid = std::strtol(e->d_name, &end, 10);
+    if (tid <= 0 || *end != '\0') continue;  // "." and ".."
+    if (sched_setaffinity(static_cast<pid_t>(tid), sizeof set, &set) != 0 && errno != ESRCH) {
+      error = "sched_setaffinity(thread " + std::to_string(tid) + "): " + std::strerror(errno);
+      break;
+    }
+    ++threads;
+  }
+  closedir(d);
+  if (error.empty() && threads == 0) error = "no threads listed in " + dir;
+  return error;
+}
+
+cpu_set_t cpu_set_of(const std::vector<int>& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int cpu : cpus) CPU_SET(static_cast<std::size_t>(cpu), &set);
+  return set;
+}
+
 }  // namespace
 
 std::vector<int> allowed_cpus() {
@@ -137,14 +168,30 @@ class Upstream::Impl {
     return fetch_counters();
   }
 
+  std::string set_pinning(bool pinned) {
+    if (pinned && !can_pin_) return "pinning needs --mock process and two or more CPUs";
+    if (!can_pin_) {  // nothing was ever pinned
+      pinned_ = false;
+      return {};
+    }
+    const cpu_set_t bench = cpu_set_of(pinned ? std::vector<int>{bench_cpu_} : all_cpus_);
+    const cpu_set_t mock = cpu_set_of(pinned ? std::vector<int>{mock_cpu_} : all_cpus_);
+    std::string error = set_affinity_of_all_threads(pid_, mock);
+    if (error.empty()) error = set_affinity_of_all_threads(getpid(), bench);
+    if (!error.empty()) return (pinned ? "pinning: " : "unpinning: ") + error;
+    pinned_ = pinned;
+    return {};
+  }
+
   // Start-up functions return "" or what went wrong.
   static std::string fail(std::string message) { return message; }
 
   std::string base_url_;
   UpstreamKind kind_ = UpstreamKind::Process;
   std::string binary_;
-  bool pinned_ = false;
+  bool can_pin_ = false, pinned_ = false;
   int bench_cpu_ = -1, mock_cpu_ = -1;
+  std::vector<int> all_cpus_;  // what this process was allowed at start: "unpinned"
 
  private:
   // Forks before this process has any other thread, so the child runs only exec().
@@ -155,19 +202,16 @@ class Upstream::Impl {
           "glmproxy-mock-upstream not found next to glmproxy-bench, in ../mock, or where it was "
           "built; pass --mock-binary PATH, --mock inprocess or --url URL");
     }
-    const std::vector<int> cpus = allowed_cpus();
-    pinned_ = options.pin && cpus.size() >= 2;
-    if (pinned_) {
-      bench_cpu_ = cpus[0];
-      mock_cpu_ = cpus[1];
+    all_cpus_ = allowed_cpus();
+    can_pin_ = options.pin && all_cpus_.size() >= 2;
+    if (can_pin_) {
+      bench_cpu_ = all_cpus_[0];
+      mock_cpu_ = all_cpus_[1];
     }
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return fail(std::string("pipe: ") + std::strerror(errno));
     std::string port_flag = "--port", port = "0", no_record = "--no-record";
     char* argv[] = {binary_.data(), port_flag.data(), port.data(), no_record.data(), nullptr};
-    cpu_set_t mock_set;
-    CPU_ZERO(&mock_set);
-    if (pinned_) CPU_SET(static_cast<std::size_t>(mock_cpu_), &mock_set);
     const pid_t parent = getpid();
     const pid_t pid = fork();
     if (pid < 0) {
@@ -179,7 +223,6 @@ class Upstream::Impl {
       // The child: die with the benchmark, whatever way it ends (even a crash).
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != parent) _exit(1);
-      if (pinned_) sched_setaffinity(0, sizeof mock_set, &mock_set);
       sigset_t none;
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -191,12 +234,6 @@ class Upstream::Impl {
     g_mock_pid.store(pid);
     close(fds[1]);
     out_fd_ = fds[0];
-    if (pinned_) {
-      cpu_set_t bench_set;
-      CPU_ZERO(&bench_set);
-      CPU_SET(static_cast<std::size_t>(bench_cpu_), &bench_set);
-      sched_setaffinity(0, sizeof bench_set, &bench_set);  // threads created later inherit it
-    }
     // "listening on http://HOST:PORT" within 10 s, or give up.
     std::string line;
     const auto deadline = Clock::now() + std::chrono::seconds(10);
@@ -297,6 +334,8 @@ std::string_view Upstream::kind() const noexcept {
   return "?";
 }
 const std::string& Upstream::mock_binary() const noexcept { return impl_->binary_; }
+bool Upstream::can_pin() const noexcept { return impl_->can_pin_; }
+std::string Upstream::set_pinning(bool pinned) { return impl_->set_pinning(pinned); }
 bool Upstream::pinned() const noexcept { return impl_->pinned_; }
 int Upstream::bench_cpu() const noexcept { return impl_->bench_cpu_; }
 int Upstream::mock_cpu() const noexcept { return impl_->mock_cpu_; }

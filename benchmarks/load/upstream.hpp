@@ -19,15 +19,17 @@ struct UpstreamOptions {
   UpstreamKind kind = UpstreamKind::Process;
   std::string url;          ///< Url: the OpenAI-compatible base URL
   std::string mock_binary;  ///< Process: the glmproxy-mock-upstream executable ("" = search)
-  bool pin = true;          ///< Process: mock on the second allowed CPU, this process on the first
+  /// Process: pinning may be asked for (set_pinning): with two or more allowed CPUs, the mock
+  /// on the second, this process on the first. --no-pin / --pinning unpinned clear it.
+  bool pin = true;
 };
 
 /// Thread safety: not thread-safe; counters() is for the thread that runs the steps.
 class Upstream {
  public:
-  /// Starts (or, for Url, checks for a stats endpoint on) the upstream; nullptr and `error`
-  /// when it cannot. Process mode must be started before this process has other threads: the
-  /// pinning it does applies to threads created afterwards.
+  /// Starts (or, for Url, checks for a stats endpoint on) the upstream, nothing pinned yet;
+  /// nullptr and `error` when it cannot. Process mode must be started before this process has
+  /// other threads (it forks).
   static std::unique_ptr<Upstream> start(const UpstreamOptions& options, std::string* error);
   ~Upstream();  ///< stops the mock (a child process: SIGTERM, then SIGKILL after 3 s)
   Upstream(const Upstream&) = delete;
@@ -37,9 +39,16 @@ class Upstream {
   std::optional<MockCounters> counters();
   std::string_view kind() const noexcept;  ///< "process", "inprocess", "url"
   const std::string& mock_binary() const noexcept;
-  bool pinned() const noexcept;
-  int bench_cpu() const noexcept;  ///< -1 when not pinned
-  int mock_cpu() const noexcept;
+  /// Process mock, `pin` asked for and two or more CPUs allowed: set_pinning(true) can work.
+  bool can_pin() const noexcept;
+  /// Pinned: every thread of this process on bench_cpu(), every thread of the mock on
+  /// mock_cpu(); unpinned: both on every CPU this process was allowed at start. Threads created
+  /// later inherit their creator's set. Returns "" or what failed. Call between steps, when no
+  /// client of a step is alive.
+  std::string set_pinning(bool pinned);
+  bool pinned() const noexcept;    ///< as the last set_pinning() left it
+  int bench_cpu() const noexcept;  ///< the tool's CPU when pinned; -1 when it cannot pin
+  int mock_cpu() const noexcept;   ///< the mock's CPU when pinned; -1 when it cannot pin
 
   class Impl;
 
