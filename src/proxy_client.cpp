@@ -14,9 +14,9 @@
 #include "cache/cache_key.hpp"
 #include "cache/lru_cache.hpp"
 #include "cache/single_flight.hpp"
+#include "client/diagnostics.hpp"
 #include "client/dispatcher.hpp"
 #include "client/http_checks.hpp"
-#include "client_access.hpp"
 #include "config/variables.hpp"
 #include "core/no_throw.hpp"
 #include "core/secrets.hpp"
@@ -389,7 +389,9 @@ class GLMPROXY_LOCAL ProxyClient::Impl {
 
   std::uint64_t key_file_reads() const noexcept { return tenants_ ? tenants_->file_reads() : 0; }
   std::uint64_t key_file_writes() const noexcept { return tenants_ ? tenants_->file_writes() : 0; }
-  detail::TransportStats transport_stats() const noexcept { return transport_->stats(); }
+  ClientDiagnostics diagnostics() const noexcept {
+    return detail::diagnostics_of(transport_->stats(), key_file_reads(), key_file_writes());
+  }
 
   MetricsSnapshot metrics() const { return metrics(transport_->stats()); }
 
@@ -1001,17 +1003,9 @@ Result<HttpResponse> ProxyClient::send(const HttpRequest& request) {
   }
 }
 
-namespace detail {
-TransportStats ClientAccess::transport_stats(const ProxyClient& client) noexcept {
-  return client.impl_ ? client.impl_->transport_stats() : TransportStats{};
+ClientDiagnostics ProxyClient::diagnostics() const noexcept {
+  return impl_ ? impl_->diagnostics() : ClientDiagnostics{};
 }
-std::uint64_t ClientAccess::key_file_reads(const ProxyClient& client) noexcept {
-  return client.impl_ ? client.impl_->key_file_reads() : 0;
-}
-std::uint64_t ClientAccess::key_file_writes(const ProxyClient& client) noexcept {
-  return client.impl_ ? client.impl_->key_file_writes() : 0;
-}
-}  // namespace detail
 
 const Config& ProxyClient::config() const noexcept {
   static const Config kEmpty;
