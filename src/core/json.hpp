@@ -2,8 +2,8 @@
 
 // The JSON pieces every layer shares (not public): the one UTF-8 validator, the one string
 // escaper, and a strict syntax check that says where a document goes wrong. Parsing proper
-// (simdjson's DOM) stays with its users; nothing here allocates except into `out`.
-// Every function is thread-safe (no shared state).
+// (simdjson's DOM) stays with its users (protocol/, keys/, cache/). Every function is
+// thread-safe (no shared state).
 
 #include <cmath>
 #include <cstddef>
