@@ -19,7 +19,7 @@
 #include "cache/lru_cache.hpp"
 #include "glmproxy/glmproxy.hpp"
 #include "glmproxy/mock/mock_upstream.hpp"
-#include "metrics/histogram.hpp"
+#include "core/histogram.hpp"
 
 namespace {
 

@@ -11,7 +11,6 @@
 #include <thread>
 
 #include "client/client.hpp"
-#include "client_access.hpp"
 #include "core/no_throw.hpp"
 #include "config/variables.hpp"
 #include "core/secrets.hpp"
@@ -253,17 +252,9 @@ Result<HttpResponse> ProxyClient::send(const HttpRequest& request) {
   }
 }
 
-namespace detail {
-TransportStats ClientAccess::transport_stats(const ProxyClient& client) noexcept {
-  return client.impl_ ? client.impl_->transport_stats() : TransportStats{};
+ClientDiagnostics ProxyClient::diagnostics() const noexcept {
+  return impl_ ? impl_->diagnostics() : ClientDiagnostics{};
 }
-std::uint64_t ClientAccess::key_file_reads(const ProxyClient& client) noexcept {
-  return client.impl_ ? client.impl_->key_file_reads() : 0;
-}
-std::uint64_t ClientAccess::key_file_writes(const ProxyClient& client) noexcept {
-  return client.impl_ ? client.impl_->key_file_writes() : 0;
-}
-}  // namespace detail
 
 const Config& ProxyClient::config() const noexcept {
   static const Config kEmpty;

@@ -12,8 +12,6 @@
 #include <string_view>
 #include <thread>
 
-#include "config/variables.hpp"
-
 namespace glmproxy::admin {
 
 namespace detail {
@@ -78,7 +76,7 @@ class GLMPROXY_LOCAL AdminServer::Impl {
       // A Host that is not loopback is a browser led here by DNS rebinding, not a local client.
       const std::string host_header = req.get_header_value("Host");
       const std::string_view host = host_part(host_header);
-      if (!glmproxy::detail::is_loopback_host(host) && host != options_.host) {
+      if (!glmproxy::is_loopback_host(host) && host != options_.host) {
         json(res, 403, R"({"error":"forbidden: the admin endpoint answers loopback hosts only"})");
         return httplib::Server::HandlerResponse::Handled;
       }

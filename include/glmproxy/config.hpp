@@ -244,4 +244,10 @@ struct GLMPROXY_API Config {
 /// characters or fewer becomes "…" alone, so a short key is never shown whole.
 GLMPROXY_API std::string redact_key(std::string_view key);
 
+/// Whether `host` names the loopback interface: 127.0.0.0/8 in dotted decimal (four parts of
+/// 1 to 3 digits, each at most 255), "::1" or "localhost"; no brackets, no port. The rule
+/// Config::validate() applies to GLMPROXY_ADMIN_HOST, and the Host names the admin endpoint
+/// answers.
+GLMPROXY_API bool is_loopback_host(std::string_view host) noexcept;
+
 }  // namespace glmproxy

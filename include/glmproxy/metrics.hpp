@@ -125,4 +125,53 @@ struct GLMPROXY_API MetricsSnapshot {
   std::uint64_t upstream_requests = 0;
 };
 
+/// What goes on inside one ProxyClient beyond MetricsSnapshot: its I/O thread's loop, curl
+/// handle reuse, body reads, cancelled streams, the tenant key file. For tests and tuning;
+/// fields may be added. Read with ProxyClient::diagnostics(). Counters count since the client
+/// was created; the pool's gauges are as its I/O thread last saw them. Read one by one without
+/// a global lock, like MetricsSnapshot.
+///
+/// Thread safety: thread-compatible (a plain value).
+struct ClientDiagnostics {
+  // The connection pool (POOL_MAX_CONNECTIONS).
+  int in_flight = 0;         ///< transfers on the wire, each holding a connection slot
+  int reading_out = 0;       ///< answered streams still on the wire (HTTP/1.1 read-out), each
+                             ///< on a connection but holding no slot
+  std::size_t waiting = 0;   ///< transfers waiting for a slot (POOL_ACQUIRE_TIMEOUT)
+  int open_connections = 0;  ///< sockets open, in use or idle
+  std::uint64_t connections_opened = 0;
+  std::uint64_t tls_handshakes = 0;  ///< new connections that completed a TLS handshake
+                                     ///< (keep-alive probes' included)
+
+  // The I/O thread (docs/transport.md, "Threads").
+  std::uint64_t loop_turns = 0;            ///< turns of the I/O thread's loop
+  std::uint64_t wakeups = 0;               ///< wake-ups of that loop by submitting threads
+  std::uint64_t easy_handles_created = 0;  ///< curl easy handles made (the rest were reused)
+
+  // Bodies.
+  std::uint64_t body_reads = 0;         ///< response body pieces received (curl write callbacks)
+  std::uint64_t upload_reads = 0;       ///< request body chunks sent (STREAM_REQUEST_CHUNK_SIZE)
+  std::uint64_t streams_cancelled = 0;  ///< streams the caller cancelled
+  std::uint64_t cancelled_connections_kept = 0;  ///< of those, drained to their end so that
+                                                 ///< the connection went back to the pool
+
+  // Upstream attempts (the transport's own keep-alive probes not counted).
+  std::uint64_t attempts = 0;  ///< HTTP requests sent: first attempts and retries
+  std::uint64_t retries = 0;   ///< attempts after the first
+
+  // Upstream protection (docs/tenants.md, "Upstream protection").
+  std::uint64_t concurrency_decreases = 0;  ///< per-model limits halved after 429/1302
+  std::uint64_t breaker_opened = 0;         ///< times a host's circuit breaker opened
+  std::uint64_t breaker_rejections = 0;     ///< requests failed fast by an open breaker
+
+  // Stream buffers (STREAM_BUFFER_POOL_ENABLED), all tiers.
+  std::uint64_t buffer_hits = 0;     ///< buffers taken from the pool's free lists
+  std::uint64_t buffer_misses = 0;   ///< buffers that had to be allocated
+  std::uint64_t buffers_in_use = 0;  ///< handed out and not yet returned
+
+  // The tenant key file (APIKEYS_FILE; 0 without one).
+  std::uint64_t key_file_reads = 0;   ///< times the file was read (open and lookups)
+  std::uint64_t key_file_writes = 0;  ///< usage written back (atomic replaces)
+};
+
 }  // namespace glmproxy

@@ -17,10 +17,6 @@
 
 namespace glmproxy {
 
-namespace detail {
-struct ClientAccess;  // the library's own tests and tools look inside through this
-}  // namespace detail
-
 /// The facade: sends chat requests to the configured upstream through a pooled, admission-
 /// controlled libcurl multi handle owned by one I/O thread, with retries of transient failures.
 ///
@@ -104,6 +100,12 @@ class GLMPROXY_API ProxyClient {
   /// the recent window's rates and latency percentiles, the pool, and the process's RSS and CPU.
   MetricsSnapshot metrics() const;
 
+  /// The client's inner counters (ClientDiagnostics: the I/O thread's loop turns and wake-ups,
+  /// curl handles made, body reads, cancelled streams, pool gauges, key file reads and writes),
+  /// for tests and tuning; fields may be added. Cheap (relaxed atomic loads, no lock that
+  /// requests take); all zero for a moved-from client.
+  ClientDiagnostics diagnostics() const noexcept;
+
   /// PROFILING_ENABLED: the newest GLMPROXY_PROFILING_RING_SIZE requests' phase marks
   /// summarised (avg/p50/p95/p99), with the `slowest` slowest of them. Disabled: an empty
   /// report with `enabled` false.
@@ -141,7 +143,6 @@ class GLMPROXY_API ProxyClient {
   const Config& config() const noexcept;
 
  private:
-  friend struct detail::ClientAccess;
   class Impl;
   GLMPROXY_LOCAL explicit ProxyClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "protocol/protocol.hpp"
+#include "core/json.hpp"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>

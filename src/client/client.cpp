@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "client/blocking_wait.hpp"
+#include "client/diagnostics.hpp"
 #include "client/http_checks.hpp"
 #include "config/variables.hpp"
 #include "metrics/snapshot.hpp"
@@ -57,6 +58,10 @@ Client::~Client() {
 std::uint64_t Client::key_file_reads() const noexcept {
   return pipeline_ && pipeline_->tenants() ? pipeline_->tenants()->file_reads() : 0;
 }
+ClientDiagnostics Client::diagnostics() const noexcept {
+  return diagnostics_of(transport_->stats(), key_file_reads(), key_file_writes());
+}
+
 std::uint64_t Client::key_file_writes() const noexcept {
   return pipeline_ && pipeline_->tenants() ? pipeline_->tenants()->file_writes() : 0;
 }

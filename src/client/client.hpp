@@ -64,6 +64,7 @@ class Client {
   std::uint64_t key_file_reads() const noexcept;
   std::uint64_t key_file_writes() const noexcept;
   TransportStats transport_stats() const noexcept { return transport_->stats(); }
+  ClientDiagnostics diagnostics() const noexcept;
 
   bool on_io_thread() const noexcept { return transport_ && transport_->on_io_thread(); }
   /// On the I/O thread or a callback pool thread: such a thread cannot join itself, so the

@@ -382,7 +382,7 @@ Result<void> Config::validate() const try {
                     "METRICS_RETENTION_MS", metrics.retention);
   require_not_above(problems, "GLMPROXY_SSE_MAX_LINE_BYTES", stream.max_line_bytes,
                     "GLMPROXY_SSE_MAX_EVENT_BYTES", stream.max_event_bytes);
-  if (!detail::is_loopback_host(admin.host)) {
+  if (!is_loopback_host(admin.host)) {
     problems.push_back(fmt::format(
         "GLMPROXY_ADMIN_HOST must be a loopback address (127.x.y.z, ::1 or localhost), got {}",
         detail::quoted(admin.host)));

@@ -1,14 +1,14 @@
-// is_loopback_host() on its own: a shared glmproxy_admin compiles this file in as well, since a
-// shared glmproxy keeps its detail functions to itself (hidden visibility).
+// is_loopback_host(): public, so that the admin component (built on public headers only) applies
+// the same rule as Config::validate().
 
 #include <algorithm>
 #include <string_view>
 
-#include "config/variables.hpp"
+#include "glmproxy/config.hpp"
 
-namespace glmproxy::detail {
+namespace glmproxy {
 
-bool is_loopback_host(std::string_view host) {
+bool is_loopback_host(std::string_view host) noexcept {
   if (host == "localhost" || host == "::1") return true;
   if (!host.starts_with("127.")) return false;
   int parts = 0;
@@ -29,4 +29,4 @@ bool is_loopback_host(std::string_view host) {
   return parts == 4;
 }
 
-}  // namespace glmproxy::detail
+}  // namespace glmproxy

@@ -57,10 +57,6 @@ std::string check_text(const ConfigVariable& variable, std::string_view value);
 /// `text` with every occurrence of `secret` replaced by redact_key(secret) (no-op when empty).
 std::string scrub_secret(std::string text, std::string_view secret);
 
-/// A loopback address: 127.0.0.0/8 in dotted decimal, "::1" or "localhost" (where the admin
-/// endpoint may listen, and the Host names it answers).
-bool is_loopback_host(std::string_view host);
-
 /// scrub_secret() for each of `secrets` (the API key, the admin token, ...).
 std::string scrub_secrets(std::string text, std::span<const std::string> secrets);
 

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "core/json.hpp"
 #include "glmproxy/keys.hpp"
-#include "protocol/protocol.hpp"
 
 namespace glmproxy {
 

@@ -1,11 +1,8 @@
 #pragma once
 
-// The tenant key file (APIKEYS_FILE), in the reference gateway's data/apikeys.json shape:
-//   {"keys": [{"key", "name", "model"?, "token_limit_per_5h", "expiry_date", "created_at",
-//              "last_used", "total_lifetime_tokens",
-//              "usage_windows": [{"window_start", "tokens_used"}]}]}
-// Read whole on each lookup (callers cache); usage written back by adding deltas under a lock,
-// atomically (temp file + fsync + rename).
+// The tenant key file (APIKEYS_FILE), in the reference gateway's data/apikeys.json shape
+// (keys/key_records.hpp). Read whole on each lookup (callers cache); usage written back by adding
+// deltas under a lock, atomically (temp file + fsync + rename: keys/key_file_io.hpp).
 
 #include <atomic>
 #include <chrono>
@@ -19,25 +16,10 @@
 #include <vector>
 
 #include "glmproxy/error.hpp"
+#include "keys/iso8601.hpp"
+#include "keys/key_records.hpp"
 
 namespace glmproxy::detail {
-
-/// One usage_windows entry.
-struct UsageWindow {
-  std::chrono::system_clock::time_point start;
-  std::int64_t tokens = 0;
-  std::string raw_start;  ///< window_start as in the file; "" for a window apply() created
-};
-
-/// One entry of "keys".
-struct KeyRecord {
-  std::string key, name, model;                                 ///< model: "" = no override
-  std::int64_t token_limit_per_5h = 0;                          ///< >= 1
-  std::optional<std::chrono::system_clock::time_point> expiry;  ///< nullopt: never expires
-  std::string expiry_date, created_at, last_used;  ///< as in the file ("" when absent or null)
-  std::int64_t total_lifetime_tokens = 0;
-  std::vector<UsageWindow> usage_windows;
-};
 
 /// Usage of one key since the last write, added to what the file holds (never overwriting it),
 /// so that two processes sharing one file both count.
@@ -48,15 +30,6 @@ struct UsageDelta {
   std::chrono::system_clock::time_point bucket_start;
   std::chrono::system_clock::time_point used_at;  ///< for last_used
 };
-
-/// "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)" (RFC 3339; 't' and 'z' also accepted;
-/// fraction digits past nanoseconds are ignored); nullopt when `text` is not one or names no
-/// real date. A time system_clock cannot hold (its nanoseconds span 1677 to 2262) is held at
-/// time_point::min() or max(): "9999-12-31T23:59:59Z" never expires. No locale, no time zone
-/// database, no gmtime: thread-safe.
-std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text);
-/// "YYYY-MM-DDTHH:MM:SSZ" (sub-second parts are dropped).
-std::string format_iso8601(std::chrono::system_clock::time_point t);
 
 /// The key file: every lookup reads it again, every apply() merges usage into it.
 ///

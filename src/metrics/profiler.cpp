@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "protocol/protocol.hpp"
+#include "core/json.hpp"
 
 namespace glmproxy::detail {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "glmproxy/profiling.hpp"
-#include "transport/transport.hpp"
+#include "transport/transfer_marks.hpp"
 
 namespace glmproxy::detail {
 

@@ -10,9 +10,9 @@
 #include <functional>
 #include <string>
 
+#include "core/histogram.hpp"
 #include "glmproxy/error.hpp"
 #include "glmproxy/metrics.hpp"
-#include "metrics/histogram.hpp"
 
 namespace glmproxy::detail {
 

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "core/json.hpp"
 #include "glmproxy/metrics.hpp"
-#include "protocol/protocol.hpp"
 
 namespace glmproxy {
 

@@ -17,8 +17,8 @@
 #include "glmproxy/error.hpp"
 #include "glmproxy/request.hpp"
 #include "glmproxy/response.hpp"
+#include "protocol/body_sink.hpp"
 #include "protocol/sse.hpp"
-#include "transport/body_sink.hpp"
 
 namespace glmproxy::detail {
 

@@ -13,16 +13,14 @@
 #include <utility>
 #include <vector>
 
+#include "core/json.hpp"  // the escaper and UTF-8 validator every writer uses
 #include "glmproxy/error.hpp"
 #include "glmproxy/request.hpp"
 #include "glmproxy/response.hpp"
 
 namespace glmproxy::detail {
 
-// --- json_escape.cpp ------------------------------------------------------------------------
-
-/// append_json_string() without the surrounding quotes.
-bool append_json_escaped(std::string& out, std::string_view s);
+// --- clean_message.cpp ----------------------------------------------------------------------
 
 /// `s` made fit for an error message: control characters become spaces (runs collapsed),
 /// invalid UTF-8 bytes become '?', long key-like tokens are redacted to 4 characters + "…", and

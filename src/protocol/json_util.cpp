@@ -164,7 +164,7 @@ bool append_string_array(std::string& out, const std::vector<std::string>& items
 
 Result<void> validate_request(const ChatRequest& request, std::string_view model) {
   if (model.empty()) return invalid_argument("model must not be empty");
-  if (!simdjson::validate_utf8(model.data(), model.size())) return invalid_utf8("model");
+  if (!valid_utf8(model)) return invalid_utf8("model");
   if (request.messages.empty()) return invalid_argument("messages must not be empty");
   for (std::size_t i = 0; i < request.messages.size(); ++i) {
     const std::string& role = request.messages[i].role;

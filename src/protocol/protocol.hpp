@@ -5,7 +5,6 @@
 // files. Every function is thread-safe (no shared mutable state beyond thread-local scratch).
 
 #include <chrono>
-#include <cmath>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,13 +73,5 @@ Result<EmbeddingResponse> parse_embedding_response(std::string& body, std::size_
 
 /// "chat/completions" (OpenAI) or "v1/messages" (Anthropic).
 std::string_view chat_path(Protocol protocol) noexcept;
-
-/// Appends `s` as a JSON string literal ("..." with \" \\ \n \r \t \b \f, other control chars as
-/// \u00XX, U+2028/U+2029 as \u2028/\u2029). Returns false, leaving `out` as it was, when `s` is
-/// not valid UTF-8 (overlong forms, surrogates and truncated sequences included).
-bool append_json_string(std::string& out, std::string_view s);
-
-/// `v` when finite, else 0: JSON has no NaN or infinity.
-inline double json_finite(double v) noexcept { return std::isfinite(v) ? v : 0.0; }
 
 }  // namespace glmproxy::detail

@@ -23,7 +23,7 @@
 
 #include "buffer/buffer_pool.hpp"
 #include "glmproxy/config.hpp"
-#include "metrics/histogram.hpp"
+#include "core/histogram.hpp"
 #include "transport/admission_queue.hpp"
 #include "transport/curl_callbacks.hpp"
 #include "transport/curl_errors.hpp"

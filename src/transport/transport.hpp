@@ -17,11 +17,12 @@
 #include <vector>
 
 #include "buffer/buffer_pool.hpp"
+#include "core/histogram.hpp"
 #include "glmproxy/config.hpp"
 #include "glmproxy/error.hpp"
 #include "glmproxy/request.hpp"
-#include "metrics/histogram.hpp"
-#include "transport/body_sink.hpp"
+#include "protocol/body_sink.hpp"
+#include "transport/transfer_marks.hpp"
 
 struct curl_slist;
 
@@ -43,21 +44,6 @@ class SharedHeaders {
  private:
   SharedHeaders() = default;
   curl_slist* list_ = nullptr;
-};
-
-/// Where one exchange's time went (PROFILING_ENABLED), written by the transport on the I/O
-/// thread before the exchange's callback runs (`submitted` by the submitting thread).
-struct TransferMarks {
-  using TimePoint = std::chrono::steady_clock::time_point;
-  TimePoint submitted;  ///< handed to the transport
-  TimePoint admitted;   ///< the last attempt got its connection slot
-  /// curl's timings of the last attempt, in microseconds after `admitted`; -1: not reached
-  /// (a reused connection has no DNS, connect or TLS phase).
-  std::int64_t dns_us = -1, connect_us = -1, tls_us = -1, sent_us = -1, first_byte_us = -1,
-               total_us = -1;
-  bool reused_connection = false;
-  int attempts = 0;
-  std::uint64_t bytes_sent = 0, bytes_received = 0;  ///< all attempts, headers included
 };
 
 /// What one logical request sends (each attempt sends the same).

@@ -14,7 +14,6 @@
 #include <thread>
 #include <vector>
 
-#include "client_access.hpp"
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
 #include "support/mock_client.hpp"
@@ -72,7 +71,7 @@ std::uint64_t alternate_keys(const glmproxy::mock::MockUpstream& server, const T
   config.rate_limit.max_batch_size = 1'000'000;
   config.rate_limit.batch_interval = 3'600'000ms;
   auto client = make_client(config);
-  const std::uint64_t before = glmproxy::detail::ClientAccess::key_file_reads(client);
+  const std::uint64_t before = client.diagnostics().key_file_reads;
   for (int i = 0; i < 6; ++i) {
     ChatRequest r = test_support::numbered(i);
     r.api_key = i % 2 == 0 ? "pk_knob_a" : "pk_knob_b";
@@ -80,7 +79,7 @@ std::uint64_t alternate_keys(const glmproxy::mock::MockUpstream& server, const T
     INFO((reply ? "" : reply.error().describe()));
     REQUIRE(reply);
   }
-  return glmproxy::detail::ClientAccess::key_file_reads(client) - before;
+  return client.diagnostics().key_file_reads - before;
 }
 
 // Log lines a client's Config::logger received (the logger may be called from any thread).

@@ -18,7 +18,6 @@
 #include <thread>
 #include <vector>
 
-#include "client_access.hpp"
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
 #include "keys/key_store.hpp"
@@ -239,7 +238,7 @@ TEST_CASE("planted: POOL_MAX_CONNECTIONS bounds requests on the wire across two 
   // libcurl's own connection cap (CURLMOPT_MAX_TOTAL_CONNECTIONS) keeps a request admitted
   // over the pool waiting inside curl, so the mock alone cannot see it: the client's count of
   // requests on the wire is sampled too, every millisecond.
-  PeakSampler client_peak([&] { return glmproxy::detail::transport_stats(client).in_flight; });
+  PeakSampler client_peak([&] { return client.diagnostics().in_flight; });
 
   // Two long requests of model A first, so that A sits at its limit while the rest come and go.
   Fault long_hold;

@@ -392,6 +392,20 @@ TEST_CASE("the parser's table and the test's list name the same variables", "[co
   CHECK(describe_lines(Config{}).size() == 60);
 }
 
+TEST_CASE("is_loopback_host: 127.0.0.0/8, ::1 and localhost only", "[config][admin]") {
+  for (const char* host :
+       {"127.0.0.1", "127.255.255.255", "127.1.2.3", "127.001.0.1", "::1", "localhost"}) {
+    INFO(host);
+    CHECK(glmproxy::is_loopback_host(host));
+  }
+  for (const char* host : {"", "0.0.0.0", "10.0.0.1", "127.0.0", "127.0.0.1.5", "127.0.0.256",
+                           "127.0.0.1:80", "[::1]", "127..0.1", "127.0.0.1 ", "127.0.0.0001",
+                           "localhost.example.com", "LOCALHOST", "::2", "128.0.0.1"}) {
+    INFO(host);
+    CHECK_FALSE(glmproxy::is_loopback_host(host));
+  }
+}
+
 TEST_CASE("GLMPROXY_ADMIN_HOST must be loopback, the admin token is never echoed",
           "[config][admin]") {
   for (const char* host : {"127.0.0.1", "127.1.2.3", "::1", "localhost"}) {

@@ -18,7 +18,6 @@
 #include <thread>
 #include <vector>
 
-#include "client_access.hpp"
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
 #include "keys/key_store.hpp"
@@ -173,7 +172,7 @@ TEST_CASE("tenants: the key cache reads the file once for 10,000 requests, TTL a
     return std::chrono::steady_clock::time_point(std::chrono::milliseconds(clock_ms->load()));
   };
   auto client = make_client(config);
-  const auto reads_before = glmproxy::detail::ClientAccess::key_file_reads(client);
+  const auto reads_before = client.diagnostics().key_file_reads;
   std::atomic<int> ok{0}, done{0};
   for (int i = 0; i < 10'000; ++i) {
     client.complete_async(as("pk_many", "n" + std::to_string(i)), [&](Result<ChatResponse> r) {
@@ -183,7 +182,7 @@ TEST_CASE("tenants: the key cache reads the file once for 10,000 requests, TTL a
   }
   while (done.load() < 10'000) std::this_thread::sleep_for(5ms);
   CHECK(ok == 10'000);
-  CHECK(glmproxy::detail::ClientAccess::key_file_reads(client) - reads_before <= 1);
+  CHECK(client.diagnostics().key_file_reads - reads_before <= 1);
 
   // Revoked in the file: still valid until the cached record's TTL runs out, however often used.
   REQUIRE(client.complete(as("pk_gone")));
@@ -231,7 +230,7 @@ TEST_CASE("tenants: usage is written in batches and adds up to what the upstream
     }
     while (done.load() < 10'000) std::this_thread::sleep_for(5ms);
     reported = sum.load();
-    writes = glmproxy::detail::ClientAccess::key_file_writes(client);
+    writes = client.diagnostics().key_file_writes;
   }  // destruction writes what is still pending
   const auto seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -282,7 +281,7 @@ TEST_CASE("upstream protection: 100 concurrent calls against a 2-request allowan
   // limit has come down and only the odd probe is refused.
   INFO("1302 answers: " << stats.concurrency_rejections);
   CHECK(stats.concurrency_rejections <= 8 + 5);
-  CHECK(glmproxy::detail::transport_stats(client).concurrency_decreases >= 1);
+  CHECK(client.diagnostics().concurrency_decreases >= 1);
 }
 
 TEST_CASE("upstream protection: the circuit breaker opens, fails fast, probes, closes",
@@ -315,7 +314,7 @@ TEST_CASE("upstream protection: the circuit breaker opens, fails fast, probes, c
   REQUIRE(probe);  // the upstream is back: the probe succeeds and closes the breaker
   REQUIRE(client.complete(as("", "b5")));
   CHECK(server->stats().chat_requests == 5);
-  CHECK(glmproxy::detail::transport_stats(client).breaker_opened == 1);
+  CHECK(client.diagnostics().breaker_opened == 1);
 }
 
 // --- untrusted counts: sums stop at INT64_MAX (UBSan aborts the asan preset on an overflow) -----

@@ -6,12 +6,13 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <map>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/json.hpp"
 
 using namespace std::chrono_literals;
 using glmproxy::ChatRequest;
@@ -201,53 +202,7 @@ constexpr std::string_view kAnthropicBody = R"({
 
 // --- escaping --------------------------------------------------------------------------------
 
-TEST_CASE("append_json_string escapes every control character", "[protocol][escape]") {
-  const std::map<int, std::string> kShort = {
-      {'\b', "\\b"}, {'\t', "\\t"}, {'\n', "\\n"}, {'\f', "\\f"}, {'\r', "\\r"}};
-  for (int c = 0; c < 0x20; ++c) {
-    std::string out;
-    REQUIRE(detail::append_json_string(out, std::string(1, static_cast<char>(c))));
-    char expected[16];
-    std::snprintf(expected, sizeof expected, "\"\\u%04x\"", c);
-    const auto it = kShort.find(c);
-    INFO("char " << c);
-    CHECK(out == (it != kShort.end() ? "\"" + it->second + "\"" : std::string(expected)));
-  }
-}
-
-TEST_CASE("append_json_string: quotes, backslash, UTF-8, U+2028/9", "[protocol][escape]") {
-  std::string out = "prefix:";
-  REQUIRE(detail::append_json_string(out, R"(a"b\c/d)"));
-  CHECK(out == R"(prefix:"a\"b\\c/d")");
-
-  out.clear();
-  REQUIRE(detail::append_json_string(out, "\xC3\xA9\xE4\xB8\xAD\xF0\x9F\x98\x80\xE2\x82\xAC"));
-  CHECK(out == "\"\xC3\xA9\xE4\xB8\xAD\xF0\x9F\x98\x80\xE2\x82\xAC\"");  // raw, not \u-escaped
-
-  out.clear();
-  REQUIRE(detail::append_json_string(out,
-                                     "a\xE2\x80\xA8"
-                                     "b\xE2\x80\xA9"));
-  CHECK(out == R"("a\u2028b\u2029")");
-
-  out.clear();
-  REQUIRE(detail::append_json_string(out, ""));
-  CHECK(out == R"("")");
-
-  out.clear();
-  REQUIRE(detail::append_json_string(out, std::string_view("\x00\x7F", 2)));
-  CHECK(out == "\"\\u0000\x7F\"");  // DEL is not a JSON control character
-}
-
-TEST_CASE("append_json_string rejects invalid UTF-8 and leaves the output alone",
-          "[protocol][escape]") {
-  for (const std::string& bad : kInvalidUtf8) {
-    std::string out = "kept";
-    INFO("bytes of size " << bad.size());
-    CHECK_FALSE(detail::append_json_string(out, bad));
-    CHECK(out == "kept");
-  }
-}
+// The escaper itself (core/json.hpp) is tested in tests/core/json_test.cpp.
 
 TEST_CASE("strings round-trip through a request body", "[protocol][escape]") {
   const std::string nasty = nasty_string();

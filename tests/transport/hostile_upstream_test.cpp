@@ -20,7 +20,6 @@
 #include <thread>
 #include <vector>
 
-#include "client_access.hpp"
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
 #include "support/docs_support.hpp"

@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "client_access.hpp"
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
 #include "support/docs_support.hpp"
@@ -288,11 +287,11 @@ TEST_CASE("stream: request bodies above STREAM_REQUEST_CHUNK_SIZE go out in chun
   CHECK(recorded[0].body.find(big.messages[0].content) != std::string::npos);
   CHECK(recorded[0].header("content-length").has_value());
   // The transport's read callback ran once per 4 KiB piece (seen through the stats below).
-  const glmproxy::detail::TransportStats stats = glmproxy::detail::transport_stats(client);
+  const glmproxy::ClientDiagnostics stats = client.diagnostics();
   CHECK(stats.upload_reads >= 100'000 / 4096);
   // A small body is sent in one piece, without the read callback.
   REQUIRE(client.complete(hello()));
-  CHECK(glmproxy::detail::transport_stats(client).upload_reads == stats.upload_reads);
+  CHECK(client.diagnostics().upload_reads == stats.upload_reads);
 }
 
 TEST_CASE("stream: STREAM_BUFFER_POOL_ENABLED reuses buffers, disabled, it allocates", "[stream]") {
@@ -304,14 +303,14 @@ TEST_CASE("stream: STREAM_BUFFER_POOL_ENABLED reuses buffers, disabled, it alloc
     for (int i = 0; i < 20; ++i) {
       REQUIRE(client.stream(hello(), [](const StreamEvent&) { return true; }));
     }
-    const auto buffers = glmproxy::detail::transport_stats(client).buffers;
-    CHECK(buffers.in_use() == 0);
+    const auto d = client.diagnostics();
+    CHECK(d.buffers_in_use == 0);
     if (enabled) {
-      CHECK(buffers.hits() >= 19);
-      CHECK(buffers.misses() <= 4);
+      CHECK(d.buffer_hits >= 19);
+      CHECK(d.buffer_misses <= 4);
     } else {
-      CHECK(buffers.hits() == 0);
-      CHECK(buffers.misses() >= 20);
+      CHECK(d.buffer_hits == 0);
+      CHECK(d.buffer_misses >= 20);
     }
   }
 }
@@ -340,7 +339,7 @@ TEST_CASE("stream: STREAM_RESPONSE_CHUNK_SIZE bounds each read", "[stream]") {
     CHECK(reply->content.size() == 200'000);
     CHECK(reads == 2);
     CHECK(largest == 100'000);
-    const auto stats = glmproxy::detail::transport_stats(client);
+    const auto stats = client.diagnostics();
     CHECK(stats.body_reads >= (size == 1024 ? 195u : 4u));
     if (size == 65536) CHECK(stats.body_reads < 100u);
   }

@@ -22,7 +22,6 @@
 #include <thread>
 #include <vector>
 
-#include "client_access.hpp"
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "glmproxy/proxy_client.hpp"
 #include "support/docs_support.hpp"
@@ -36,7 +35,6 @@ using glmproxy::Protocol;
 using glmproxy::ProxyClient;
 using glmproxy::Result;
 using glmproxy::StreamEvent;
-using glmproxy::detail::transport_stats;
 using glmproxy::mock::Fault;
 using glmproxy::mock::MockUpstream;
 using namespace std::chrono_literals;
@@ -229,22 +227,22 @@ TEST_CASE("docs: submitting wakes a sleeping I/O thread only, a busy one takes t
     released.wait();
   });
   entered->get_future().wait();
-  const std::uint64_t busy_before = transport_stats(client).wakeups;
+  const std::uint64_t busy_before = client.diagnostics().wakeups;
   auto done = std::make_shared<std::atomic<int>>(0);
   for (int i = 0; i < 50; ++i) {
     client.complete_async(numbered(i),
                           [done](Result<ChatResponse> r) { done->fetch_add(r ? 1 : 0); });
   }
-  const std::uint64_t busy_after = transport_stats(client).wakeups;
+  const std::uint64_t busy_after = client.diagnostics().wakeups;
   release.set_value();
   REQUIRE(eventually([&] { return done->load() == 50; }));
   CHECK(busy_after == busy_before);  // nobody woke the busy thread; it answered all 50
   // Idle now, asleep in its poll: one submission wakes it, once.
   std::this_thread::sleep_for(200ms);
-  const std::uint64_t asleep = transport_stats(client).wakeups;
+  const std::uint64_t asleep = client.diagnostics().wakeups;
   client.complete_async(hello(), [done](Result<ChatResponse> r) { done->fetch_add(r ? 1 : 0); });
   REQUIRE(eventually([&] { return done->load() == 51; }));
-  CHECK(transport_stats(client).wakeups == asleep + 1);
+  CHECK(client.diagnostics().wakeups == asleep + 1);
 }
 
 // transport.md, Threads: "`complete()`, `stream()` and `send()` hand the request over the same way
@@ -285,7 +283,7 @@ TEST_CASE("docs: easy handles are reused", "[docs][threads]") {
   auto server = start_mock();
   ProxyClient client = make_client(config_for(*server));
   for (int i = 0; i < 50; ++i) REQUIRE(client.complete(numbered(i)));
-  CHECK(transport_stats(client).easy_handles_created == 1);
+  CHECK(client.diagnostics().easy_handles_created == 1);
 }
 
 // transport.md, Threads: "A callback may call the client again, blocking calls included"; "an
@@ -495,7 +493,7 @@ TEST_CASE("docs: at most POOL_MAX_CONNECTIONS requests are on the wire", "[docs]
   std::atomic<int> most_slots{0};  // the transport's own count of slots taken
   std::thread watcher([&] {
     while (done.load() < 12) {
-      most_slots = std::max(most_slots.load(), transport_stats(client).in_flight);
+      most_slots = std::max(most_slots.load(), client.diagnostics().in_flight);
       std::this_thread::sleep_for(1ms);
     }
   });
@@ -704,7 +702,7 @@ TEST_CASE("docs: a request waiting out a backoff at destruction gets ShuttingDow
       if (calls.fetch_add(1) == 0) answered.set_value(r ? glmproxy::Error{} : r.error());
     });
     REQUIRE(eventually([&] {
-      const auto s = transport_stats(client);
+      const auto s = client.diagnostics();
       return server->stats().chat_requests == 1 && s.attempts == 1 && s.in_flight == 0 &&
              s.waiting == 0;
     }));

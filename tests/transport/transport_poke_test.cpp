@@ -13,7 +13,7 @@
 
 #include "glmproxy/mock/mock_upstream.hpp"
 #include "support/mock_client.hpp"
-#include "transport/body_sink.hpp"
+#include "protocol/body_sink.hpp"
 #include "transport/transport.hpp"
 
 using glmproxy::Config;

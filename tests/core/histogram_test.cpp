@@ -1,6 +1,6 @@
 // The log-linear latency histogram.
 
-#include "metrics/histogram.hpp"
+#include "core/histogram.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>

@@ -1,7 +1,8 @@
 #pragma once
 
 // How the transport hands a streamed 2xx body to its consumer as it arrives (on the I/O thread),
-// instead of buffering it.
+// instead of buffering it. Here, below the transport, because the consumer is the protocol's
+// stream parser (protocol/chat_stream.hpp) and the transport only calls it.
 
 #include <optional>
 #include <string_view>
