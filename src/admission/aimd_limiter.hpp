@@ -4,15 +4,18 @@
 // scheme TCP congestion control uses, applied to requests in flight per model. Z.AI answers 429
 // with business code 1302 when an account has too many concurrent requests for a model, and the
 // allowed number is neither published nor fixed; the limiter finds it by backing off on 1302 and
-// probing upwards slowly while requests succeed.
+// probing upwards slowly while requests succeed. The in-memory ConcurrencyLimiter.
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "admission/concurrency_limiter.hpp"
 
 namespace glmproxy::detail {
 
@@ -50,6 +53,9 @@ struct AimdOptions {
 /// count nothing. A key's state is dropped when nothing is in flight and its limit is back at
 /// max_limit, so memory stays bounded by the keys in use or throttled.
 ///
+/// As a ConcurrencyLimiter: try_acquire() is can_start() then on_start(), the lease's token the
+/// ticket; release() is on_finish(). Its leases never expire.
+///
 /// Thread safety: not thread-safe. The owner (the transport's I/O thread) serialises all calls;
 /// time is passed in, never read.
 /// Example:
@@ -57,16 +63,8 @@ struct AimdOptions {
 ///   auto ticket = limiter.on_start(model);
 ///   ...  // when the request ends:
 ///   limiter.on_finish(model, ticket, AimdLimiter::Outcome::Success, Clock::now());
-class AimdLimiter {
+class AimdLimiter final : public ConcurrencyLimiter {
  public:
-  using Clock = std::chrono::steady_clock;
-
-  enum class Outcome {
-    Success,     ///< the upstream answered the request
-    Overloaded,  ///< 429 concurrency (Z.AI business code 1302)
-    Other,       ///< any other end (errors, cancellation): says nothing about concurrency
-  };
-
   explicit AimdLimiter(AimdOptions options)
       : min_limit_(std::max(1, options.min_limit)),
         max_limit_(std::max(min_limit_, options.max_limit)),
@@ -126,11 +124,23 @@ class AimdLimiter {
     if (s.in_flight == 0 && s.limit == max_limit_) keys_.erase(it);
   }
 
+  std::optional<ConcurrencyLease> try_acquire(std::string_view key, Clock::time_point) override {
+    if (!can_start(key)) return std::nullopt;
+    return ConcurrencyLease{.token = on_start(key)};
+  }
+
+  void release(std::string_view key, const ConcurrencyLease& lease, Outcome outcome,
+               Clock::time_point now) override {
+    on_finish(key, lease.token, outcome, now);
+  }
+
   /// The key's current limit; max_limit for keys never seen (and for the empty key).
-  int limit(std::string_view key) const {
+  int limit(std::string_view key) const override {
     auto it = key.empty() ? keys_.end() : keys_.find(key);
     return it == keys_.end() ? max_limit_ : it->second.limit;
   }
+
+  int max_limit() const noexcept override { return max_limit_; }
 
   /// Requests for `key` started and not yet finished; 0 for the empty key.
   int in_flight(std::string_view key) const {
@@ -140,7 +150,7 @@ class AimdLimiter {
 
   /// Times any key's limit was lowered (a congestion event at min_limit lowers nothing and is not
   /// counted).
-  std::uint64_t decreases() const noexcept { return decreases_; }
+  std::uint64_t decreases() const noexcept override { return decreases_; }
 
  private:
   struct State {

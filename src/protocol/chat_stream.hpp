@@ -2,8 +2,9 @@
 
 // A streamed chat reply: SSE bytes in (from the transport, on the I/O thread), StreamEvents out
 // to `on_event` (which hands them to the consumer's thread), and the aggregate ChatResponse at
-// the end. OpenAI chat.completion.chunk
-// streams (`[DONE]`) and Anthropic message streams (message_start ... message_stop).
+// the end. OpenAI chat.completion.chunk streams (`[DONE]`) and Anthropic message streams
+// (message_start ... message_stop). chat_stream_events.cpp decodes each event per protocol;
+// chat_stream.cpp has the rest (lifecycle, delivery, the byte cap, the aggregate).
 
 #include <atomic>
 #include <cstdint>

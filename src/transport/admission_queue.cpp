@@ -9,15 +9,6 @@ namespace glmproxy::detail {
 
 namespace {
 
-AimdOptions aimd_options(const Config& c) {
-  AimdOptions o;
-  o.max_limit =
-      c.admission.model_concurrency > 0 ? c.admission.model_concurrency : c.pool.max_connections;
-  o.min_limit = 1;
-  o.increase_interval = c.admission.increase_interval;
-  return o;
-}
-
 BreakerOptions breaker_options(const Config& c) {
   BreakerOptions o;
   o.failure_threshold = c.admission.breaker_failures;
@@ -28,14 +19,14 @@ BreakerOptions breaker_options(const Config& c) {
 
 }  // namespace
 
-AdmissionQueue::AdmissionQueue(const Config& config)
+AdmissionQueue::AdmissionQueue(const Config& config, std::unique_ptr<ConcurrencyLimiter> limiter)
     : pool_max_(config.pool.max_connections),
       acquire_timeout_(config.pool.acquire_timeout),
       total_timeout_(config.timeouts.total),
       admission_(config.admission),
-      aimd_(aimd_options(config)),
+      limiter_(limiter ? std::move(limiter) : make_concurrency_limiter(config)),
       breaker_(breaker_options(config)),
-      aimd_max_(aimd_.limit({})) {}
+      limit_max_(limiter_->max_limit()) {}
 
 void AdmissionQueue::push(TransferPtr t, Clock::time_point now) {
   t->state = TransferState::Waiting;
@@ -49,23 +40,31 @@ void AdmissionQueue::admit(Clock::time_point now, const std::function<int()>& on
   std::size_t i = 0, held = 0;
   while (on_wire() < pool_max_ && i < waiting_.size() && held < kAdmitScan) {
     Transfer& w = *waiting_[i];
-    if (now < w.deadline && !aimd_.can_start(w.ex.model)) {
-      ++i;
-      ++held;
-      continue;
+    std::optional<ConcurrencyLease> lease;
+    if (now < w.deadline) {
+      lease = limiter_->try_acquire(w.ex.model, now);
+      if (!lease) {
+        ++i;
+        ++held;
+        continue;
+      }
     }
     TransferPtr t = std::move(waiting_[i]);
     waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
-    if (now >= t->deadline) {
+    if (!lease) {  // its total deadline passed: it is not sent, whatever its model's limit
       Error e = total_timeout_error(total_timeout_of(*t, total_timeout_));
       act({Decision::Kind::Reject, std::move(t), std::move(e)});
       continue;
     }
+    t->lease = lease;
     // "scheme://host[:port]" without userinfo: the breaker is per upstream host, and its key
     // goes into messages.
     if (t->host.empty()) t->host = url_origin(t->ex.url);
     std::chrono::milliseconds wait{0};
     if (!breaker_.allow(t->host, now, &wait)) {
+      // The lease is taken before the breaker is asked, so that a half-open breaker's one probe
+      // is not spent on a transfer its model's limit then holds.
+      release(*t, ConcurrencyLimiter::Outcome::Other, now);
       rejections_.fetch_add(1, std::memory_order_relaxed);
       Error e = make_error(
           ErrorCode::UpstreamError,
@@ -78,7 +77,6 @@ void AdmissionQueue::admit(Clock::time_point now, const std::function<int()>& on
       act({Decision::Kind::Reject, std::move(t), std::move(e)});
       continue;
     }
-    t->aimd_ticket = aimd_.on_start(t->ex.model);
     act({Decision::Kind::Admit, std::move(t), Error{}});
   }
 }
@@ -91,7 +89,7 @@ void AdmissionQueue::expire(Clock::time_point now, int on_wire, const Act& act) 
     std::string why;
     if (on_wire >= pool_max_) {
       why = fmt::format("{} requests on the wire", on_wire);
-    } else if (const int limit = aimd_.limit(model); limit < aimd_max_) {
+    } else if (const int limit = limiter_->limit(model); limit < limit_max_) {
       why = fmt::format(
           "model {} held to {} requests at once after the upstream said it had too many "
           "(429/1302)",
@@ -110,7 +108,7 @@ void AdmissionQueue::expire(Clock::time_point now, int on_wire, const Act& act) 
 }
 
 void AdmissionQueue::on_attempt_end(Transfer& t, const AttemptEnd& end, Clock::time_point now) {
-  using Outcome = AimdLimiter::Outcome;
+  using Outcome = ConcurrencyLimiter::Outcome;
   const int status = static_cast<int>(t.status);
   const Error* abort = t.abort_error ? &*t.abort_error : nullptr;
   if (t.probe) {
@@ -136,32 +134,36 @@ void AdmissionQueue::on_attempt_end(Transfer& t, const AttemptEnd& end, Clock::t
   } else if (status >= 200 && status < 300) {
     outcome = Outcome::Success;
   }
-  if (t.state != TransferState::ReadingOut) release(t, outcome, now);  // else done when answered
+  release(t, outcome, now);  // nothing left to give back if a ReadingOut stream was answered
   opened_.store(breaker_.opened(), std::memory_order_relaxed);
   t.free_retries += outcome == Outcome::Overloaded ? 1 : 0;
 }
 
-void AdmissionQueue::release(Transfer& t, AimdLimiter::Outcome outcome, Clock::time_point now) {
+void AdmissionQueue::release(Transfer& t, ConcurrencyLimiter::Outcome outcome,
+                             Clock::time_point now) {
+  if (!t.lease) return;
+  const ConcurrencyLease lease = *t.lease;
+  t.lease.reset();
   const std::string& model = t.ex.model;
-  const int before = aimd_.limit(model);
-  const std::uint64_t cuts = aimd_.decreases();
-  aimd_.on_finish(model, t.aimd_ticket, outcome, now);
-  decreases_.fetch_add(aimd_.decreases() - cuts, std::memory_order_relaxed);
+  const int before = limiter_->limit(model);
+  const std::uint64_t cuts = limiter_->decreases();
+  limiter_->release(model, lease, outcome, now);
+  decreases_.fetch_add(limiter_->decreases() - cuts, std::memory_order_relaxed);
   publish_limit(model, before);
 }
 
 void AdmissionQueue::abandon(Transfer& t, Clock::time_point now) {
-  release(t, AimdLimiter::Outcome::Other, now);
+  release(t, ConcurrencyLimiter::Outcome::Other, now);
   breaker_.on_abandon(t.host);
 }
 
 // A limit that moved is published for stats() (rare: a 429/1302, or a step back up).
 void AdmissionQueue::publish_limit(const std::string& model, int before) {
-  const int after = aimd_.limit(model);
+  const int after = limiter_->limit(model);
   if (after == before) return;
   try {
     std::lock_guard lock(limits_mu_);
-    if (after >= aimd_max_) {
+    if (after >= limit_max_) {
       model_limits_.erase(model);
     } else {
       model_limits_[model] = after;
@@ -189,7 +191,7 @@ AdmissionStats AdmissionQueue::stats() const noexcept {
   s.concurrency_decreases = decreases_.load(std::memory_order_relaxed);
   s.breaker_opened = opened_.load(std::memory_order_relaxed);
   s.breaker_rejections = rejections_.load(std::memory_order_relaxed);
-  s.model_concurrency_max = aimd_max_;
+  s.model_concurrency_max = limit_max_;
   try {
     std::lock_guard lock(limits_mu_);
     s.model_limits = model_limits_;

@@ -1,11 +1,13 @@
 #pragma once
 
 // Which waiting transfer goes on the wire next (docs/transport.md, Admission and the pool): the
-// pool bound (POOL_MAX_CONNECTIONS), each model's adaptive limit (AIMD), each host's circuit
-// breaker, FIFO order in which a transfer held by its model's limit lets later ones of other
-// models pass, and the acquire timeout. It returns decisions and keeps the limiter's and the
-// breaker's books; the driver carries the decisions out. No curl call is made here, so it is
-// tested without a socket (tests/transport/transport_policy_test.cpp).
+// pool bound (POOL_MAX_CONNECTIONS), each model's concurrency allowance (a ConcurrencyLimiter:
+// the in-memory AIMD limiter today), each host's circuit breaker, FIFO order in which a
+// transfer held by its model's limit lets later ones of other models pass, and the acquire
+// timeout. It returns decisions and keeps the limiter's and the breaker's books; the driver
+// carries the decisions out. No curl call is made here, so it is tested without a socket
+// (tests/transport/transport_policy_test.cpp, and against a limiter double in
+// tests/transport/admission_queue_test.cpp).
 
 #include <atomic>
 #include <chrono>
@@ -13,13 +15,14 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "admission/aimd_limiter.hpp"
 #include "admission/circuit_breaker.hpp"
+#include "admission/concurrency_limiter.hpp"
 #include "glmproxy/config.hpp"
 #include "transport/transfer.hpp"
 
@@ -41,7 +44,7 @@ class AdmissionQueue {
 
   struct Decision {
     enum class Kind {
-      Admit,   ///< start it: it holds its model's slot (aimd_ticket) and passed the breaker
+      Admit,   ///< start it: it holds its model's lease (Transfer::lease), passed the breaker
       Reject,  ///< answer it with `error` (an open breaker, or its total deadline passed)
       Expire,  ///< it waited POOL_ACQUIRE_TIMEOUT: answer it with `error` (PoolTimeout)
     };
@@ -57,7 +60,9 @@ class AdmissionQueue {
     const Error* answer = nullptr;  ///< the attempt's non-2xx answer as an Error, if read
   };
 
-  explicit AdmissionQueue(const Config& config);
+  /// The model limits come from `limiter`; none: make_concurrency_limiter(config).
+  explicit AdmissionQueue(const Config& config,
+                          std::unique_ptr<ConcurrencyLimiter> limiter = nullptr);
 
   /// `t` joins the end of the queue (Waiting) and may wait POOL_ACQUIRE_TIMEOUT from `now`.
   void push(TransferPtr t, Clock::time_point now);
@@ -72,13 +77,14 @@ class AdmissionQueue {
   /// the pool (`on_wire` transfers on the wire) or its model's limit held it.
   void expire(Clock::time_point now, int on_wire, const Act& act);
 
-  /// An admitted attempt ended: the breaker and the model's limit learn how. A "too many at
-  /// once" answer cuts the limit and counts as a free retry (t.free_retries). Slots given back
-  /// earlier (ReadingOut) are not given back twice.
+  /// An admitted attempt ended: the breaker and the model's limiter learn how. A "too many at
+  /// once" answer is Overloaded to the limiter (which cuts the limit) and counts as a free retry
+  /// (t.free_retries). A lease given back earlier (ReadingOut) is not given back twice.
   void on_attempt_end(Transfer& t, const AttemptEnd& end, Clock::time_point now);
 
-  /// Gives `t`'s model slot back with `outcome` (a stream answered while still on the wire).
-  void release(Transfer& t, AimdLimiter::Outcome outcome, Clock::time_point now);
+  /// Gives `t`'s lease back with `outcome` (a stream answered while still on the wire), once:
+  /// t.lease is empty afterwards, and releasing an empty one does nothing.
+  void release(Transfer& t, ConcurrencyLimiter::Outcome outcome, Clock::time_point now);
 
   /// An admitted transfer never went on the wire (its options were refused): both slots back.
   void abandon(Transfer& t, Clock::time_point now);
@@ -103,12 +109,12 @@ class AdmissionQueue {
   std::chrono::milliseconds total_timeout_;
   AdmissionConfig admission_;
   std::deque<TransferPtr> waiting_;
-  AimdLimiter aimd_;
+  std::unique_ptr<ConcurrencyLimiter> limiter_;  // never null
   CircuitBreaker breaker_;
-  const int aimd_max_;  // each model's starting and highest limit
+  const int limit_max_;  // each model's starting and highest limit
   std::atomic<std::uint64_t> decreases_{0}, opened_{0}, rejections_{0};
   mutable std::mutex limits_mu_;
-  std::map<std::string, int> model_limits_;  // guarded by limits_mu_: models below aimd_max_
+  std::map<std::string, int> model_limits_;  // guarded by limits_mu_: models below limit_max_
 };
 
 }  // namespace glmproxy::detail

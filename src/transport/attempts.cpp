@@ -163,7 +163,7 @@ void Transport::Impl::release_slot(Transfer& t) {
   in_flight_now_.store(in_flight_, std::memory_order_relaxed);
   reading_out_now_.store(reading_out_, std::memory_order_relaxed);
   // The status was 2xx (the body went to the stream): the upstream answered.
-  admission_.release(t, AimdLimiter::Outcome::Success, Clock::now());
+  admission_.release(t, ConcurrencyLimiter::Outcome::Success, Clock::now());
 }
 
 // A transfer about to start while read-outs hold connections: if curl's connection cap

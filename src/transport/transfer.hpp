@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "admission/concurrency_limiter.hpp"
 #include "glmproxy/error.hpp"
 #include "transport/curl_errors.hpp"
 #include "transport/transport.hpp"
@@ -56,10 +57,12 @@ struct Transfer {
   bool probe = false;
   std::optional<std::chrono::milliseconds> total_timeout;  ///< instead of TOTAL_TIMEOUT_MS
   // Upstream protection.
-  std::string host;               ///< scheme://host[:port] of ex.url: the breaker's key
-  std::uint64_t aimd_ticket = 0;  ///< from AimdLimiter::on_start for this attempt
-  int free_retries = 0;           ///< attempts answered "too many at once" (not counted)
-  std::string last_failure;       ///< why the attempt before a backoff failed (a later Timeout)
+  std::string host;  ///< scheme://host[:port] of ex.url: the breaker's key
+  /// Its model's lease while this attempt holds one (AdmissionQueue: granted on admission,
+  /// emptied when given back, so it is given back once).
+  std::optional<ConcurrencyLease> lease;
+  int free_retries = 0;      ///< attempts answered "too many at once" (not counted)
+  std::string last_failure;  ///< why the attempt before a backoff failed (a later Timeout)
 
   // The attempt on the wire (reset by reset_attempt()).
   CURL* easy = nullptr;
