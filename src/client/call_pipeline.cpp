@@ -13,11 +13,9 @@ CallPipeline::~CallPipeline() = default;
 
 Result<std::unique_ptr<CallPipeline>> CallPipeline::create(const Config& config) {
   std::unique_ptr<CallPipeline> p(new CallPipeline(config));
-  if (!config.keys.file.empty()) {
-    auto tenants = Tenants::create(config);
-    if (!tenants) return std::move(tenants).error();
-    p->tenants_ = std::move(*tenants);
-  }
+  auto quotas = make_quota_store(config);
+  if (!quotas) return std::move(quotas).error();
+  p->tenants_ = std::move(*quotas);
   p->cache_ = make_cache_store(config);
   if (config.profiling.enabled)
     p->profiler_ = std::make_unique<Profiler>(config.profiling.ring_size);

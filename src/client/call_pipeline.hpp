@@ -4,7 +4,7 @@
 //   validate -> tenant key -> quota -> cache lookup -> (single-flight, dispatch: the calls)
 //   -> account usage and store the answer,
 // and the timing of each public call (metrics, profiles). The stores behind it are seams: the
-// response cache (CacheStore) and the tenants' quotas and usage (keys/Tenants).
+// response cache (CacheStore) and the tenants' quotas and usage (QuotaStore).
 
 #include <chrono>
 #include <memory>
@@ -18,7 +18,7 @@
 #include "glmproxy/error.hpp"
 #include "glmproxy/request.hpp"
 #include "glmproxy/response.hpp"
-#include "keys/tenants.hpp"
+#include "keys/quota_store.hpp"
 #include "metrics/profiler.hpp"
 #include "metrics/registry.hpp"
 
@@ -67,7 +67,7 @@ class CallPipeline {
   Metrics& metrics() noexcept { return metrics_; }
   const Metrics& metrics() const noexcept { return metrics_; }
   Profiler* profiler() const noexcept { return profiler_.get(); }
-  Tenants* tenants() const noexcept { return tenants_.get(); }
+  QuotaStore* tenants() const noexcept { return tenants_.get(); }
   const CacheStore* cache() const noexcept { return cache_.get(); }
 
  private:
@@ -75,9 +75,9 @@ class CallPipeline {
 
   const Config& config_;
   Metrics metrics_;
-  std::unique_ptr<Tenants> tenants_;    // with APIKEYS_FILE
-  std::unique_ptr<CacheStore> cache_;   // when CACHE_ENABLED
-  std::unique_ptr<Profiler> profiler_;  // when PROFILING_ENABLED
+  std::unique_ptr<QuotaStore> tenants_;  // with APIKEYS_FILE: the key file (Tenants)
+  std::unique_ptr<CacheStore> cache_;    // when CACHE_ENABLED
+  std::unique_ptr<Profiler> profiler_;   // when PROFILING_ENABLED
 };
 
 template <class R>

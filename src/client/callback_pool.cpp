@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <memory>
 #include <system_error>
 #include <utility>
@@ -61,22 +62,28 @@ void CallbackPool::run_detached(Task task) noexcept {
 
 void CallbackPool::post(Task task) noexcept {
   if (executor_) {
-    // Kept until the executor has taken it: a throw from the executor leaves it to us.
-    auto owned = std::make_shared<Task>(std::move(task));
+    // Kept until one side takes it: the executor's task, or (when the executor throws) a
+    // short-lived thread; whichever comes first runs it, the other finds it taken.
+    struct Once {
+      Task task;
+      std::atomic<bool> taken{false};
+    };
+    std::shared_ptr<Once> once;
     try {
-      executor_([owned] { run(*owned); });
+      once = std::make_shared<Once>();
+      once->task = std::move(task);
+    } catch (...) {
+      return run_detached(std::move(task));  // no memory for the record: the task is whole
+    }
+    try {
+      executor_([once] {
+        if (!once->taken.exchange(true)) run(once->task);
+      });
       return;
     } catch (...) {
     }
-    // The executor threw: if it ran the task before throwing, *owned is spent (moved-out
-    // tasks are empty); otherwise it runs on a thread of its own.
-    Task rest;
-    try {
-      rest = std::move(*owned);
-      *owned = nullptr;
-    } catch (...) {
-    }
-    if (rest) run_detached(std::move(rest));
+    if (once->taken.exchange(true)) return;  // the executor ran it before throwing
+    run_detached(std::move(once->task));
     return;
   }
   {

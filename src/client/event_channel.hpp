@@ -27,22 +27,29 @@ class EventChannel {
   /// How consume() ended early, if it did.
   enum class Stop { None, Cancelled, Threw };
 
-  /// I/O thread: queues a copy of `event`; false once the consumer wants no more.
+  /// I/O thread: queues a copy of `event`; false once the consumer wants no more. The consumer
+  /// sees it at the next flush() (or close()).
   bool push(const StreamEvent& event) {
     if (cancel_.load(std::memory_order_acquire)) return false;
+    std::lock_guard lock(mu_);
+    if (ready_ < incoming_.size()) {
+      incoming_[ready_] = event;  // reuses the slot's capacity
+    } else {
+      incoming_.push_back(event);
+    }
+    ++ready_;
+    return true;
+  }
+
+  /// I/O thread, after a body chunk: wakes a waiting consumer if events are queued (once per
+  /// chunk, not per event).
+  void flush() noexcept {
     bool wake = false;
     {
       std::lock_guard lock(mu_);
-      if (ready_ < incoming_.size()) {
-        incoming_[ready_] = event;  // reuses the slot's capacity
-      } else {
-        incoming_.push_back(event);
-      }
-      ++ready_;
-      wake = consumer_waiting_;
+      wake = consumer_waiting_ && ready_ > 0;
     }
     if (wake) cv_.notify_one();
-    return true;
   }
 
   /// I/O thread: the exchange was resolved; nothing is pushed after this.

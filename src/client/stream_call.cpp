@@ -82,6 +82,7 @@ Result<ChatResponse> Client::stream_impl(const ChatRequest& request,
                                            config_.stream.max_response_bytes);
   sink->record_events(prepared.write_cache);
   sink->watch_cancel(channel->cancel_flag());
+  sink->after_chunk([ch = channel.get()] { ch->flush(); });
 
   HttpExchange ex = chat_exchange(request, std::move(prepared.body), prepared.model, true, trace);
   ex.sink = sink;

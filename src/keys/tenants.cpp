@@ -283,4 +283,11 @@ void Tenants::invalidate(std::string_view key) noexcept {
   if (!erased) log(LogLevel::Error, erased.error().message);
 }
 
+Result<std::unique_ptr<QuotaStore>> make_quota_store(const Config& config) {
+  if (config.keys.file.empty()) return std::unique_ptr<QuotaStore>();
+  auto tenants = Tenants::create(config);
+  if (!tenants) return std::move(tenants).error();
+  return std::unique_ptr<QuotaStore>(std::move(*tenants));
+}
+
 }  // namespace glmproxy::detail

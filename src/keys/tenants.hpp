@@ -1,8 +1,8 @@
 #pragma once
 
-// Tenant keys (APIKEYS_FILE): who is calling, whether the key is valid, its model override, its
-// token quota over a rolling 5-hour window, and its usage written back to the key file in
-// batches (RATE_LIMIT_BATCH_INTERVAL_MS / RATE_LIMIT_MAX_BATCH_SIZE).
+// Tenant keys (APIKEYS_FILE), the QuotaStore of the key file: who is calling, whether the key is
+// valid, its model override, its token quota over a rolling 5-hour window, and its usage written
+// back to the key file in batches (RATE_LIMIT_BATCH_INTERVAL_MS / RATE_LIMIT_MAX_BATCH_SIZE).
 
 #include <chrono>
 #include <condition_variable>
@@ -24,6 +24,7 @@
 #include "glmproxy/keys.hpp"
 #include "glmproxy/log.hpp"
 #include "keys/key_store.hpp"
+#include "keys/quota_store.hpp"
 #include "keys/quota_window.hpp"
 
 namespace glmproxy::detail {
@@ -35,14 +36,14 @@ namespace glmproxy::detail {
 ///
 /// Thread safety: thread-safe. Config::logger is called on the calling thread or the writer
 /// thread.
-class Tenants {
+class Tenants final : public QuotaStore {
  public:
   using WallClock = std::function<std::chrono::system_clock::time_point()>;
 
   /// Opens and checks the key file (InvalidConfig naming it and what is wrong) and starts the
   /// writer thread (Internal when it cannot start).
   static Result<std::unique_ptr<Tenants>> create(const Config& config);
-  ~Tenants();  ///< writes the usage still pending
+  ~Tenants() override;  ///< writes the usage still pending
   Tenants(const Tenants&) = delete;
   Tenants& operator=(const Tenants&) = delete;
 
@@ -50,19 +51,19 @@ class Tenants {
   /// (expired, with the date), QuotaExceeded (the window's tokens reached the limit, with
   /// retry_after = when enough of them leave it). On success, the key's model override ("" for
   /// none).
-  Result<std::string> admit(std::string_view key);
+  Result<std::string> admit(std::string_view key) override;
 
   /// Adds `tokens` the upstream reported for a request of `key` (quota and usage file).
   /// A negative count adds nothing; sums stop at INT64_MAX.
-  void record_usage(std::string_view key, std::int64_t tokens) noexcept;
+  void record_usage(std::string_view key, std::int64_t tokens) noexcept override;
 
-  Result<KeyStats> stats(std::string_view key);
-  void invalidate(std::string_view key) noexcept;
+  Result<KeyStats> stats(std::string_view key) override;
+  void invalidate(std::string_view key) noexcept override;
   /// Writes pending usage now (also done on destruction).
   void flush() noexcept;
 
-  std::uint64_t file_reads() const noexcept { return store_->reads(); }
-  std::uint64_t file_writes() const noexcept { return store_->writes(); }
+  std::uint64_t file_reads() const noexcept override { return store_->reads(); }
+  std::uint64_t file_writes() const noexcept override { return store_->writes(); }
 
  private:
   using RecordPtr = std::shared_ptr<const KeyRecord>;  // nullptr: no such key (cached too)
@@ -94,8 +95,8 @@ class Tenants {
   const LogCallback logger_;
   const LogLevel log_level_;
   std::unique_ptr<KeyStore> store_;
-  LruCache<RecordPtr> records_;                          // APIKEY_CACHE_SIZE, APIKEY_CACHE_TTL_MS
-  SecretScope secrets_;  // every key of the file at open, and keys found later: scrubbed
+  LruCache<RecordPtr> records_;  // APIKEY_CACHE_SIZE, APIKEY_CACHE_TTL_MS
+  SecretScope secrets_;          // every key of the file at open, and keys found later: scrubbed
 
   std::mutex mu_;
   std::condition_variable cv_;

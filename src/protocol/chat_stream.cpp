@@ -92,6 +92,13 @@ void ChatStream::begin(BufferPool& pool, std::string_view content_type) {
 }
 
 ChatStream::Action ChatStream::on_body(std::string_view chunk) {
+  const Action action = feed(chunk);
+  // The events of one chunk are handed on together (one wake-up of the consumer, not one each).
+  if (after_chunk_) after_chunk_();
+  return action;
+}
+
+ChatStream::Action ChatStream::feed(std::string_view chunk) {
   if (!sse_) {
     if (json_.size() + chunk.size() > max_json_bytes_) {
       fail(make_error(

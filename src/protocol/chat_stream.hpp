@@ -49,6 +49,9 @@ class ChatStream final : public BodySink, private SseSink {
   /// `flag` (set by the consumer's thread, then Transport::poke()) cancels the stream; it must
   /// outlive the exchange.
   void watch_cancel(const std::atomic<bool>* flag) noexcept { cancel_flag_ = flag; }
+  /// Called (on the I/O thread) after each body chunk's events went to on_event: where a
+  /// consumer on another thread is woken once per chunk. Must not throw.
+  void after_chunk(std::function<void()> f) noexcept { after_chunk_ = std::move(f); }
   void release() noexcept override;
   std::string progress() const override;
 
@@ -66,6 +69,7 @@ class ChatStream final : public BodySink, private SseSink {
   std::uint64_t events() const noexcept { return events_; }
 
  private:
+  Action feed(std::string_view chunk);
   bool on_sse_event(const SseEvent& event) override;
   bool openai_event(const SseEvent& event);
   bool anthropic_event(const SseEvent& event);
@@ -91,6 +95,7 @@ class ChatStream final : public BodySink, private SseSink {
   Protocol protocol_;
   const StreamCallback* on_event_;
   const std::atomic<bool>* cancel_flag_ = nullptr;
+  std::function<void()> after_chunk_;
   SseParser parser_;
   bool sse_ = true;  // false: the upstream answered with a JSON body (buffered in json_)
   Buffer json_;
