@@ -22,6 +22,17 @@ Result<std::unique_ptr<CallPipeline>> CallPipeline::create(const Config& config)
   return p;
 }
 
+std::unique_ptr<CallPipeline> CallPipeline::with_stores(const Config& config,
+                                                        std::unique_ptr<QuotaStore> quotas,
+                                                        std::unique_ptr<CacheStore> cache) {
+  std::unique_ptr<CallPipeline> p(new CallPipeline(config));
+  p->tenants_ = std::move(quotas);
+  p->cache_ = std::move(cache);
+  if (config.profiling.enabled)
+    p->profiler_ = std::make_unique<Profiler>(config.profiling.ring_size);
+  return p;
+}
+
 Result<std::string> CallPipeline::admit(std::string_view request_id, const std::string& api_key,
                                         std::string model, bool key_model, Trace* trace) {
   if (auto ok = check_request_id(request_id); !ok) return std::move(ok).error();

@@ -36,6 +36,11 @@ class CallPipeline {
 
   /// Opens the key registry (APIKEYS_FILE) and the response cache (CACHE_ENABLED).
   static Result<std::unique_ptr<CallPipeline>> create(const Config& config);
+  /// The same with the stores given (another implementation of either seam, e.g. a test's
+  /// double or a shared one): `quotas` null = no key registry, `cache` null = no cache.
+  static std::unique_ptr<CallPipeline> with_stores(const Config& config,
+                                                   std::unique_ptr<QuotaStore> quotas,
+                                                   std::unique_ptr<CacheStore> cache);
   ~CallPipeline();  ///< writes the last pending usage
 
   /// Validate, tenant key, quota: the model the call goes to (with a key registry, a key's
