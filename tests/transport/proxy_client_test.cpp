@@ -554,8 +554,8 @@ TEST_CASE("a callback that keeps resubmitting does not starve other requests or 
   {
     ProxyClient client = test_support::make_client(c);
     REQUIRE(client.complete(hit));  // stored: from now on each call is an instant cache hit
-    // Each answer (on the I/O thread) sends the same request again, until told to stop: an
-    // endless chain of callbacks that each submit more work from the I/O thread itself.
+    // Each answer (on a callback thread) sends the same request again, until told to stop: an
+    // endless chain of callbacks that each submit more work.
     std::function<void(Result<ChatResponse>)> again;
     again = [&client, &again, &hit, stop, rounds, ended](Result<ChatResponse> r) {
       rounds->fetch_add(1);
@@ -566,14 +566,20 @@ TEST_CASE("a callback that keeps resubmitting does not starve other requests or 
       client.complete_async(hit, again);
     };
     client.complete_async(hit, again);
-    // Meanwhile another request needs the I/O thread for a real transfer.
+    // The chain is running (callbacks off the I/O thread may take a moment to start) ...
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (rounds->load() < 5 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    REQUIRE(rounds->load() >= 5);
+    // ... and meanwhile another request needs the I/O thread for a real transfer.
     ChatRequest other;
     other.messages = {{"user", "needs the network"}};
     auto reply = client.complete(other);
     stop->store(true);
     CHECK(reply);
     CHECK(ended->get_future().wait_for(10s) == std::future_status::ready);
-    CHECK(rounds->load() > 1);
+    CHECK(rounds->load() >= 5);
   }  // and the client shuts down
 }
 
