@@ -174,7 +174,8 @@ TEST_CASE("cache: errors are never stored", "[cache]") {
   CHECK(server->stats().chat_requests == 2);
 }
 
-TEST_CASE("cache: complete_async hits still answer on the I/O thread", "[cache]") {
+TEST_CASE("cache: complete_async hits still answer on another thread (the callback executor)",
+          "[cache]") {
   auto server = start_mock();
   Config config = config_for(*server);
   config.cache.enabled = true;

@@ -123,7 +123,7 @@ TEST_CASE("docs: cache hits cost a tenant no tokens", "[docs][keys][cache]") {
   CHECK(hit->from_cache);
   CHECK(used(client) == std::make_pair<std::int64_t, std::int64_t>(150, 150));
 
-  // complete_async(): the hit answers on the I/O thread, still free.
+  // complete_async(): the hit answers on the callback executor, still free.
   std::promise<Result<ChatResponse>> async;
   client.complete_async(as_tenant("cached question"),
                         [&](Result<ChatResponse> r) { async.set_value(std::move(r)); });

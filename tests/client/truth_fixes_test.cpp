@@ -433,8 +433,8 @@ TEST_CASE("tenant keys: with a key file tenants never share answers", "[keys]") 
 }
 
 // --- 5. Callbacks -----------------------------------------------------------------------------
-// docs/transport.md: completion callbacks run on the I/O thread, "so a callback never runs on
-// the caller's stack".
+// docs/transport.md: completion callbacks run on the callback executor, never on the caller's
+// stack.
 
 TEST_CASE("callbacks: a moved-from client answers on another thread", "[callbacks]") {
   auto server = start_mock();
@@ -495,7 +495,7 @@ TEST_CASE("callbacks: requests answered while the client is destroyed, not on it
                        r ? ErrorCode::Internal : r.error().code});
   };
   // Each answer sends one more request from its callback (as a retry loop would), while the
-  // client is being destroyed: that one is answered too, on the I/O thread.
+  // client is being destroyed: that one is answered too (ShuttingDown).
   auto* client = new ProxyClient(make_client(config));
   if (cached) REQUIRE(client->complete(ask("again")));  // "again" is a cache hit from now on
   server->add_fault(slow);
@@ -523,9 +523,10 @@ TEST_CASE("callbacks: requests answered while the client is destroyed, not on it
   }
 }
 
-// A client destroyed from one of its own callbacks is on its I/O thread, which cannot join
-// itself (std::thread::join would throw in a destructor: the process would end). The shutdown
-// goes to a thread of its own; the pending request is still answered once, on the I/O thread.
+// A client destroyed from one of its own callbacks is on one of its own threads (a callback pool
+// thread), which cannot join itself (std::thread::join would throw in a destructor: the process
+// would end). The shutdown goes to a thread of its own; the pending request is still answered
+// once.
 TEST_CASE("callbacks: a client destroyed from its own callback shuts down on another thread",
           "[callbacks]") {
   auto task_count = [] {

@@ -37,8 +37,8 @@ using test_support::start_mock;
 
 using test_support::hello;  // "Say hello." over a protocol
 
-// What a stream delivered, copied out of the callback (which runs on the I/O thread; the test
-// thread reads it only after stream() returned).
+// What a stream delivered, copied out of the callback (which runs on the thread that called
+// stream()).
 struct Collected {
   std::vector<std::pair<StreamEvent::Type, std::string>> events;
   glmproxy::Usage usage;
