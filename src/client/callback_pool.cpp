@@ -114,7 +114,6 @@ void CallbackPool::run_worker() noexcept {
     run(task);
     task = nullptr;  // what it captured goes here, off the lock
     lock.lock();
-    ++tasks_run_;
   }
 }
 
@@ -139,10 +138,5 @@ void CallbackPool::stop() noexcept {
 }
 
 bool CallbackPool::on_own_thread() const noexcept { return tls_pool == this; }
-
-std::uint64_t CallbackPool::tasks_run() const noexcept {
-  std::lock_guard lock(mu_);
-  return tasks_run_;
-}
 
 }  // namespace glmproxy::detail

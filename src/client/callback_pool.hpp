@@ -5,7 +5,6 @@
 // thread, so a slow callback holds up only itself.
 
 #include <condition_variable>
-#include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -41,8 +40,6 @@ class CallbackPool {
   /// True on one of this pool's own threads.
   bool on_own_thread() const noexcept;
 
-  std::uint64_t tasks_run() const noexcept;
-
  private:
   CallbackPool() = default;
   void run_worker() noexcept;
@@ -50,12 +47,11 @@ class CallbackPool {
   static void run_detached(Task task) noexcept;
 
   Executor executor_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Task> queue_;
   bool stopping_ = false;
   bool stopped_ = false;
-  std::uint64_t tasks_run_ = 0;
   std::vector<std::thread> threads_;
 };
 

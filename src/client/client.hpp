@@ -63,7 +63,6 @@ class Client {
 
   std::uint64_t key_file_reads() const noexcept;
   std::uint64_t key_file_writes() const noexcept;
-  TransportStats transport_stats() const noexcept { return transport_->stats(); }
   ClientDiagnostics diagnostics() const noexcept;
 
   bool on_io_thread() const noexcept { return transport_ && transport_->on_io_thread(); }
