@@ -75,7 +75,9 @@ Result<ChatResponse> Client::complete_impl(const ChatRequest& request, Trace* tr
   if (auto hit = cached_chat(prepared)) return std::move(*hit);  // no thread hand-off
   if (auto written = write_body(prepared); !written) return std::move(written).error();
   BlockingWait<Result<ChatResponse>> wait;
-  send_chat(std::move(prepared), wait.callback());
+  // When nothing else is on the wire, this thread drives the transfer itself (no hand-off).
+  const std::function<bool()> answered = [&wait] { return wait.ready(); };
+  send_chat(std::move(prepared), wait.callback(), &answered);
   return wait.get();
 }
 
@@ -123,8 +125,10 @@ std::optional<ChatResponse> Client::cached_chat(const PreparedChat& p) {
 }
 
 // After the cache missed: join an identical request in flight, or send (through the batching
-// queue when it is on). `on_done` runs on the I/O thread, exactly once.
-void Client::send_chat(PreparedChat p, std::function<void(Result<ChatResponse>)> on_done) {
+// queue when it is on). `on_done` runs on the loop's driver, exactly once; with `lead_until` (a
+// blocking call) that may be this thread (Transport::lead).
+void Client::send_chat(PreparedChat p, std::function<void(Result<ChatResponse>)> on_done,
+                       const std::function<bool()>* lead_until) {
   const ChatRequest& request = *p.request;
   if (p.coalesce) {
     // Marked before joining: a joined request may be answered (on the I/O thread) before
@@ -158,7 +162,7 @@ void Client::send_chat(PreparedChat p, std::function<void(Result<ChatResponse>)>
       cb(std::move(reply));
     }
   };
-  dispatcher_->chat(std::move(job));
+  dispatcher_->chat(std::move(job), lead_until);
 }
 
 HttpExchange Client::chat_exchange(const ChatRequest& request, std::string body,

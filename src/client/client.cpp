@@ -103,7 +103,7 @@ Result<HttpResponse> Client::send(const HttpRequest& request) {
   upstream_.add_headers(ex, request.protocol, {});
   for (const auto& [name, value] : request.headers) ex.headers.push_back(name + ": " + value);
   BlockingWait<Result<HttpResult>> wait;
-  transport_->submit(std::move(ex), wait.callback());
+  transport_->lead(std::move(ex), wait.callback(), [&wait] { return wait.ready(); });
   Result<HttpResult> r = wait.get();
   if (!r) return std::move(r).error();
   HttpResponse out;

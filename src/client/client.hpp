@@ -96,7 +96,8 @@ class Client {
   Result<PreparedChat> prepare_chat(const ChatRequest& request, bool stream, Trace* trace);
   static Result<void> write_body(PreparedChat& p);
   std::optional<ChatResponse> cached_chat(const PreparedChat& p);
-  void send_chat(PreparedChat p, ChatCallback on_done);
+  void send_chat(PreparedChat p, ChatCallback on_done,
+                 const std::function<bool()>* lead_until = nullptr);
   HttpExchange chat_exchange(const ChatRequest& request, std::string body, const std::string& model,
                              bool stream, Trace* trace);
   // stream_call.cpp

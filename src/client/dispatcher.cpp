@@ -68,10 +68,14 @@ void Dispatcher::reject(Job job, Error error) {
   }
 }
 
-void Dispatcher::chat(ChatJob job) {
+void Dispatcher::chat(ChatJob job, const std::function<bool()>* lead_until) {
   if (!queue_) {
     exchanges_.fetch_add(1, std::memory_order_relaxed);
-    transport_.submit(std::move(job.exchange), std::move(job.on_done));
+    if (lead_until != nullptr) {
+      transport_.lead(std::move(job.exchange), std::move(job.on_done), *lead_until);
+    } else {
+      transport_.submit(std::move(job.exchange), std::move(job.on_done));
+    }
     return;
   }
   std::string group = job.group.empty() ? "c|" + job.exchange.url : job.group;

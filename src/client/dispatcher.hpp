@@ -61,7 +61,10 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  void chat(ChatJob job);
+  /// Sends `job` (through the batching queue when it is on). With `lead_until` and no
+  /// batching, the calling thread may drive the transport's loop until `(*lead_until)()` is true
+  /// (Transport::lead): a blocking call.
+  void chat(ChatJob job, const std::function<bool()>* lead_until = nullptr);
   void embed(EmbeddingJob job);
   DispatchStats stats() const;
 

@@ -63,6 +63,13 @@ class EventChannel {
     if (wake) cv_.notify_one();
   }
 
+  /// Events are waiting, or the exchange was resolved (what a consumer leading the loop stops
+  /// at). Any thread.
+  bool ready() {
+    std::lock_guard lock(mu_);
+    return ready_ > 0 || result_.has_value();
+  }
+
   /// The flag the stream's sink reads (BodySink::cancel_requested()).
   const std::atomic<bool>* cancel_flag() const noexcept { return &cancel_; }
 

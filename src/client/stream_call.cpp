@@ -90,7 +90,10 @@ Result<ChatResponse> Client::stream_impl(const ChatRequest& request,
   job.group = "c|" + ex.url;  // streams are never merged or deduplicated
   job.exchange = std::move(ex);
   job.on_done = [channel](Result<HttpResult> r) { channel->close(std::move(r)); };
-  dispatcher_->chat(std::move(job));
+  // When nothing else is on the wire, this thread drives the transfer until its first events
+  // (or its answer) are in, so the first token makes no hand-off; the I/O thread takes the rest.
+  const std::function<bool()> first_events = [ch = channel.get()] { return ch->ready(); };
+  dispatcher_->chat(std::move(job), &first_events);
   EventChannel::Stop stop = EventChannel::Stop::None;
   Result<HttpResult> r = channel->consume(
       callback, [this] { transport_->poke(); }, &stop);

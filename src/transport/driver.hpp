@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -22,8 +23,8 @@
 #include <vector>
 
 #include "buffer/buffer_pool.hpp"
-#include "glmproxy/config.hpp"
 #include "core/histogram.hpp"
+#include "glmproxy/config.hpp"
 #include "transport/admission_queue.hpp"
 #include "transport/curl_callbacks.hpp"
 #include "transport/curl_errors.hpp"
@@ -34,8 +35,14 @@
 
 namespace glmproxy::detail {
 
-/// Thread safety: submit(), poke(), on_io_thread() and stats() from any thread; stop() from any
-/// thread but the I/O thread; everything else on the I/O thread.
+/// Who drives the loop (docs/transport.md, Threads): one thread at a time, the driver, runs its
+/// turns and owns everything below marked "driver only". That is the I/O thread, or a blocking
+/// caller that found the loop undriven (lead()): it drives until its own request is answered,
+/// then hands the loop back, waking the I/O thread only if work is left. The I/O thread parks
+/// (on park_cv_, not in curl's poll) while nothing is on the wire or waiting.
+///
+/// Thread safety: submit(), lead(), poke(), on_io_thread() and stats() from any thread; stop()
+/// from any thread but the driver; everything else on the driver.
 class Transport::Impl final : private StreamReceiver {
  public:
   using Clock = std::chrono::steady_clock;
@@ -47,8 +54,14 @@ class Transport::Impl final : private StreamReceiver {
   void stop();
   /// Hands work to the I/O thread together (transfers start in the same loop iteration).
   void submit(std::vector<Submission> work);
+  /// Submits `work`; when nobody drives the loop, drives it on this thread until `enough()` (or
+  /// until nothing is left on the wire), then hands it back. Not from the driver.
+  void lead(std::vector<Submission> work, const std::function<bool()>& enough);
   void poke() noexcept;
-  bool on_io_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
+  /// This thread drives the loop now (the I/O thread in a turn, or a leading caller).
+  bool on_io_thread() const noexcept {
+    return driver_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  }
   TransportStats stats() const noexcept;
 
  private:
@@ -58,8 +71,14 @@ class Transport::Impl final : private StreamReceiver {
     }
   };
 
+  /// How a turn of the loop ended.
+  enum class Turn { Busy, Idle, Stop };
+
   // transport.cpp: the loop.
   void run();
+  Turn turn();
+  bool idle() const noexcept;
+  void hand_back();
   void accept(std::vector<Submission>& work, Clock::time_point now);
   void answer_shutting_down(std::vector<Submission>& work);
   void shutdown();
@@ -97,16 +116,19 @@ class Transport::Impl final : private StreamReceiver {
   CURLM* multi_ = nullptr;
   CURLSH* share_ = nullptr;
   std::thread thread_;
-  std::thread::id thread_id_;
+  std::atomic<std::thread::id> driver_{};  // the thread driving the loop now, if any
 
   std::mutex mu_;
+  std::condition_variable park_cv_;   // the parked I/O thread waits here
   std::vector<Submission> incoming_;  // guarded by mu_
   bool stopping_ = false;             // guarded by mu_
-  bool sleeping_ = false;             // guarded by mu_: the I/O thread is in (or at) its poll
-  std::vector<Submission> local_;     // I/O thread only: submitted by its own callbacks
+  bool sleeping_ = false;             // guarded by mu_: the driver is in (or at) its poll
+  bool driven_ = false;               // guarded by mu_: a thread drives the loop
+  bool pending_ = false;              // guarded by mu_: a leading caller left work behind
+  std::vector<Submission> local_;     // driver only: submitted by its own callbacks
   std::atomic<bool> poked_{false};    // a consumer asked for a stream to be cancelled
 
-  // I/O thread only.
+  // Driver only.
   AdmissionQueue admission_;
   std::priority_queue<TransferPtr, std::vector<TransferPtr>, RetryLater> delayed_;  // Backoff
   std::vector<Transfer*> active_;  // owned while on the wire (OnWire, ReadingOut)

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <csignal>
 #include <future>
+#include <optional>
 
 #include "transport/driver.hpp"
 #include "transport/easy_setup.hpp"
@@ -79,6 +80,8 @@ void Transport::Impl::stop() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
+  park_cv_.notify_one();
+  // A driver in its poll (the I/O thread, or a leading caller, who then hands the loop back).
   if (multi_ != nullptr) curl_multi_wakeup(multi_);
   if (thread_.joinable()) thread_.join();
 }
@@ -129,27 +132,31 @@ Result<void> Transport::Impl::start() {
     }
   }
   thread_ = std::thread([this] { run(); });
-  thread_id_ = thread_.get_id();
   return {};
 }
 
 void Transport::Impl::submit(std::vector<Submission> work) {
   if (on_io_thread()) {
-    // From a callback on the I/O thread (e.g. complete_async() sending the next request): no
-    // lock and no wake-up; the loop takes them before it polls again.
+    // From a callback on the driver (e.g. complete_async() sending the next request): no lock
+    // and no wake-up; the loop takes them before it polls again.
     for (auto& w : work) local_.push_back(std::move(w));
     return;
   }
-  bool wake = false;
+  bool poll_wake = false, park_wake = false;
   {
     std::lock_guard lock(mu_);
     if (!stopping_) {
       for (auto& w : work) incoming_.push_back(std::move(w));
       work.clear();
-      // Only a sleeping I/O thread needs the wake-up (a system call and a poll round); a busy
-      // one takes the queue before it sleeps again.
-      wake = sleeping_;
-      sleeping_ = false;
+      // Only a sleeping thread needs the wake-up: the parked I/O thread when nobody drives the
+      // loop, else a driver asleep in its poll (a system call and a poll round); a busy driver
+      // takes the queue before it sleeps again.
+      if (!driven_) {
+        park_wake = true;
+      } else {
+        poll_wake = sleeping_;
+        sleeping_ = false;
+      }
     }
   }
   if (!work.empty()) {
@@ -157,10 +164,68 @@ void Transport::Impl::submit(std::vector<Submission> work) {
     answer_shutting_down(work);
     return;
   }
-  if (wake) {
-    wakeups_.fetch_add(1, std::memory_order_relaxed);
-    curl_multi_wakeup(multi_);
+  if (park_wake || poll_wake) wakeups_.fetch_add(1, std::memory_order_relaxed);
+  if (park_wake) park_cv_.notify_one();
+  if (poll_wake) curl_multi_wakeup(multi_);
+}
+
+void Transport::Impl::lead(std::vector<Submission> work, const std::function<bool()>& enough) {
+  bool leading = false, poll_wake = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
+      for (auto& w : work) incoming_.push_back(std::move(w));
+      work.clear();
+      if (!driven_) {
+        driven_ = leading = true;  // the I/O thread is parked: this thread drives
+      } else {
+        poll_wake = sleeping_;
+        sleeping_ = false;
+      }
+    }
   }
+  if (!work.empty()) {
+    answer_shutting_down(work);
+    return;
+  }
+  if (!leading) {
+    if (poll_wake) {
+      wakeups_.fetch_add(1, std::memory_order_relaxed);
+      curl_multi_wakeup(multi_);
+    }
+    return;
+  }
+  driver_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  // The turns this thread drives carry out everything on the wire, not only its own request;
+  // an exception (out of memory) ends its lead, and the I/O thread takes over.
+  try {
+    while (!enough()) {
+      if (turn() != Turn::Busy) break;
+    }
+  } catch (...) {
+  }
+  hand_back();
+}
+
+// A leading caller is done: the loop is undriven again. Work left on it (other requests that
+// arrived meanwhile, a stream still on the wire, read-outs) wakes the I/O thread to take over.
+void Transport::Impl::hand_back() {
+  const bool left = !idle();
+  driver_.store(std::thread::id{}, std::memory_order_relaxed);
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    driven_ = false;
+    sleeping_ = false;
+    pending_ = left || !incoming_.empty() || stopping_;
+    wake = pending_;
+  }
+  if (wake) park_cv_.notify_one();
+}
+
+// Nothing on the wire, waiting, backing off or submitted by a callback.
+bool Transport::Impl::idle() const noexcept {
+  return in_flight_ + reading_out_ == 0 && admission_.empty() && delayed_.empty() && local_.empty();
 }
 
 // The configured base URL `url` was built from (the Anthropic one, or else the OpenAI one).
@@ -180,54 +245,95 @@ void Transport::Impl::run() {
   sigaddset(&pipe, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
 
-  while (true) {
-    // One turn of the loop; an exception (out of memory) must not end the thread, which would
-    // leave every request unanswered: the next turn tries again.
-    try {
-      loop_turns_.fetch_add(1, std::memory_order_relaxed);
-      std::vector<Submission> batch;
-      bool stop = false;
-      {
-        std::lock_guard lock(mu_);
-        batch.swap(incoming_);
-        stop = stopping_;
-        sleeping_ = false;
+  // The next keep-alive check while parked: at least once a second, as a caller's requests
+  // (which this thread does not see) may have made one due.
+  Clock::time_point wake_at = Clock::now() + std::chrono::seconds(1);
+  for (;;) {
+    {
+      // Parked until the loop is undriven and has work, or the keep-alive check is due.
+      std::unique_lock lock(mu_);
+      const auto ready = [this] {
+        return !driven_ && (pending_ || stopping_ || !incoming_.empty());
+      };
+      const bool woken = park_cv_.wait_until(lock, wake_at, ready);
+      if (!woken && driven_) {
+        // Due while a caller drives: its turns run the timers. Look again later.
+        wake_at = Clock::now() + std::chrono::seconds(1);
+        continue;
       }
-      const auto now = Clock::now();
-      accept(batch, now);
-      if (stop) break;
-      if (poked_.exchange(false, std::memory_order_acq_rel)) cancel_requested_streams();
-      step(now);
-      int still_running = 0;
-      curl_multi_perform(multi_, &still_running);
-      drain_done();
-      // What the callbacks just submitted starts now, without a trip through poll. Once per
-      // turn: callbacks that keep submitting (a chain of cache hits, an instant retry of a
-      // refusal) are taken on the next turn, after the timers, the transfers and `stop`.
-      if (!local_.empty()) {
-        std::vector<Submission> mine;
-        mine.swap(local_);
-        accept(mine, Clock::now());
+      driven_ = true;
+      pending_ = false;
+    }
+    driver_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    Turn t = Turn::Busy;
+    while (t == Turn::Busy) {
+      // An exception (out of memory) must not end the thread, which would leave every request
+      // unanswered: the next turn tries again.
+      try {
+        t = turn();
+      } catch (...) {
+        t = Turn::Busy;
       }
-      admit(Clock::now());
-      waiting_now_.store(admission_.size(), std::memory_order_relaxed);
-      // Tasks run by accept() may have submitted more: then only look, do not wait.
-      int timeout = local_.empty() ? poll_timeout_ms(Clock::now()) : 0;
-      if (timeout > 0) {
-        // Checked under the lock, so a submitter either sees sleeping_ and wakes the poll, or
-        // its work is seen here and the poll does not wait.
-        std::lock_guard lock(mu_);
-        if (!incoming_.empty() || stopping_) {
-          timeout = 0;
-        } else {
-          sleeping_ = true;
-        }
-      }
-      curl_multi_poll(multi_, nullptr, 0, timeout, nullptr);
-    } catch (...) {
+    }
+    if (t == Turn::Stop) break;
+    wake_at = Clock::now() + std::chrono::seconds(1);
+    if (const auto check = keep_alive_.next_check(true)) wake_at = std::min(wake_at, *check);
+    driver_.store(std::thread::id{}, std::memory_order_relaxed);
+    std::lock_guard lock(mu_);
+    driven_ = false;
+    // What was submitted after the last turn looked (the submitter saw the loop driven).
+    pending_ = !incoming_.empty() || stopping_;
+  }
+  shutdown();  // the loop stays driven: nobody leads once stopping
+  driver_.store(std::thread::id{}, std::memory_order_relaxed);
+}
+
+// One turn of the loop on the driver: submissions in, timers, curl, completions, admission, then
+// a poll while anything is on the wire. Idle: nothing is (the I/O thread parks instead of
+// polling); Stop: stop() was called.
+Transport::Impl::Turn Transport::Impl::turn() {
+  loop_turns_.fetch_add(1, std::memory_order_relaxed);
+  std::vector<Submission> batch;
+  bool stop = false;
+  {
+    std::lock_guard lock(mu_);
+    batch.swap(incoming_);
+    stop = stopping_;
+    sleeping_ = false;
+  }
+  const auto now = Clock::now();
+  accept(batch, now);
+  if (stop) return Turn::Stop;
+  if (poked_.exchange(false, std::memory_order_acq_rel)) cancel_requested_streams();
+  step(now);
+  int still_running = 0;
+  curl_multi_perform(multi_, &still_running);
+  drain_done();
+  // What the callbacks just submitted starts now, without a trip through poll. Once per
+  // turn: callbacks that keep submitting (a chain of cache hits, an instant retry of a
+  // refusal) are taken on the next turn, after the timers, the transfers and `stop`.
+  if (!local_.empty()) {
+    std::vector<Submission> mine;
+    mine.swap(local_);
+    accept(mine, Clock::now());
+  }
+  admit(Clock::now());
+  waiting_now_.store(admission_.size(), std::memory_order_relaxed);
+  if (idle()) return Turn::Idle;
+  // Tasks run by accept() may have submitted more: then only look, do not wait.
+  int timeout = local_.empty() ? poll_timeout_ms(Clock::now()) : 0;
+  if (timeout > 0) {
+    // Checked under the lock, so a submitter either sees sleeping_ and wakes the poll, or
+    // its work is seen here and the poll does not wait.
+    std::lock_guard lock(mu_);
+    if (!incoming_.empty() || stopping_) {
+      timeout = 0;
+    } else {
+      sleeping_ = true;
     }
   }
-  shutdown();
+  curl_multi_poll(multi_, nullptr, 0, timeout, nullptr);
+  return Turn::Busy;
 }
 
 // Takes submissions in: tasks and preset errors are run and answered at once, transfers queue
@@ -327,6 +433,14 @@ void Transport::submit(HttpExchange exchange, TransferCallback on_done) {
   std::vector<Submission> one;
   one.push_back(transfer_of(std::move(exchange), std::move(on_done)));
   impl_->submit(std::move(one));
+}
+
+void Transport::lead(HttpExchange exchange, TransferCallback on_done,
+                     const std::function<bool()>& enough) {
+  if (exchange.marks) exchange.marks->submitted = Clock::now();
+  std::vector<Submission> one;
+  one.push_back(transfer_of(std::move(exchange), std::move(on_done)));
+  impl_->lead(std::move(one), enough);
 }
 
 void Transport::submit_batch(std::vector<std::pair<HttpExchange, TransferCallback>> exchanges) {

@@ -1,7 +1,8 @@
 #pragma once
 
-// The transport: one I/O thread owning a libcurl multi handle. Caller threads hand transfers
-// over through a queue and curl_multi_wakeup; only the I/O thread touches curl handles. Made of
+// The transport: one libcurl multi handle, driven by one thread at a time: the transport's I/O
+// thread, or a blocking caller that found it idle (lead()). Other threads hand transfers over
+// through a queue and a wake-up; only the driver touches curl handles. Made of
 // parts with one job each (docs/transport.md, How it is built): driver.hpp names them.
 // Admission bounds transfers on the wire to POOL_MAX_CONNECTIONS; the rest wait at most
 // POOL_ACQUIRE_TIMEOUT. Transient failures are retried with full-jitter backoff within one
@@ -83,9 +84,10 @@ struct TransportStats {
   BufferPoolStats buffers;
   std::uint64_t upload_reads = 0;  ///< read-callback calls sending chunked request bodies
   std::uint64_t body_reads = 0;    ///< write-callback calls (response body pieces received)
-  // The I/O thread's loop (docs/transport.md, Threads).
-  std::uint64_t loop_turns = 0;            ///< turns of the I/O thread's loop
-  std::uint64_t wakeups = 0;               ///< curl_multi_wakeup calls by submitting threads
+  // The loop (docs/transport.md, Threads).
+  std::uint64_t loop_turns = 0;  ///< turns of the loop, by the I/O thread or a leading caller
+  std::uint64_t wakeups = 0;     ///< sleeping drivers woken by submitting threads (the parked
+                                 ///< I/O thread, or curl_multi_wakeup of a poll)
   std::uint64_t easy_handles_created = 0;  ///< curl_easy_init calls (the rest reused a handle)
   std::uint64_t streams_cancelled = 0;
   std::uint64_t cancelled_connections_kept = 0;  ///< cancelled streams drained to their end,
@@ -122,10 +124,10 @@ inline std::string_view find_header(const std::vector<std::pair<std::string, std
   return {};
 }
 
-/// Runs on the I/O thread, exactly once per submitted exchange.
+/// Runs on the driver (the I/O thread or a leading caller), exactly once per submitted exchange.
 using TransferCallback = std::function<void(Result<HttpResult>)>;
 
-/// Thread safety: thread-safe (submit from any thread; callbacks on the I/O thread).
+/// Thread safety: thread-safe (submit from any thread; callbacks on the driver).
 class Transport {
  public:
   static Result<std::unique_ptr<Transport>> create(const Config& config);
@@ -138,12 +140,20 @@ class Transport {
   void stop();
 
   void submit(HttpExchange exchange, TransferCallback on_done);
+  /// For a blocking call: submits like submit(), and when no thread drives the loop (the I/O
+  /// thread is parked: nothing else is on the wire), this thread drives it until `enough()`
+  /// says so (its answer, or its stream's first events, arrived), running curl's callbacks and
+  /// every answer that comes meanwhile, then hands the loop back. A lone blocking request so
+  /// makes no thread hand-off. Returns at once when another thread drives: the answer comes from
+  /// there. `enough` is asked on this thread only. Not from the driver (on_io_thread()).
+  void lead(HttpExchange exchange, TransferCallback on_done, const std::function<bool()>& enough);
   /// Hands several exchanges over at once: they start in the same loop iteration.
   void submit_batch(std::vector<std::pair<HttpExchange, TransferCallback>> exchanges);
-  /// Runs `task` on the I/O thread (at once, if the client is shutting down: on this thread).
+  /// Runs `task` on the driver (at once, if the client is shutting down: on this thread).
   void post(std::function<void()> task);
-  /// Resolves `on_done` with `error` on the I/O thread (keeps "callbacks on the I/O thread").
+  /// Resolves `on_done` with `error` on the driver (keeps "callbacks on the driver").
   void fail(Error error, TransferCallback on_done);
+  /// This thread drives the loop now (a callback run there: blocking calls would deadlock).
   bool on_io_thread() const noexcept;
   /// A consumer thread asked for a stream to be cancelled (its sink's cancel_requested() is now
   /// true): wakes the I/O thread, which on its next loop turn checks every active stream's sink
