@@ -74,11 +74,7 @@ Result<ChatResponse> Client::complete_impl(const ChatRequest& request, Trace* tr
   PreparedChat& prepared = *admitted;
   if (auto hit = cached_chat(prepared)) return std::move(*hit);  // no thread hand-off
   if (auto written = write_body(prepared); !written) return std::move(written).error();
-  BlockingWait<Result<ChatResponse>> wait;
-  // When nothing else is on the wire, this thread drives the transfer itself (no hand-off).
-  const std::function<bool()> answered = [&wait] { return wait.ready(); };
-  send_chat(std::move(prepared), wait.callback(), &answered);
-  return wait.get();
+  return send_chat_blocking(std::move(prepared));
 }
 
 // Tenant key and quota first (with a key registry), then the cache key: a cache hit needs
@@ -125,10 +121,8 @@ std::optional<ChatResponse> Client::cached_chat(const PreparedChat& p) {
 }
 
 // After the cache missed: join an identical request in flight, or send (through the batching
-// queue when it is on). `on_done` runs on the loop's driver, exactly once; with `lead_until` (a
-// blocking call) that may be this thread (Transport::lead).
-void Client::send_chat(PreparedChat p, std::function<void(Result<ChatResponse>)> on_done,
-                       const std::function<bool()>* lead_until) {
+// queue when it is on). `on_done` runs on the loop's driver, exactly once.
+void Client::send_chat(PreparedChat p, std::function<void(Result<ChatResponse>)> on_done) {
   const ChatRequest& request = *p.request;
   if (p.coalesce) {
     // Marked before joining: a joined request may be answered (on the I/O thread) before
@@ -137,32 +131,69 @@ void Client::send_chat(PreparedChat p, std::function<void(Result<ChatResponse>)>
     if (!chat_flights_.lead_or_join(p.key, on_done)) return;
     if (p.trace != nullptr) p.trace->coalesced = false;
   }
-  ChatJob job;
-  job.exchange = chat_exchange(request, std::move(p.body), p.model, false, p.trace);
-  if (p.coalesce) job.identity = p.key;
-  const Protocol protocol = request.protocol;
-  job.on_done = [this, protocol, key = p.key, write = p.write_cache, coalesce = p.coalesce,
-                 tenant = request.api_key, cb = std::move(on_done)](Result<HttpResult> r) mutable {
-    Result<ChatResponse> reply = make_error(ErrorCode::Internal, "out of memory");
-    try {
-      reply = to_chat_response(protocol, std::move(r));
-      if (reply) pipeline_->charge(tenant, reply->usage);  // once per upstream call
-      if (reply && write) {
-        CachedAnswer value;
-        value.chat = *reply;
-        pipeline_->store(key, std::move(value));
-      }
-    } catch (...) {
-      // Whatever failed (out of memory parsing a large body), the callers are answered.
-      reply = exception_error({"glmproxy: reading the chat answer"});
-    }
+  ChatJob job = chat_job(p);
+  job.on_done = [this, protocol = request.protocol, key = p.key, write = p.write_cache,
+                 coalesce = p.coalesce, tenant = request.api_key,
+                 cb = std::move(on_done)](Result<HttpResult> r) mutable {
+    Result<ChatResponse> reply = read_chat_answer(protocol, std::move(r), key, write, tenant);
     if (coalesce) {
       chat_flights_.finish(key, std::move(reply));  // the leader's own cb is among them
     } else {
       cb(std::move(reply));
     }
   };
-  dispatcher_->chat(std::move(job), lead_until);
+  dispatcher_->chat(std::move(job));
+}
+
+// complete()'s send: as send_chat(), but the answer is read on this thread, which, when nothing
+// else is on the wire, also drives the transfer itself (Transport::lead): no hand-off at all,
+// and under load the driver only moves bytes while each caller parses its own answer.
+Result<ChatResponse> Client::send_chat_blocking(PreparedChat p) {
+  const ChatRequest& request = *p.request;
+  BlockingWait<Result<ChatResponse>> joined;
+  if (p.coalesce) {
+    if (p.trace != nullptr) p.trace->coalesced = true;
+    if (!chat_flights_.lead_or_join(p.key, joined.callback())) return joined.get();
+    if (p.trace != nullptr) p.trace->coalesced = false;
+  }
+  ChatJob job = chat_job(p);
+  BlockingWait<Result<HttpResult>> wait;
+  job.on_done = wait.callback();
+  const std::function<bool()> answered = [&wait] { return wait.ready(); };
+  dispatcher_->chat(std::move(job), &answered);
+  Result<ChatResponse> reply =
+      read_chat_answer(request.protocol, wait.get(), p.key, p.write_cache, request.api_key);
+  if (!p.coalesce) return reply;
+  chat_flights_.finish(p.key, std::move(reply));  // this call's own wait is among them
+  return joined.get();
+}
+
+ChatJob Client::chat_job(PreparedChat& p) {
+  ChatJob job;
+  job.exchange = chat_exchange(*p.request, std::move(p.body), p.model, false, p.trace);
+  if (p.coalesce) job.identity = p.key;
+  return job;
+}
+
+// An upstream answer as the caller's reply: parsed, charged to the tenant (once per upstream
+// call) and stored in the cache when the call may write it.
+Result<ChatResponse> Client::read_chat_answer(Protocol protocol, Result<HttpResult> r,
+                                              const CacheKey& key, bool write,
+                                              const std::string& tenant) {
+  Result<ChatResponse> reply = make_error(ErrorCode::Internal, "out of memory");
+  try {
+    reply = to_chat_response(protocol, std::move(r));
+    if (reply) pipeline_->charge(tenant, reply->usage);
+    if (reply && write) {
+      CachedAnswer value;
+      value.chat = *reply;
+      pipeline_->store(key, std::move(value));
+    }
+  } catch (...) {
+    // Whatever failed (out of memory parsing a large body), the callers are answered.
+    reply = exception_error({"glmproxy: reading the chat answer"});
+  }
+  return reply;
 }
 
 HttpExchange Client::chat_exchange(const ChatRequest& request, std::string body,

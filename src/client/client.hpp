@@ -96,8 +96,11 @@ class Client {
   Result<PreparedChat> prepare_chat(const ChatRequest& request, bool stream, Trace* trace);
   static Result<void> write_body(PreparedChat& p);
   std::optional<ChatResponse> cached_chat(const PreparedChat& p);
-  void send_chat(PreparedChat p, ChatCallback on_done,
-                 const std::function<bool()>* lead_until = nullptr);
+  void send_chat(PreparedChat p, ChatCallback on_done);
+  Result<ChatResponse> send_chat_blocking(PreparedChat p);
+  ChatJob chat_job(PreparedChat& p);
+  Result<ChatResponse> read_chat_answer(Protocol protocol, Result<HttpResult> r,
+                                        const CacheKey& key, bool write, const std::string& tenant);
   HttpExchange chat_exchange(const ChatRequest& request, std::string body, const std::string& model,
                              bool stream, Trace* trace);
   // stream_call.cpp

@@ -68,11 +68,12 @@ void Dispatcher::reject(Job job, Error error) {
   }
 }
 
-void Dispatcher::chat(ChatJob job, const std::function<bool()>* lead_until) {
+void Dispatcher::chat(ChatJob job, const std::function<bool()>* lead_until,
+                      const std::function<bool()>* lend) {
   if (!queue_) {
     exchanges_.fetch_add(1, std::memory_order_relaxed);
     if (lead_until != nullptr) {
-      transport_.lead(std::move(job.exchange), std::move(job.on_done), *lead_until);
+      transport_.lead(std::move(job.exchange), std::move(job.on_done), *lead_until, lend);
     } else {
       transport_.submit(std::move(job.exchange), std::move(job.on_done));
     }

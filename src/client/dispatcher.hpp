@@ -63,8 +63,9 @@ class Dispatcher {
 
   /// Sends `job` (through the batching queue when it is on). With `lead_until` and no
   /// batching, the calling thread may drive the transport's loop until `(*lead_until)()` is true
-  /// (Transport::lead): a blocking call.
-  void chat(ChatJob job, const std::function<bool()>* lead_until = nullptr);
+  /// (Transport::lead, which also takes `lend`): a blocking call.
+  void chat(ChatJob job, const std::function<bool()>* lead_until = nullptr,
+            const std::function<bool()>* lend = nullptr);
   void embed(EmbeddingJob job);
   DispatchStats stats() const;
 

@@ -1,10 +1,11 @@
 #pragma once
 
-// A stream's events on their way from the I/O thread (where the SSE body is parsed) to the
-// thread that called stream(), which runs the caller's on_event: a slow consumer holds up only
-// its own stream. Events are copied into slots that are reused (their strings keep their
-// capacity), so a steady stream allocates nothing per event; what waits is bounded by the
-// stream's reply cap (GLMPROXY_MAX_RESPONSE_BYTES), which counts every event's text.
+// A stream's events on their way from the loop's driver (where the SSE body is parsed: the I/O
+// thread, or the consumer itself while it drives the loop) to the thread that called stream(),
+// which runs the caller's on_event: a slow consumer holds up only its own stream. Events are copied
+// into slots that are reused (their strings keep their capacity), so a steady stream allocates
+// nothing per event; what waits is bounded by the stream's reply cap (GLMPROXY_MAX_RESPONSE_BYTES),
+// which counts every event's text.
 
 #include <atomic>
 #include <condition_variable>
@@ -21,7 +22,8 @@
 
 namespace glmproxy::detail {
 
-/// Thread safety: push() and close() on the I/O thread, consume() on one consumer thread.
+/// Thread safety: push(), flush() and close() on the loop's driver, consume() on one consumer
+/// thread; ready() and closed() from any thread.
 class EventChannel {
  public:
   /// How consume() ended early, if it did.
@@ -70,6 +72,12 @@ class EventChannel {
     return ready_ > 0 || result_.has_value();
   }
 
+  /// The exchange was resolved. Any thread.
+  bool closed() {
+    std::lock_guard lock(mu_);
+    return result_.has_value();
+  }
+
   /// The flag the stream's sink reads (BodySink::cancel_requested()).
   const std::atomic<bool>* cancel_flag() const noexcept { return &cancel_; }
 
@@ -77,13 +85,21 @@ class EventChannel {
   /// and returns its result. When `on_event` returns false or throws, the stream is cancelled
   /// (`poke` wakes the transport to act on it at once), later events are dropped, and `*stop`
   /// says which; the result is still waited for, so the stream's slots are free on return.
+  /// Before each wait, `drive` (if set) may carry the exchange on this thread (the consumer
+  /// driving the transport's loop, Transport::lead_again) until there is something to take.
   Result<HttpResult> consume(const std::function<bool(const StreamEvent&)>& on_event,
-                             const std::function<void()>& poke, Stop* stop) {
+                             const std::function<void()>& poke, Stop* stop,
+                             const std::function<void()>& drive = nullptr) {
     *stop = Stop::None;
     for (;;) {
       std::size_t n = 0;
       {
         std::unique_lock lock(mu_);
+        if (drive && ready_ == 0 && !result_.has_value()) {
+          lock.unlock();
+          drive();
+          lock.lock();
+        }
         consumer_waiting_ = true;
         cv_.wait(lock, [this] { return ready_ > 0 || result_.has_value(); });
         consumer_waiting_ = false;

@@ -90,13 +90,16 @@ Result<ChatResponse> Client::stream_impl(const ChatRequest& request,
   job.group = "c|" + ex.url;  // streams are never merged or deduplicated
   job.exchange = std::move(ex);
   job.on_done = [channel](Result<HttpResult> r) { channel->close(std::move(r)); };
-  // When nothing else is on the wire, this thread drives the transfer until its first events
-  // (or its answer) are in, so the first token makes no hand-off; the I/O thread takes the rest.
-  const std::function<bool()> first_events = [ch = channel.get()] { return ch->ready(); };
-  dispatcher_->chat(std::move(job), &first_events);
+  // When nothing else is on the wire, this thread drives the transfer until events (or the
+  // answer) are in, runs on_event with the loop lent, and drives again: no hand-off while the
+  // stream is alone. Anything submitted meanwhile wakes the I/O thread, which then drives it all.
+  const std::function<bool()> events = [ch = channel.get()] { return ch->ready(); };
+  const std::function<bool()> unanswered = [ch = channel.get()] { return !ch->closed(); };
+  dispatcher_->chat(std::move(job), &events, &unanswered);
   EventChannel::Stop stop = EventChannel::Stop::None;
   Result<HttpResult> r = channel->consume(
-      callback, [this] { transport_->poke(); }, &stop);
+      callback, [this] { transport_->poke(); }, &stop,
+      [&] { transport_->lead_again(events, &unanswered); });
   if (stop == EventChannel::Stop::Threw) {
     return make_error(ErrorCode::Internal, "the stream's on_event callback threw");
   }

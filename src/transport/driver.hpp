@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <random>
 #include <string>
@@ -55,8 +56,12 @@ class Transport::Impl final : private StreamReceiver {
   /// Hands work to the I/O thread together (transfers start in the same loop iteration).
   void submit(std::vector<Submission> work);
   /// Submits `work`; when nobody drives the loop, drives it on this thread until `enough()` (or
-  /// until nothing is left on the wire), then hands it back. Not from the driver.
-  void lead(std::vector<Submission> work, const std::function<bool()>& enough);
+  /// until nothing is left on the wire), then hands it back (lent when `*lend` says so and
+  /// nothing else is left). Not from the driver.
+  void lead(std::vector<Submission> work, const std::function<bool()>& enough,
+            const std::function<bool()>* lend);
+  /// Drives the loop as lead() does if nobody drives it; false (at once) if somebody does.
+  bool lead_again(const std::function<bool()>& enough, const std::function<bool()>* lend);
   void poke() noexcept;
   /// This thread drives the loop now (the I/O thread in a turn, or a leading caller).
   bool on_io_thread() const noexcept {
@@ -78,7 +83,9 @@ class Transport::Impl final : private StreamReceiver {
   void run();
   Turn turn();
   bool idle() const noexcept;
-  void hand_back();
+  void drive(const std::function<bool()>& enough, const std::function<bool()>* lend);
+  void hand_back(bool lent);
+  void take_over(Clock::time_point now);
   void accept(std::vector<Submission>& work, Clock::time_point now);
   void answer_shutting_down(std::vector<Submission>& work);
   void shutdown();
@@ -129,6 +136,7 @@ class Transport::Impl final : private StreamReceiver {
   std::atomic<bool> poked_{false};    // a consumer asked for a stream to be cancelled
 
   // Driver only.
+  std::optional<Clock::time_point> lent_at_;  // the loop was lent to a stream's consumer
   AdmissionQueue admission_;
   std::priority_queue<TransferPtr, std::vector<TransferPtr>, RetryLater> delayed_;  // Backoff
   std::vector<Transfer*> active_;  // owned while on the wire (OnWire, ReadingOut)

@@ -169,7 +169,8 @@ void Transport::Impl::submit(std::vector<Submission> work) {
   if (poll_wake) curl_multi_wakeup(multi_);
 }
 
-void Transport::Impl::lead(std::vector<Submission> work, const std::function<bool()>& enough) {
+void Transport::Impl::lead(std::vector<Submission> work, const std::function<bool()>& enough,
+                           const std::function<bool()>* lend) {
   bool leading = false, poll_wake = false;
   {
     std::lock_guard lock(mu_);
@@ -195,7 +196,25 @@ void Transport::Impl::lead(std::vector<Submission> work, const std::function<boo
     }
     return;
   }
+  drive(enough, lend);
+}
+
+bool Transport::Impl::lead_again(const std::function<bool()>& enough,
+                                 const std::function<bool()>* lend) {
+  {
+    std::lock_guard lock(mu_);
+    if (driven_ || stopping_) return false;
+    driven_ = true;
+  }
+  drive(enough, lend);
+  return true;
+}
+
+// This thread took the loop (lead(), lead_again()): turns until `enough()`, then hands it back.
+void Transport::Impl::drive(const std::function<bool()>& enough,
+                            const std::function<bool()>* lend) {
   driver_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+  take_over(Clock::now());
   // The turns this thread drives carry out everything on the wire, not only its own request;
   // an exception (out of memory) ends its lead, and the I/O thread takes over.
   try {
@@ -204,23 +223,45 @@ void Transport::Impl::lead(std::vector<Submission> work, const std::function<boo
     }
   } catch (...) {
   }
-  hand_back();
+  // Lent: the caller's own stream is all that is on the wire, and the caller will drive it again
+  // after its on_event (lead_again()); nobody is woken meanwhile.
+  bool lent = false;
+  try {
+    lent = lend != nullptr && (*lend)() && in_flight_ + reading_out_ <= 1 && admission_.empty() &&
+           delayed_.empty() && local_.empty();
+  } catch (...) {
+  }
+  hand_back(lent);
 }
 
 // A leading caller is done: the loop is undriven again. Work left on it (other requests that
-// arrived meanwhile, a stream still on the wire, read-outs) wakes the I/O thread to take over.
-void Transport::Impl::hand_back() {
+// arrived meanwhile, a stream still on the wire, read-outs) wakes the I/O thread to take over,
+// unless the loop is lent (the only thing left is the caller's own stream, which it goes on
+// driving after its on_event); then a submission wakes the I/O thread as usual.
+void Transport::Impl::hand_back(bool lent) {
   const bool left = !idle();
+  if (lent) lent_at_ = Clock::now();
   driver_.store(std::thread::id{}, std::memory_order_relaxed);
   bool wake = false;
   {
     std::lock_guard lock(mu_);
     driven_ = false;
     sleeping_ = false;
-    pending_ = left || !incoming_.empty() || stopping_;
+    pending_ = (left && !lent) || !incoming_.empty() || stopping_;
     wake = pending_;
   }
   if (wake) park_cv_.notify_one();
+}
+
+// A thread took the loop. If it was lent, nobody read the streams on the wire meanwhile: their
+// idle time restarts now (GLMPROXY_STREAM_IDLE_TIMEOUT_MS counts the upstream's silence, not the
+// time a consumer spent in its on_event).
+void Transport::Impl::take_over(Clock::time_point now) {
+  if (!lent_at_) return;
+  lent_at_.reset();
+  for (Transfer* t : active_) {
+    if (t->ex.sink) t->last_rx = std::max(t->last_rx, now);
+  }
 }
 
 // Nothing on the wire, waiting, backing off or submitted by a callback.
@@ -265,6 +306,7 @@ void Transport::Impl::run() {
       pending_ = false;
     }
     driver_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    take_over(Clock::now());
     Turn t = Turn::Busy;
     while (t == Turn::Busy) {
       // An exception (out of memory) must not end the thread, which would leave every request
@@ -436,11 +478,15 @@ void Transport::submit(HttpExchange exchange, TransferCallback on_done) {
 }
 
 void Transport::lead(HttpExchange exchange, TransferCallback on_done,
-                     const std::function<bool()>& enough) {
+                     const std::function<bool()>& enough, const std::function<bool()>* lend) {
   if (exchange.marks) exchange.marks->submitted = Clock::now();
   std::vector<Submission> one;
   one.push_back(transfer_of(std::move(exchange), std::move(on_done)));
-  impl_->lead(std::move(one), enough);
+  impl_->lead(std::move(one), enough, lend);
+}
+
+bool Transport::lead_again(const std::function<bool()>& enough, const std::function<bool()>* lend) {
+  return impl_->lead_again(enough, lend);
 }
 
 void Transport::submit_batch(std::vector<std::pair<HttpExchange, TransferCallback>> exchanges) {

@@ -146,7 +146,16 @@ class Transport {
   /// every answer that comes meanwhile, then hands the loop back. A lone blocking request so
   /// makes no thread hand-off. Returns at once when another thread drives: the answer comes from
   /// there. `enough` is asked on this thread only. Not from the driver (on_io_thread()).
-  void lead(HttpExchange exchange, TransferCallback on_done, const std::function<bool()>& enough);
+  ///
+  /// With `lend` (a stream's consumer): if `(*lend)()` is true when it stops and the caller's
+  /// own stream is all that is left on the wire, the loop is lent rather than handed to the I/O
+  /// thread: the caller runs its on_event, then drives again with lead_again(). While lent, any
+  /// submission wakes the I/O thread, which then drives everything, that stream included.
+  void lead(HttpExchange exchange, TransferCallback on_done, const std::function<bool()>& enough,
+            const std::function<bool()>* lend = nullptr);
+  /// Drives the loop as lead() does if nobody drives it (a consumer whose stream was lent, or
+  /// whose driver has finished); false at once if another thread drives it.
+  bool lead_again(const std::function<bool()>& enough, const std::function<bool()>* lend);
   /// Hands several exchanges over at once: they start in the same loop iteration.
   void submit_batch(std::vector<std::pair<HttpExchange, TransferCallback>> exchanges);
   /// Runs `task` on the driver (at once, if the client is shutting down: on this thread).
