@@ -39,6 +39,9 @@ class CallbackPool {
 
   /// True on one of this pool's own threads.
   bool on_own_thread() const noexcept;
+  /// The tasks run on this pool's own threads (no application executor): they may use the
+  /// client, which outlives them (stop() runs every queued task before the client goes).
+  bool owns_threads() const noexcept { return !executor_; }
 
  private:
   CallbackPool() = default;

@@ -135,12 +135,23 @@ void Client::send_chat(PreparedChat p, std::function<void(Result<ChatResponse>)>
   job.on_done = [this, protocol = request.protocol, key = p.key, write = p.write_cache,
                  coalesce = p.coalesce, tenant = request.api_key,
                  cb = std::move(on_done)](Result<HttpResult> r) mutable {
-    Result<ChatResponse> reply = read_chat_answer(protocol, std::move(r), key, write, tenant);
-    if (coalesce) {
-      chat_flights_.finish(key, std::move(reply));  // the leader's own cb is among them
-    } else {
-      cb(std::move(reply));
-    }
+    auto read = [this, protocol, key, write, coalesce, tenant](Result<HttpResult>& answer,
+                                                               ChatCallback& done) {
+      Result<ChatResponse> reply =
+          read_chat_answer(protocol, std::move(answer), key, write, tenant);
+      if (coalesce) {
+        chat_flights_.finish(key, std::move(reply));  // the leader's own cb is among them
+      } else if (callbacks_->on_own_thread()) {
+        answer_on_executor(done, std::move(reply));
+      } else {
+        done(std::move(reply));
+      }
+    };
+    if (!callbacks_->owns_threads()) return read(r, cb);
+    // The client's own callback threads parse the answer and run the callback there: the
+    // driver only moves bytes. (An application's executor may run a task after the client is
+    // gone, so with one the answer is read here and only the callback goes to it.)
+    callbacks_->post([read, r = std::move(r), cb = std::move(cb)]() mutable { read(r, cb); });
   };
   dispatcher_->chat(std::move(job));
 }

@@ -68,9 +68,31 @@ std::uint64_t Client::key_file_writes() const noexcept {
 
 // Runs a complete_async() callback on the callback executor (the client's pool, or the
 // application's), never on the I/O thread nor the caller's stack.
+namespace {
+// Set while a callback pool thread reads an upstream answer for one complete_async() call
+// (Client::send_chat): its callback is then run right there instead of being posted again.
+thread_local bool tls_reading_answer = false;
+}  // namespace
+
 void Client::post_callback(std::function<void(Result<ChatResponse>)> on_done,
                            Result<ChatResponse> r) {
+  if (tls_reading_answer) {
+    // Already on the executor, in the task that read this answer (not the caller's stack).
+    tls_reading_answer = false;
+    on_done(std::move(r));
+    return;
+  }
   callbacks_->post([cb = std::move(on_done), r = std::move(r)]() mutable { cb(std::move(r)); });
+}
+
+void Client::answer_on_executor(std::function<void(Result<ChatResponse>)>& on_done,
+                                Result<ChatResponse> r) {
+  tls_reading_answer = true;
+  try {
+    on_done(std::move(r));
+  } catch (...) {
+  }
+  tls_reading_answer = false;
 }
 
 void Client::fail_async(Error error, std::function<void(Result<ChatResponse>)> on_done) {

@@ -85,6 +85,9 @@ class Client {
   };
 
   void post_callback(ChatCallback on_done, Result<ChatResponse> r);
+  /// On a callback pool thread: runs `on_done` (complete_async()'s chain, which ends in
+  /// post_callback()) with the user's callback run here rather than posted again.
+  static void answer_on_executor(ChatCallback& on_done, Result<ChatResponse> r);
   MetricsSnapshot metrics(const TransportStats& t) const;
   void log(LogLevel level, const std::string& message) const;
   static Error called_from_callback(std::string_view what);
