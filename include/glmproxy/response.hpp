@@ -72,8 +72,8 @@ struct ChatResponse {
 
 /// One piece of a streamed reply, handed to ProxyClient::stream()'s callback as it arrives.
 /// Both protocols give the same events: OpenAI `choices[].delta` chunks and Anthropic
-/// `content_block_delta` / `message_delta` events become Text, Reasoning and ToolCall deltas,
-/// then Finish, Usage and Done.
+/// `content_block_delta` / `message_delta` events become Text, Reasoning and ToolCall deltas
+/// (OpenAI also Refusal deltas, Z.AI a WebSearch event), then Finish, Usage and Done.
 ///
 /// Thread safety: thread-compatible. The callback gets a reference that is valid until it
 /// returns; the strings are reused for the next event (copy what you keep).
