@@ -36,11 +36,15 @@ int main(int argc, char** argv) {
 
   using Type = glmproxy::StreamEvent::Type;
   Type last = Type::Done;
-  // Runs on the client's I/O thread, once per delta: print and return at once.
+  // Runs on this thread (the one that called stream()), once per delta.
   auto on_event = [&last](const glmproxy::StreamEvent& e) {
-    if (e.type == Type::Reasoning || e.type == Type::Text) {
-      if (e.type != last)
-        std::fputs(e.type == Type::Reasoning ? "thinking: " : "\nreply: ", stdout);
+    if (e.type == Type::Reasoning || e.type == Type::Text || e.type == Type::Refusal) {
+      if (e.type != last) {
+        std::fputs(e.type == Type::Reasoning ? "thinking: "
+                   : e.type == Type::Text    ? "\nreply: "
+                                             : "\nrefused: ",
+                   stdout);
+      }
       std::fwrite(e.text.data(), 1, e.text.size(), stdout);
       std::fflush(stdout);
       last = e.type;

@@ -65,8 +65,12 @@ struct GLMPROXY_API MetricsSnapshot {
   struct Requests {
     std::uint64_t total = 0, ok = 0, cache_hits = 0, errors = 0;
     std::uint64_t prompt_tokens = 0, completion_tokens = 0;  ///< as the upstream reported them
-    std::map<std::string, std::uint64_t> errors_by_code;     ///< to_string(ErrorCode) -> count,
-                                                             ///< codes seen only
+    /// Parts of those: prompt tokens read from / written to the provider's prompt cache
+    /// (Usage::cached_prompt_tokens, Usage::cache_creation_input_tokens), completion tokens
+    /// spent thinking (Usage::reasoning_tokens).
+    std::uint64_t cached_prompt_tokens = 0, cache_creation_tokens = 0, reasoning_tokens = 0;
+    std::map<std::string, std::uint64_t> errors_by_code;  ///< to_string(ErrorCode) -> count,
+                                                          ///< codes seen only
   } requests;
 
   /// The connection pool (POOL_MAX_CONNECTIONS), as the I/O thread last saw it.

@@ -14,8 +14,33 @@ struct ToolCall {
   std::string id, name, arguments_json;
 };
 
+/// Token counts as the upstream reported them, the same meaning for both protocols.
+///
+/// Every count is made safe on parsing: a negative one becomes 0, one above INT64_MAX is held
+/// there; a part is never more than its whole (cached_prompt_tokens <= prompt_tokens,
+/// reasoning_tokens <= completion_tokens: a larger one is cut to the whole).
+///
+/// prompt_tokens counts every prompt token, cached or not. OpenAI / Z.AI `prompt_tokens` already
+/// does; Anthropic's `input_tokens` counts only the tokens after the last cache breakpoint, so
+/// for Anthropic prompt_tokens = input_tokens + cache_creation_input_tokens +
+/// cache_read_input_tokens. total_tokens is the upstream's total_tokens when it sent one, else
+/// prompt_tokens + completion_tokens. See docs/tenants.md for what quotas and metrics count.
+///
+/// Thread safety: thread-compatible (a plain value).
 struct Usage {
   std::int64_t prompt_tokens = 0, completion_tokens = 0, total_tokens = 0;
+  /// Prompt tokens served from the provider's prompt cache: OpenAI / Z.AI
+  /// `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`.
+  std::int64_t cached_prompt_tokens = 0;
+  /// Of completion_tokens, those spent thinking: OpenAI
+  /// `completion_tokens_details.reasoning_tokens` (0 when the upstream does not say; Anthropic
+  /// reports none separately, its output_tokens include the thinking).
+  std::int64_t reasoning_tokens = 0;
+  /// Anthropic `cache_read_input_tokens` (also in cached_prompt_tokens and prompt_tokens).
+  std::int64_t cache_read_input_tokens = 0;
+  /// Anthropic `cache_creation_input_tokens`: prompt tokens written to the cache by this
+  /// request (also in prompt_tokens).
+  std::int64_t cache_creation_input_tokens = 0;
 };
 
 /// A parsed chat reply, the same shape for both protocols.
@@ -31,12 +56,24 @@ struct ChatResponse {
   bool from_cache = false;
   std::string raw_json;  ///< the upstream body as received
   int attempts = 0;      ///< upstream attempts this answer took (1 = no retry)
+  /// OpenAI `message.refusal` (streamed: the `delta.refusal` pieces): the model declined, and
+  /// this is its explanation; `content` is usually empty then. Anthropic sends no refusal text:
+  /// its refusals show as finish_reason "refusal".
+  std::string refusal;
+  /// Z.AI's own `request_id` of the reply body (not the X-Request-ID header); "" when absent.
+  std::string request_id;
+  /// OpenAI / Z.AI `created`: Unix time in seconds the upstream gave the reply; 0 when absent.
+  std::int64_t created = 0;
+  /// Z.AI `web_search`: the search results of a web_search tool call, the JSON array as
+  /// received (minified), "" when the reply had none. Streamed: the arrays of every chunk that
+  /// carried one, joined into one array.
+  std::string web_search_json;
 };
 
 /// One piece of a streamed reply, handed to ProxyClient::stream()'s callback as it arrives.
 /// Both protocols give the same events: OpenAI `choices[].delta` chunks and Anthropic
-/// `content_block_delta` / `message_delta` events become Text, Reasoning and ToolCall deltas,
-/// then Finish, Usage and Done.
+/// `content_block_delta` / `message_delta` events become Text, Reasoning and ToolCall deltas
+/// (OpenAI also Refusal deltas, Z.AI a WebSearch event), then Finish, Usage and Done.
 ///
 /// Thread safety: thread-compatible. The callback gets a reference that is valid until it
 /// returns; the strings are reused for the next event (copy what you keep).
@@ -47,9 +84,13 @@ struct StreamEvent {
     ToolCall,   ///< a tool-call fragment: `tool_index`, `tool_call_id` and `tool_name` (on
                 ///< the call's first fragment), `text` = the next piece of its JSON arguments
     Finish,     ///< `text`: the finish reason as the upstream said it ("stop", "end_turn", ...)
-    Usage,      ///< `usage`: token counts (OpenAI: the include_usage chunk; Anthropic: the
-                ///< input tokens of message_start plus the output tokens of message_delta)
+    Usage,      ///< `usage`: token counts, cached / reasoning / cache-write details included
+                ///< (OpenAI: the include_usage chunk; Anthropic: the input and cache counts of
+                ///< message_start, updated by those of message_delta)
     Done,       ///< the stream ended properly (OpenAI `[DONE]`, Anthropic `message_stop`)
+    Refusal,    ///< `text`: the next piece of an OpenAI `delta.refusal` (the model declined)
+    WebSearch,  ///< `text`: a Z.AI chunk's `web_search` array of search results, as raw JSON
+                ///< (minified), once per chunk that carries one (usually the first)
   };
   Type type = Type::Text;
   std::string text;
@@ -59,7 +100,7 @@ struct StreamEvent {
 };
 
 /// The name of a StreamEvent::Type ("text", "reasoning", "tool_call", "finish", "usage",
-/// "done").
+/// "done", "refusal", "web_search").
 GLMPROXY_API std::string_view to_string(StreamEvent::Type type) noexcept;
 
 /// The answer to ProxyClient::embed().

@@ -12,13 +12,23 @@ namespace {
 
 using simdjson::ondemand::json_type;
 
-std::int64_t count_text(simdjson::ondemand::value value) {
+// The reply-shape markers a prompt text may carry.
+void note_markers(std::string_view text, RequestInfo& info) {
+  if (text.find("[mock:") == std::string_view::npos) return;
+  info.usage_details = info.usage_details || text.find("[mock:usage_details]") != text.npos;
+  info.refusal = info.refusal || text.find("[mock:refusal]") != text.npos;
+  info.web_search = info.web_search || text.find("[mock:web_search]") != text.npos;
+}
+
+std::int64_t count_text(simdjson::ondemand::value value, RequestInfo& info) {
   // A message's content is a string or an array of blocks with "text".
   json_type type;
   if (value.type().get(type)) return 0;
   if (type == json_type::string) {
     std::string_view s;
-    return value.get_string().get(s) ? 0 : static_cast<std::int64_t>(s.size());
+    if (value.get_string().get(s)) return 0;
+    note_markers(s, info);
+    return static_cast<std::int64_t>(s.size());
   }
   std::int64_t total = 0;
   if (type == json_type::array) {
@@ -27,6 +37,7 @@ std::int64_t count_text(simdjson::ondemand::value value) {
       if (element.get_object().get(block)) continue;
       std::string_view text;
       if (!block.find_field_unordered("text").get_string().get(text)) {
+        note_markers(text, info);
         total += static_cast<std::int64_t>(text.size());
       }
     }
@@ -89,10 +100,25 @@ std::string sse(std::string_view event, std::string_view data) {
 struct Usage {
   std::int64_t prompt;
   std::int64_t completion;
+  bool details = false;  // send the cached / reasoning / cache counts (derived below)
+  std::int64_t cached() const { return prompt / 2; }  // OpenAI cached / Anthropic cache read
+  std::int64_t cache_creation() const { return prompt / 4; }  // Anthropic only
+  std::int64_t reasoning() const { return completion / 2; }
 };
 
+// What a refusing mock says (OpenAI message.refusal / delta.refusal).
+constexpr std::string_view kRefusalText = "I'm sorry, but I can't help with that request.";
+
+// Z.AI web_search results (docs.z.ai/api-reference/llm/chat-completion: icon, title, link,
+// media, publish_date, content, refer).
+constexpr std::string_view kWebSearchJson =
+    R"([{"icon":"https://mock.example/icon.png","title":"Mock search result",)"
+    R"("link":"https://mock.example/result","media":"Mock","publish_date":"2026-01-01",)"
+    R"("content":"What the mock found.","refer":"ref_1"}])";
+
 Usage usage_for(const RequestInfo& info, const MockOptions& options, const Fault* fault) {
-  Usage u{std::max<std::int64_t>(1, (info.prompt_chars + 3) / 4), words(options.reply_text)};
+  Usage u{std::max<std::int64_t>(1, (info.prompt_chars + 3) / 4), words(options.reply_text),
+          info.usage_details};
   if (fault != nullptr && fault->prompt_tokens) u.prompt = *fault->prompt_tokens;
   if (fault != nullptr && fault->completion_tokens) u.completion = *fault->completion_tokens;
   return u;
@@ -107,7 +133,36 @@ void append_openai_usage(std::string& out, Usage u) {
   append_int(out, u.completion);
   out += R"(,"total_tokens":)";
   append_int(out, u.prompt + u.completion);
+  if (u.details) {
+    out += R"(,"prompt_tokens_details":{"cached_tokens":)";
+    append_int(out, u.cached());
+    out += R"(},"completion_tokens_details":{"reasoning_tokens":)";
+    append_int(out, u.reasoning());
+    out += '}';
+  }
   out += '}';
+}
+
+// Anthropic's usage members after "usage":{ — input_tokens without the cached part.
+void append_anthropic_input(std::string& out, Usage u);
+
+std::string anthropic_input(Usage u) {
+  std::string out;
+  append_anthropic_input(out, u);
+  return out;
+}
+
+void append_anthropic_input(std::string& out, Usage u) {
+  out += R"("input_tokens":)";
+  if (!u.details) {
+    append_int(out, u.prompt);
+    return;
+  }
+  append_int(out, u.prompt - u.cached() - u.cache_creation());
+  out += R"(,"cache_creation_input_tokens":)";
+  append_int(out, u.cache_creation());
+  out += R"(,"cache_read_input_tokens":)";
+  append_int(out, u.cached());
 }
 
 Planned plan_chat(const RequestInfo& info, const MockOptions& options, const Fault* fault,
@@ -115,7 +170,9 @@ Planned plan_chat(const RequestInfo& info, const MockOptions& options, const Fau
   Planned p;
   const Usage usage = usage_for(info, options, fault);
   const bool think = !options.reasoning_text.empty() && !info.thinking_disabled;
-  std::string head = R"({"id":"chatcmpl-mock-)" + std::to_string(counter) + R"(","object":)";
+  const bool refuse = info.refusal;
+  std::string head = R"({"id":"chatcmpl-mock-)" + std::to_string(counter) +
+                     R"(","request_id":"req-mock-)" + std::to_string(counter) + R"(","object":)";
   std::string tail = R"(,"created":)" + std::to_string(unix_now()) + R"(,"model":)";
   append_json_string(tail, info.model);
   if (!info.stream) {
@@ -126,13 +183,22 @@ Planned plan_chat(const RequestInfo& info, const MockOptions& options, const Fau
     b += R"("chat.completion")";
     b += tail;
     b += R"(,"choices":[{"index":0,"message":{"role":"assistant","content":)";
-    append_json_string(b, options.reply_text);
+    if (refuse) {
+      b += R"(null,"refusal":)";
+      append_json_string(b, kRefusalText);
+    } else {
+      append_json_string(b, options.reply_text);
+    }
     if (think) {
       b += R"(,"reasoning_content":)";
       append_json_string(b, options.reasoning_text);
     }
     b += R"(},"finish_reason":"stop"}],)";
     append_openai_usage(b, usage);
+    if (info.web_search) {
+      b += R"(,"web_search":)";
+      b += kWebSearchJson;
+    }
     b += '}';
     return p;
   }
@@ -148,15 +214,19 @@ Planned plan_chat(const RequestInfo& info, const MockOptions& options, const Fau
     d += R"(},"finish_reason":null}]})";
     p.events.push_back(sse(d));
   };
+  // Z.AI sends the web_search results in the first chunk.
   p.events.push_back(sse(
-      prefix + R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})"));
+      prefix + R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}])" +
+      (info.web_search ? std::string(R"(,"web_search":)") + std::string(kWebSearchJson) : "") +
+      "}"));
   if (think) {
     for (std::string_view piece : cut(options.reasoning_text, options.stream_chunks)) {
       delta("reasoning_content", piece);
     }
   }
-  for (std::string_view piece : cut(options.reply_text, options.stream_chunks)) {
-    delta("content", piece);
+  for (std::string_view piece :
+       cut(refuse ? kRefusalText : std::string_view(options.reply_text), options.stream_chunks)) {
+    delta(refuse ? "refusal" : "content", piece);
   }
   p.events.push_back(sse(prefix + R"({"index":0,"delta":{},"finish_reason":"stop"}]})"));
   if (info.include_usage) {
@@ -187,10 +257,18 @@ Planned plan_messages(const RequestInfo& info, const MockOptions& options, const
       append_json_string(b, options.reasoning_text);
       b += R"(,"signature":"mock"},)";
     }
-    b += R"({"type":"text","text":)";
-    append_json_string(b, options.reply_text);
-    b += R"(}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":)";
-    append_int(b, usage.prompt);
+    // A refusal (stop_reason "refusal") comes without the reply text.
+    if (info.refusal) {
+      if (b.back() == ',') b.pop_back();
+    } else {
+      b += R"({"type":"text","text":)";
+      append_json_string(b, options.reply_text);
+      b += '}';
+    }
+    b += R"(],"stop_reason":)";
+    b += info.refusal ? R"("refusal")" : R"("end_turn")";
+    b += R"(,"stop_sequence":null,"usage":{)";
+    append_anthropic_input(b, usage);
     b += R"(,"output_tokens":)";
     append_int(b, usage.completion);
     b += "}}";
@@ -203,8 +281,8 @@ Planned plan_messages(const RequestInfo& info, const MockOptions& options, const
       sse("message_start", R"({"type":"message_start","message":{"id":")" + id +
                                R"(","type":"message","role":"assistant","model":)" + model +
                                R"(,"content":[],"stop_reason":null,"stop_sequence":null,)"
-                               R"("usage":{"input_tokens":)" +
-                               std::to_string(usage.prompt) + R"(,"output_tokens":1}}})"));
+                               R"("usage":{)" +
+                               anthropic_input(usage) + R"(,"output_tokens":1}}})"));
   int index = 0;
   auto block = [&](std::string_view type, std::string_view delta_type, std::string_view field,
                    std::string_view text) {
@@ -226,10 +304,11 @@ Planned plan_messages(const RequestInfo& info, const MockOptions& options, const
     ++index;
   };
   if (think) block("thinking", "thinking_delta", "thinking", options.reasoning_text);
-  block("text", "text_delta", "text", options.reply_text);
+  if (!info.refusal) block("text", "text_delta", "text", options.reply_text);
   p.events.push_back(
-      sse("message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn",)"
-                           R"("stop_sequence":null},"usage":{"output_tokens":)" +
+      sse("message_delta", std::string(R"({"type":"message_delta","delta":{"stop_reason":)") +
+                               (info.refusal ? R"("refusal")" : R"("end_turn")") +
+                               R"(,"stop_sequence":null},"usage":{"output_tokens":)" +
                                std::to_string(usage.completion) + "}}"));
   p.events.push_back(sse("message_stop", R"({"type":"message_stop"})"));
   return p;
@@ -375,11 +454,11 @@ std::string parse_request(std::string& body, RequestInfo& info) {
         if (m.get_object().get(message)) return "each message must be an object";
         simdjson::ondemand::value content;
         if (!message.find_field_unordered("content").get(content)) {
-          info.prompt_chars += count_text(content);
+          info.prompt_chars += count_text(content, info);
         }
       }
     } else if (key == "system") {
-      info.prompt_chars += count_text(value);
+      info.prompt_chars += count_text(value, info);
     } else if (key == "input") {
       json_type type;
       if (value.type().get(type)) return "\"input\" is not valid JSON";

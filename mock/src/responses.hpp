@@ -22,6 +22,10 @@ struct RequestInfo {
   bool stream = false;
   bool include_usage = false;  ///< OpenAI stream_options.include_usage
   bool thinking_disabled = false;
+  // Markers in a message's text ask for reply shapes of issue 16 (docs/mock-upstream.md):
+  bool usage_details = false;  ///< "[mock:usage_details]": cached / reasoning / cache counts
+  bool refusal = false;        ///< "[mock:refusal]": a refusal instead of the reply text
+  bool web_search = false;     ///< "[mock:web_search]": Z.AI web_search results (OpenAI API)
   std::int64_t prompt_chars = 0;
   std::vector<std::string> embedding_inputs;
 };

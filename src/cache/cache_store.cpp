@@ -6,7 +6,8 @@ namespace {
 
 std::size_t chat_bytes(const ChatResponse& r) noexcept {
   std::size_t n = sizeof(ChatResponse) + r.id.size() + r.model.size() + r.content.size() +
-                  r.finish_reason.size() + r.reasoning_content.size() + r.raw_json.size();
+                  r.finish_reason.size() + r.reasoning_content.size() + r.raw_json.size() +
+                  r.refusal.size() + r.request_id.size() + r.web_search_json.size();
   for (const ToolCall& t : r.tool_calls) {
     n += sizeof(ToolCall) + t.id.size() + t.name.size() + t.arguments_json.size();
   }

@@ -66,7 +66,7 @@ void CallPipeline::store(const CacheKey& key, CachedAnswer answer) {
 }
 
 void CallPipeline::charge(const std::string& tenant, const Usage& usage) {
-  metrics_.tokens(usage.prompt_tokens, usage.completion_tokens);
+  metrics_.tokens(usage);
   if (tenants_) tenants_->record_usage(tenant, usage.total_tokens);
 }
 

@@ -108,13 +108,16 @@ void Metrics::request_done(Api api, Outcome outcome, const Error* error,
   recent_.record(now(), latency, error != nullptr, outcome == Outcome::CacheHit);
 }
 
-void Metrics::tokens(std::int64_t prompt, std::int64_t completion) noexcept {
+void Metrics::tokens(const Usage& usage) noexcept {
   if (!enabled_) return;
-  if (prompt > 0)
-    prompt_tokens_.fetch_add(static_cast<std::uint64_t>(prompt), std::memory_order_relaxed);
-  if (completion > 0) {
-    completion_tokens_.fetch_add(static_cast<std::uint64_t>(completion), std::memory_order_relaxed);
-  }
+  const auto add = [](std::atomic<std::uint64_t>& counter, std::int64_t n) {
+    if (n > 0) counter.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+  };
+  add(prompt_tokens_, usage.prompt_tokens);
+  add(completion_tokens_, usage.completion_tokens);
+  add(cached_prompt_tokens_, usage.cached_prompt_tokens);
+  add(cache_creation_tokens_, usage.cache_creation_input_tokens);
+  add(reasoning_tokens_, usage.reasoning_tokens);
 }
 
 void Metrics::time_to_first_token(std::chrono::microseconds d) noexcept {
@@ -134,6 +137,9 @@ void Metrics::fill(MetricsSnapshot& m) const {
   r.total = r.ok + r.cache_hits + r.errors;
   r.prompt_tokens = prompt_tokens();
   r.completion_tokens = completion_tokens();
+  r.cached_prompt_tokens = cached_prompt_tokens();
+  r.cache_creation_tokens = cache_creation_tokens();
+  r.reasoning_tokens = reasoning_tokens();
   for (ErrorCode code : kErrorCodes) {
     if (const std::uint64_t n = errors(code); n > 0)
       r.errors_by_code[std::string(to_string(code))] = n;
@@ -171,6 +177,16 @@ std::string Metrics::prometheus_text(const MetricsSnapshot& m,
            static_cast<double>(prompt_tokens_.load(std::memory_order_relaxed)));
   w.sample("tokens_total", "kind=\"completion\"",
            static_cast<double>(completion_tokens_.load(std::memory_order_relaxed)));
+  // Parts of the prompt and completion counts above, so families of their own (a sum over
+  // tokens_total's kinds stays the tokens billed).
+  w.counter("cached_prompt_tokens_total",
+            "Of the prompt tokens, those read from the provider's prompt cache.",
+            cached_prompt_tokens());
+  w.counter("cache_creation_tokens_total",
+            "Of the prompt tokens, those written to the provider's prompt cache (Anthropic).",
+            cache_creation_tokens());
+  w.counter("reasoning_tokens_total", "Of the completion tokens, those spent thinking.",
+            reasoning_tokens());
   w.counter("upstream_calls_total", "Calls handed to the transport (each may take retries).",
             m.upstream_requests);
   w.counter("cache_hits_total", "Answers served from the response cache.", m.cache.hits);

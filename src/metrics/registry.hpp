@@ -13,6 +13,7 @@
 #include "core/histogram.hpp"
 #include "glmproxy/error.hpp"
 #include "glmproxy/metrics.hpp"
+#include "glmproxy/response.hpp"
 
 namespace glmproxy::detail {
 
@@ -42,7 +43,8 @@ class Metrics {
   /// A request resolved, `latency` after the call began.
   void request_done(Api api, Outcome outcome, const Error* error,
                     std::chrono::microseconds latency) noexcept;
-  void tokens(std::int64_t prompt, std::int64_t completion) noexcept;
+  /// The tokens of one upstream call (each count is non-negative: the parsers made it so).
+  void tokens(const Usage& usage) noexcept;
   void time_to_first_token(std::chrono::microseconds d) noexcept;
 
   /// The requests of the retention window, at now.
@@ -64,6 +66,15 @@ class Metrics {
   }
   std::uint64_t completion_tokens() const noexcept {
     return completion_tokens_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t cached_prompt_tokens() const noexcept {
+    return cached_prompt_tokens_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t cache_creation_tokens() const noexcept {
+    return cache_creation_tokens_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t reasoning_tokens() const noexcept {
+    return reasoning_tokens_.load(std::memory_order_relaxed);
   }
 
   /// The request counters of `m` (requests), from these metrics.
@@ -91,6 +102,8 @@ class Metrics {
   std::array<LatencyHistogram, kApis> latency_;
   LatencyHistogram ttft_;
   std::atomic<std::uint64_t> prompt_tokens_{0}, completion_tokens_{0};
+  std::atomic<std::uint64_t> cached_prompt_tokens_{0}, cache_creation_tokens_{0},
+      reasoning_tokens_{0};
 };
 
 }  // namespace glmproxy::detail

@@ -32,9 +32,11 @@ std::string MetricsSnapshot::to_json() const try {
       finite(window.p95_ms), finite(window.p99_ms));
   out += fmt::format(
       R"("requests":{{"total":{},"ok":{},"cache_hits":{},"errors":{},"prompt_tokens":{},)"
-      R"("completion_tokens":{},"errors_by_code":{{)",
+      R"("completion_tokens":{},"cached_prompt_tokens":{},"cache_creation_tokens":{},)"
+      R"("reasoning_tokens":{},"errors_by_code":{{)",
       requests.total, requests.ok, requests.cache_hits, requests.errors, requests.prompt_tokens,
-      requests.completion_tokens);
+      requests.completion_tokens, requests.cached_prompt_tokens, requests.cache_creation_tokens,
+      requests.reasoning_tokens);
   bool first = true;
   for (const auto& [code, n] : requests.errors_by_code) {
     if (!first) out += ',';

@@ -271,11 +271,9 @@ Result<ChatResponse> parse_anthropic_response(std::string& body) {
   if (const auto usage_value = member(object, "usage")) {
     simdjson::dom::object usage;
     if (usage_value->get_object().get(usage)) return bad_response("usage is not an object");
-    auto input = optional_count(usage, "input_tokens", "usage.input_tokens");
-    if (!input) return std::move(input).error();
-    auto output = optional_count(usage, "output_tokens", "usage.output_tokens");
-    if (!output) return std::move(output).error();
-    response.usage = make_usage(*input, *output, std::nullopt);
+    auto counts = anthropic_usage_counts(usage);
+    if (!counts) return std::move(counts).error();
+    response.usage = make_usage(*counts);
   }
   response.raw_json = body;
   return response;

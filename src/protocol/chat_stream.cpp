@@ -46,6 +46,10 @@ std::string_view to_string(StreamEvent::Type type) noexcept {
       return "usage";
     case StreamEvent::Type::Done:
       return "done";
+    case StreamEvent::Type::Refusal:
+      return "refusal";
+    case StreamEvent::Type::WebSearch:
+      return "web_search";
   }
   return "unknown";
 }
@@ -71,17 +75,23 @@ void ChatStream::begin(BufferPool& pool, std::string_view content_type) {
   json_.set_pool(&pool);
   content_.set_pool(&pool);
   reasoning_.set_pool(&pool);
+  refusal_.set_pool(&pool);
   json_.clear();
   content_.clear();
   reasoning_.clear();
+  refusal_.clear();
   // A 2xx JSON answer to a stream request (a server that ignored "stream": true, or an error
   // object) is read whole; everything else is parsed as an event stream.
   sse_ = !starts_with_ci(content_type, "application/json");
   id_.clear();
   model_.clear();
   finish_reason_.clear();
+  request_id_.clear();
+  created_ = 0;
+  web_search_.clear();
   tool_calls_.clear();
   usage_ = {};
+  anthropic_usage_ = {};
   blocks_.clear();
   error_.reset();
   recorded_.clear();
@@ -208,6 +218,22 @@ bool ChatStream::emit_usage() {
   return emit(StreamEvent::Type::Usage);
 }
 
+bool ChatStream::add_web_search(std::string_view array_json) {
+  // Arrays of several chunks join into one: "[a]" + "[b]" -> "[a,b]".
+  if (array_json.size() < 2) return true;
+  const std::string_view items = array_json.substr(1, array_json.size() - 2);
+  if (!grow(array_json.size())) return false;
+  if (web_search_.empty()) {
+    web_search_.assign(array_json);
+  } else if (!items.empty()) {
+    web_search_.pop_back();  // the closing ']'
+    if (web_search_.size() > 1) web_search_ += ',';
+    web_search_ += items;
+    web_search_ += ']';
+  }
+  return emit_text(StreamEvent::Type::WebSearch, array_json);
+}
+
 std::optional<Error> ChatStream::finish_json() {
   std::string body(json_.view());
   auto parsed = parse_chat_response(protocol_, body);
@@ -219,13 +245,22 @@ std::optional<Error> ChatStream::finish_json() {
   content_.append(r.content);
   reasoning_.clear();
   reasoning_.append(r.reasoning_content);
+  refusal_.clear();
+  refusal_.append(r.refusal);
   tool_calls_ = r.tool_calls;
   usage_ = r.usage;
   finish_reason_ = r.finish_reason;
-  // The whole answer as events, in stream order.
+  request_id_ = r.request_id;
+  created_ = r.created;
+  web_search_ = r.web_search_json;
+  // The whole answer as events, in stream order (Z.AI sends web_search first).
   bool go_on =
-      r.reasoning_content.empty() || emit_text(StreamEvent::Type::Reasoning, r.reasoning_content);
+      r.web_search_json.empty() || emit_text(StreamEvent::Type::WebSearch, r.web_search_json);
+  if (go_on && !r.reasoning_content.empty()) {
+    go_on = emit_text(StreamEvent::Type::Reasoning, r.reasoning_content);
+  }
   if (go_on && !r.content.empty()) go_on = emit_text(StreamEvent::Type::Text, r.content);
+  if (go_on && !r.refusal.empty()) go_on = emit_text(StreamEvent::Type::Refusal, r.refusal);
   for (std::size_t i = 0; go_on && i < tool_calls_.size(); ++i) {
     go_on = emit_tool(i, tool_calls_[i].arguments_json);
   }
@@ -270,6 +305,10 @@ void ChatStream::build_result() {
   r.finish_reason = std::move(finish_reason_);
   r.tool_calls = std::move(tool_calls_);
   r.usage = usage_;
+  r.refusal.assign(refusal_.view());
+  r.request_id = std::move(request_id_);
+  r.created = created_;
+  r.web_search_json = std::move(web_search_);
 }
 
 void ChatStream::release() noexcept {
@@ -277,6 +316,7 @@ void ChatStream::release() noexcept {
   json_.set_pool(nullptr);
   content_.set_pool(nullptr);
   reasoning_.set_pool(nullptr);
+  refusal_.set_pool(nullptr);
 }
 
 }  // namespace glmproxy::detail

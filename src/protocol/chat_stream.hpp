@@ -20,6 +20,7 @@
 #include "glmproxy/response.hpp"
 #include "protocol/body_sink.hpp"
 #include "protocol/sse.hpp"
+#include "protocol/usage_counts.hpp"
 
 namespace glmproxy::detail {
 
@@ -79,6 +80,8 @@ class ChatStream final : public BodySink, private SseSink {
   bool add_text(Buffer& aggregate, StreamEvent::Type type, std::string_view text);
   bool emit_tool(std::size_t slot, std::string_view fragment);
   bool emit_usage();
+  /// Adds a web_search array (minified JSON) to the aggregate and delivers it.
+  bool add_web_search(std::string_view array_json);
   bool fail(Error error);
   /// Counts `n` more bytes of aggregate; false (and the error set) past max_reply_bytes_.
   bool grow(std::size_t n);
@@ -104,11 +107,14 @@ class ChatStream final : public BodySink, private SseSink {
   std::size_t reply_bytes_ = 0;
 
   // The aggregate.
-  std::string id_, model_, finish_reason_;
-  Buffer content_, reasoning_;
+  std::string id_, model_, finish_reason_, request_id_;
+  std::int64_t created_ = 0;
+  Buffer content_, reasoning_, refusal_;
+  std::string web_search_;  // the web_search arrays seen, joined into one
   std::vector<ToolCall> tool_calls_;
   Usage usage_;
-  std::vector<Block> blocks_;  // Anthropic content blocks seen
+  AnthropicUsageCounts anthropic_usage_;  // message_start's counts, updated by message_delta
+  std::vector<Block> blocks_;             // Anthropic content blocks seen
 
   ChatResponse result_;
   StreamEvent event_;  // reused: its strings keep their capacity between events

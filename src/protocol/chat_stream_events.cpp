@@ -61,6 +61,32 @@ std::optional<array> arr(object o, std::string_view key) noexcept {
   return out;
 }
 
+// `key` of a details object inside a usage object (absent when either is missing).
+std::optional<std::int64_t> detail_count(object usage, std::string_view details,
+                                         std::string_view key) noexcept {
+  if (auto d = obj(usage, details)) return count(*d, key);
+  return std::nullopt;
+}
+
+OpenAiUsageCounts openai_counts(object usage) noexcept {
+  OpenAiUsageCounts c;
+  c.prompt = count(usage, "prompt_tokens");
+  c.completion = count(usage, "completion_tokens");
+  c.total = count(usage, "total_tokens");
+  c.cached = detail_count(usage, "prompt_tokens_details", "cached_tokens");
+  c.reasoning = detail_count(usage, "completion_tokens_details", "reasoning_tokens");
+  return c;
+}
+
+AnthropicUsageCounts anthropic_counts(object usage) noexcept {
+  AnthropicUsageCounts c;
+  c.input = count(usage, "input_tokens");
+  c.output = count(usage, "output_tokens");
+  c.cache_creation = count(usage, "cache_creation_input_tokens");
+  c.cache_read = count(usage, "cache_read_input_tokens");
+  return c;
+}
+
 // Anthropic content blocks one stream may open.
 constexpr std::size_t kMaxBlocks = 4096;
 
@@ -108,6 +134,12 @@ bool ChatStream::openai_event(const SseEvent& event) {
   if (auto e = error_in_body(Protocol::OpenAI, root, 200)) return fail(std::move(*e));
   if (id_.empty()) id_.assign(str(root, "id"));
   if (model_.empty()) model_.assign(str(root, "model"));
+  if (request_id_.empty()) request_id_.assign(str(root, "request_id"));  // Z.AI
+  if (created_ == 0) created_ = non_negative(integer(root, "created").value_or(0));
+  // Z.AI sends the results of a web_search tool call in a chunk of their own.
+  if (auto results = arr(root, "web_search")) {
+    if (!add_web_search(simdjson::minify(*results))) return false;
+  }
   if (auto choices = arr(root, "choices")) {
     for (element c : *choices) {
       object choice;
@@ -119,6 +151,9 @@ bool ChatStream::openai_event(const SseEvent& event) {
         }
         if (auto text = str(*delta, "content"); !text.empty()) {
           if (!add_text(content_, StreamEvent::Type::Text, text)) return false;
+        }
+        if (auto text = str(*delta, "refusal"); !text.empty()) {
+          if (!add_text(refusal_, StreamEvent::Type::Refusal, text)) return false;
         }
         if (auto calls = arr(*delta, "tool_calls")) {
           for (element tc : *calls) {
@@ -166,8 +201,7 @@ bool ChatStream::openai_event(const SseEvent& event) {
     }
   }
   if (auto usage = obj(root, "usage")) {
-    usage_ = make_usage(count(*usage, "prompt_tokens"), count(*usage, "completion_tokens"),
-                        count(*usage, "total_tokens"));
+    usage_ = make_usage(openai_counts(*usage));
     if (!emit_usage()) return false;
   }
   return true;
@@ -203,8 +237,8 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
       id_.assign(str(*message, "id"));
       model_.assign(str(*message, "model"));
       if (auto usage = obj(*message, "usage")) {
-        usage_ =
-            make_usage(count(*usage, "input_tokens"), count(*usage, "output_tokens"), std::nullopt);
+        anthropic_usage_ = anthropic_counts(*usage);
+        usage_ = make_usage(anthropic_usage_);
       }
     }
     return true;
@@ -287,9 +321,9 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
       }
     }
     if (auto usage = obj(root, "usage")) {
-      if (auto in = count(*usage, "input_tokens")) usage_.prompt_tokens = *in;
-      if (auto out = count(*usage, "output_tokens")) usage_.completion_tokens = *out;
-      usage_.total_tokens = saturating_add(usage_.prompt_tokens, usage_.completion_tokens);
+      // Cumulative counts: those message_delta sends replace message_start's.
+      anthropic_usage_.merge(anthropic_counts(*usage));
+      usage_ = make_usage(anthropic_usage_);
       return emit_usage();
     }
     return true;

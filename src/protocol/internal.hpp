@@ -17,6 +17,7 @@
 #include "glmproxy/error.hpp"
 #include "glmproxy/request.hpp"
 #include "glmproxy/response.hpp"
+#include "protocol/usage_counts.hpp"
 
 namespace glmproxy::detail {
 
@@ -115,6 +116,11 @@ Result<std::optional<std::int64_t>> optional_count(simdjson::dom::object object,
 /// (saturating) when the upstream gave none.
 Usage make_usage(std::optional<std::int64_t> prompt, std::optional<std::int64_t> completion,
                  std::optional<std::int64_t> total) noexcept;
+
+/// The counts of a JSON reply's `usage` object: a count that is not an integer, or a details
+/// member that is not an object, is BadResponse naming it ("usage.prompt_tokens_details...").
+Result<OpenAiUsageCounts> openai_usage_counts(simdjson::dom::object usage);
+Result<AnthropicUsageCounts> anthropic_usage_counts(simdjson::dom::object usage);
 
 /// BadResponse for a body simdjson could not parse, or whose root is not an object.
 Error unparsable(simdjson::error_code error);

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <iterator>
 #include <limits>
@@ -246,6 +247,97 @@ Usage make_usage(std::optional<std::int64_t> prompt, std::optional<std::int64_t>
   u.total_tokens =
       total ? non_negative(*total) : saturating_add(u.prompt_tokens, u.completion_tokens);
   return u;
+}
+
+void AnthropicUsageCounts::merge(const AnthropicUsageCounts& later) noexcept {
+  if (later.input) input = later.input;
+  if (later.output) output = later.output;
+  if (later.cache_creation) cache_creation = later.cache_creation;
+  if (later.cache_read) cache_read = later.cache_read;
+}
+
+Usage make_usage(const OpenAiUsageCounts& c) noexcept {
+  Usage u = make_usage(c.prompt, c.completion, c.total);
+  u.cached_prompt_tokens = std::min(non_negative(c.cached.value_or(0)), u.prompt_tokens);
+  u.reasoning_tokens = std::min(non_negative(c.reasoning.value_or(0)), u.completion_tokens);
+  return u;
+}
+
+Usage make_usage(const AnthropicUsageCounts& c) noexcept {
+  Usage u;
+  u.cache_creation_input_tokens = non_negative(c.cache_creation.value_or(0));
+  u.cache_read_input_tokens = non_negative(c.cache_read.value_or(0));
+  u.cached_prompt_tokens = u.cache_read_input_tokens;
+  // Anthropic's input_tokens leaves out what was read from or written to the cache.
+  u.prompt_tokens = saturating_add(
+      saturating_add(non_negative(c.input.value_or(0)), u.cache_creation_input_tokens),
+      u.cache_read_input_tokens);
+  u.completion_tokens = non_negative(c.output.value_or(0));
+  u.total_tokens = saturating_add(u.prompt_tokens, u.completion_tokens);
+  return u;
+}
+
+namespace {
+
+// `key` of a usage object: an object with the token details, absent/null, or BadResponse.
+Result<std::optional<simdjson::dom::object>> details(simdjson::dom::object usage,
+                                                     std::string_view key) {
+  const auto value = member(usage, key);
+  if (!value) return std::optional<simdjson::dom::object>{};
+  simdjson::dom::object object;
+  if (value->get_object().get(object)) {
+    return bad_response(
+        fmt::format("usage.{} is {}, expected an object", key, type_name(value->type())));
+  }
+  return std::optional<simdjson::dom::object>{object};
+}
+
+}  // namespace
+
+Result<OpenAiUsageCounts> openai_usage_counts(simdjson::dom::object usage) {
+  OpenAiUsageCounts c;
+  auto prompt = optional_count(usage, "prompt_tokens", "usage.prompt_tokens");
+  if (!prompt) return std::move(prompt).error();
+  auto completion = optional_count(usage, "completion_tokens", "usage.completion_tokens");
+  if (!completion) return std::move(completion).error();
+  auto total = optional_count(usage, "total_tokens", "usage.total_tokens");
+  if (!total) return std::move(total).error();
+  c.prompt = *prompt;
+  c.completion = *completion;
+  c.total = *total;
+  auto prompt_details = details(usage, "prompt_tokens_details");
+  if (!prompt_details) return std::move(prompt_details).error();
+  if (*prompt_details) {
+    auto cached = optional_count(**prompt_details, "cached_tokens",
+                                 "usage.prompt_tokens_details.cached_tokens");
+    if (!cached) return std::move(cached).error();
+    c.cached = *cached;
+  }
+  auto completion_details = details(usage, "completion_tokens_details");
+  if (!completion_details) return std::move(completion_details).error();
+  if (*completion_details) {
+    auto reasoning = optional_count(**completion_details, "reasoning_tokens",
+                                    "usage.completion_tokens_details.reasoning_tokens");
+    if (!reasoning) return std::move(reasoning).error();
+    c.reasoning = *reasoning;
+  }
+  return c;
+}
+
+Result<AnthropicUsageCounts> anthropic_usage_counts(simdjson::dom::object usage) {
+  AnthropicUsageCounts c;
+  const std::pair<std::string_view, std::optional<std::int64_t>*> fields[] = {
+      {"input_tokens", &c.input},
+      {"output_tokens", &c.output},
+      {"cache_creation_input_tokens", &c.cache_creation},
+      {"cache_read_input_tokens", &c.cache_read},
+  };
+  for (const auto& [key, out] : fields) {
+    auto n = optional_count(usage, key, fmt::format("usage.{}", key));
+    if (!n) return std::move(n).error();
+    *out = *n;
+  }
+  return c;
 }
 
 Error unparsable(simdjson::error_code error) {

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -127,6 +129,21 @@ Result<ChatResponse> parse_openai_response(std::string& body) {
   if (!model) return std::move(model).error();
   response.id = *id;
   response.model = *model;
+  // Z.AI's own request id and the reply's creation time (OpenAI and Z.AI chat.completion).
+  auto request_id = optional_string(object, "request_id", "request_id");
+  if (!request_id) return std::move(request_id).error();
+  response.request_id = *request_id;
+  // Informational only: a `created` that is no integer (some compatible servers send a float)
+  // is left at 0 rather than failing the reply.
+  if (const auto created = member(object, "created")) {
+    std::int64_t seconds = 0;
+    if (!created->get_int64().get(seconds)) response.created = std::max<std::int64_t>(seconds, 0);
+  }
+  // Z.AI: the results of a web_search tool call, kept as received.
+  if (const auto web_search = member(object, "web_search")) {
+    if (!web_search->is_array()) return bad_response("web_search is not an array");
+    response.web_search_json = simdjson::minify(*web_search);
+  }
 
   simdjson::dom::array choices;
   const auto choices_value = member(object, "choices");
@@ -167,6 +184,9 @@ Result<ChatResponse> parse_openai_response(std::string& body) {
       optional_string(message, "reasoning_content", "choices[0].message.reasoning_content");
   if (!reasoning) return std::move(reasoning).error();
   response.reasoning_content = *reasoning;
+  auto refusal = optional_string(message, "refusal", "choices[0].message.refusal");
+  if (!refusal) return std::move(refusal).error();
+  response.refusal = *refusal;
 
   if (const auto calls_value = member(message, "tool_calls")) {
     simdjson::dom::array calls;
@@ -207,13 +227,9 @@ Result<ChatResponse> parse_openai_response(std::string& body) {
   if (const auto usage_value = member(object, "usage")) {
     simdjson::dom::object usage;
     if (usage_value->get_object().get(usage)) return bad_response("usage is not an object");
-    auto prompt = optional_count(usage, "prompt_tokens", "usage.prompt_tokens");
-    if (!prompt) return std::move(prompt).error();
-    auto completion = optional_count(usage, "completion_tokens", "usage.completion_tokens");
-    if (!completion) return std::move(completion).error();
-    auto total = optional_count(usage, "total_tokens", "usage.total_tokens");
-    if (!total) return std::move(total).error();
-    response.usage = make_usage(*prompt, *completion, *total);
+    auto counts = openai_usage_counts(usage);
+    if (!counts) return std::move(counts).error();
+    response.usage = make_usage(*counts);
   }
   response.raw_json = body;
   return response;
