@@ -270,3 +270,25 @@ TEST_CASE("callbacks: an executor that throws still gets each callback run exact
   CHECK(calls->load() == 5);
   CHECK(here->load() == 0);
 }
+
+// transport.md, Threads: while a stream's consumer runs on_event with the loop lent, nothing
+// reads that stream, and its idle timer restarts when the loop is taken again: a consumer
+// slower than GLMPROXY_STREAM_IDLE_TIMEOUT_MS does not time out its own stream.
+TEST_CASE("isolation: a consumer slower than the stream idle timeout does not time its stream out",
+          "[isolation][stream]") {
+  auto server = start_mock();
+  glmproxy::mock::Fault paced;
+  paced.delay_between_chunks = 20ms;  // the upstream is never silent for long
+  server->add_fault(paced);
+  Config config = config_for(*server);
+  config.timeouts.stream_idle = 150ms;
+  ProxyClient client = make_client(config);
+  int events = 0;
+  auto reply = client.stream(numbered(1), [&](const StreamEvent& e) {
+    if (e.type == StreamEvent::Type::Text && events++ < 4) std::this_thread::sleep_for(250ms);
+    return true;
+  });
+  REQUIRE(reply);
+  CHECK(events >= 2);
+  CHECK_FALSE(reply->content.empty());
+}
