@@ -131,7 +131,18 @@ Result<void> Transport::Impl::start() {
                                     static_cast<int>(option), curl_multi_strerror(rc)));
     }
   }
-  thread_ = std::thread([this] { run(); });
+  // The I/O thread blocks SIGPIPE from its first instruction: it inherits the mask set here.
+  sigset_t pipe, saved;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, &saved);
+  try {
+    thread_ = std::thread([this] { run(); });
+  } catch (...) {
+    pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+    return make_error(ErrorCode::Internal, "could not start the I/O thread");
+  }
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   return {};
 }
 
@@ -280,12 +291,6 @@ const std::string& Transport::Impl::base_of(const std::string& url) const noexce
 }
 
 void Transport::Impl::run() {
-  // libcurl asks for SIGPIPE to be ignored with NOSIGNAL; block it on this thread too.
-  sigset_t pipe;
-  sigemptyset(&pipe);
-  sigaddset(&pipe, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
-
   // The next keep-alive check while parked: at least once a second, as a caller's requests
   // (which this thread does not see) may have made one due.
   Clock::time_point wake_at = Clock::now() + std::chrono::seconds(1);
