@@ -1,5 +1,7 @@
 #include "client/callback_pool.hpp"
 
+#include <pthread.h>
+
 #include <fmt/format.h>
 
 #include <atomic>
@@ -25,6 +27,8 @@ Result<std::unique_ptr<CallbackPool>> CallbackPool::create(int threads, Executor
   for (int i = 0; i < threads; ++i) {
     try {
       pool->threads_.emplace_back([p = pool.get()] { p->run_worker(); });
+      // Named for debuggers and top (at most 15 characters); best effort.
+      pthread_setname_np(pool->threads_.back().native_handle(), "glmproxy-cb");
     } catch (const std::system_error& e) {
       pool->stop();
       return make_error(ErrorCode::Internal, fmt::format("could not start callback thread {} of {} "

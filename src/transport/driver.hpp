@@ -1,12 +1,14 @@
 #pragma once
 
-// The transport's driver: the I/O thread's loop over a libcurl multi handle and what it carries
-// out — submissions taken in, admission decisions (AdmissionQueue), attempts set up
-// (easy_setup) and put on the wire, timers, streams answered early, completions, retries
-// (retry_policy), errors (curl_errors), wire counters (wire_stats) and keep-alive probes
-// (keep_alive). Its member functions are defined in transport.cpp (the loop, submissions,
-// shutdown), attempts.cpp (admission, attempts on the wire, timers, streams) and completion.cpp
-// (an attempt's end: retry or answer). Internal to src/transport/.
+// The transport's driver: the loop over a libcurl multi handle (driven by the I/O thread or a
+// blocking caller) and what it carries out — submissions taken in, admission decisions
+// (AdmissionQueue), attempts set up (easy_setup) and put on the wire, timers, streams answered
+// early, completions, retries (retry_policy), errors (curl_errors), wire counters (wire_stats) and
+// keep-alive probes (keep_alive). Its member functions are defined in driving.cpp (who drives: the
+// I/O thread parked or driving, a blocking caller leading, one turn of the loop), transport.cpp
+// (submissions, shutdown, the public Transport), attempts.cpp (admission, attempts on the wire,
+// timers, streams) and completion.cpp (an attempt's end: retry or answer). Internal to
+// src/transport/.
 
 #include <curl/curl.h>
 
