@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "glmproxy/response.hpp"  // ToolCall, shared by replies and assistant turns
+
 namespace glmproxy {
 
 /// Which wire format a request is written in: OpenAI chat/completions (Z.AI's
@@ -21,13 +23,144 @@ enum class CachePolicy {
   Refresh,  ///< skip the lookup, send its own upstream call, store the answer (cache enabled)
 };
 
+/// One typed piece of a message's content: text, or an image, video or file for vision models
+/// (Z.AI GLM-4.5V / GLM-4.6V, OpenAI, Claude). docs/protocols.md says how each is written.
+///
+/// Thread safety: thread-compatible (a plain value).
+/// Example:
+///   glmproxy::Message m{"user", "What is in this picture?"};
+///   m.parts.push_back(glmproxy::ContentPart::image_url("https://example.com/cat.png", "low"));
+struct ContentPart {
+  enum class Type {
+    Text,         ///< `text`
+    ImageUrl,     ///< `url` (http(s) or a data: URL), optional `detail`
+    ImageBase64,  ///< `data` (base64, no "data:" prefix) of type `media_type`, optional `detail`
+    VideoUrl,     ///< `url`; Z.AI vision models only (Anthropic: InvalidArgument)
+    FileUrl,      ///< `url` of a document; Z.AI vision models (Anthropic: a "document" block)
+  };
+  Type type = Type::Text;
+  std::string text{};        ///< Text
+  std::string url{};         ///< ImageUrl, VideoUrl, FileUrl
+  std::string data{};        ///< ImageBase64: the base64 bytes
+  std::string media_type{};  ///< ImageBase64: e.g. "image/png" (required)
+  std::string detail{};      ///< images, OpenAI/Z.AI: "auto" | "low" | "high"; empty: not sent
+
+  static ContentPart from_text(std::string text) {
+    ContentPart p;
+    p.text = std::move(text);
+    return p;
+  }
+  static ContentPart image_url(std::string url, std::string detail = {}) {
+    ContentPart p;
+    p.type = Type::ImageUrl;
+    p.url = std::move(url);
+    p.detail = std::move(detail);
+    return p;
+  }
+  static ContentPart image_base64(std::string media_type, std::string data,
+                                  std::string detail = {}) {
+    ContentPart p;
+    p.type = Type::ImageBase64;
+    p.media_type = std::move(media_type);
+    p.data = std::move(data);
+    p.detail = std::move(detail);
+    return p;
+  }
+  static ContentPart video_url(std::string url) {
+    ContentPart p;
+    p.type = Type::VideoUrl;
+    p.url = std::move(url);
+    return p;
+  }
+  static ContentPart file_url(std::string url) {
+    ContentPart p;
+    p.type = Type::FileUrl;
+    p.url = std::move(url);
+    return p;
+  }
+};
+
 /// One message of a conversation.
+///
+/// The content is `content` (plain text) unless `parts` is non-empty: then it is sent as a list
+/// of typed parts, with a non-empty `content` as the first text part. Images, videos and files
+/// are only accepted in user messages; other roles take text parts.
 struct Message {
   std::string role;  ///< system | user | assistant | tool
   std::string content;
   // The {} initializers let `{"user", "text"}` compile warning-free under -Wextra.
   std::string tool_call_id{};     ///< role "tool": which call this answers
   std::string tool_calls_json{};  ///< role "assistant": the tool_calls array, raw JSON
+  std::vector<ContentPart> parts{};
+  /// role "assistant": the calls it made, typed (the reply's ChatResponse::tool_calls can be
+  /// copied here). Use this or tool_calls_json, not both. OpenAI sends arguments_json as the
+  /// string it is ("" as "{}"); Anthropic needs it to be a JSON object ("" is {}).
+  std::vector<ToolCall> tool_calls{};
+};
+
+/// A function the model may call: OpenAI `tools[].function`, Anthropic `tools[]` with
+/// `input_schema`.
+///
+/// Thread safety: thread-compatible (a plain value).
+/// Example:
+///   request.tools.push_back({"get_weather", "Current weather of a city",
+///                            R"({"type":"object","properties":{"city":{"type":"string"}},)"
+///                            R"("required":["city"]})"});
+struct Tool {
+  std::string name;
+  std::string description{};  ///< empty: not sent
+  /// The JSON Schema of the arguments, a raw JSON object (checked before sending). Empty: OpenAI
+  /// sends no "parameters", Anthropic sends {"type":"object"} (input_schema is required there).
+  std::string parameters_json{};
+  std::optional<bool> strict{};  ///< OpenAI function.strict; not sent to Anthropic
+};
+
+/// Whether and which tool the model must call.
+/// OpenAI: "auto" | "none" | "required" | {"type":"function","function":{"name":...}}.
+/// Anthropic: {"type":"auto"} | {"type":"none"} | {"type":"any"} | {"type":"tool","name":...}.
+/// (Z.AI documents only "auto" for its OpenAI endpoint; glmproxy sends what is asked.)
+struct ToolChoice {
+  enum class Type {
+    Auto,      ///< the model decides
+    None,      ///< no tool call
+    Required,  ///< some tool call (Anthropic "any")
+    Function,  ///< the tool called `name`
+  };
+  Type type = Type::Auto;
+  std::string name{};  ///< Function
+
+  static ToolChoice function(std::string name) {
+    ToolChoice c;
+    c.type = Type::Function;
+    c.name = std::move(name);
+    return c;
+  }
+};
+
+/// The shape of the reply (OpenAI `response_format`). Anthropic has no such field: Text sends
+/// nothing there, JsonObject and JsonSchema are InvalidArgument (use a tool whose parameters are
+/// the schema, with ToolChoice::function, instead).
+struct ResponseFormat {
+  enum class Type {
+    Text,        ///< {"type":"text"}
+    JsonObject,  ///< {"type":"json_object"}
+    JsonSchema,  ///< {"type":"json_schema","json_schema":{name, description?, schema, strict?}}
+  };
+  Type type = Type::Text;
+  std::string name{};         ///< JsonSchema: required
+  std::string description{};  ///< JsonSchema: empty: not sent
+  std::string schema_json{};  ///< JsonSchema: the schema, a raw JSON object (checked)
+  std::optional<bool> strict{};
+
+  static ResponseFormat json_schema(std::string name, std::string schema_json,
+                                    std::optional<bool> strict = std::nullopt) {
+    ResponseFormat f;
+    f.type = Type::JsonSchema;
+    f.name = std::move(name);
+    f.schema_json = std::move(schema_json);
+    f.strict = strict;
+    return f;
+  }
 };
 
 /// A chat request, written as OpenAI or Anthropic JSON by the library.
@@ -46,10 +179,14 @@ struct ChatRequest {
   std::optional<int> max_tokens;  ///< Anthropic requires one; default 4096 when unset there
   std::vector<std::string> stop;
   std::optional<std::int64_t> seed;
-  std::optional<bool> thinking;  ///< GLM "thinking": {"type": "enabled"|"disabled"}
-  std::string extra_json;        ///< raw JSON object members merged into the body (tools, ...)
-  std::string api_key;           ///< tenant key when a key registry is configured
-  std::string request_id;        ///< sent as X-Request-ID when non-empty
+  std::optional<bool> thinking;             ///< GLM "thinking": {"type": "enabled"|"disabled"}
+  std::vector<Tool> tools{};                ///< sent as "tools" when non-empty
+  std::optional<ToolChoice> tool_choice{};  ///< sent as "tool_choice" when set
+  std::optional<ResponseFormat> response_format{};  ///< sent as "response_format" (OpenAI) when set
+  std::string extra_json;  ///< raw JSON object members merged into the body, last; a member
+                           ///< named like a typed field replaces it
+  std::string api_key;     ///< tenant key when a key registry is configured
+  std::string request_id;  ///< sent as X-Request-ID when non-empty
   CachePolicy cache = CachePolicy::Default;
 };
 

@@ -151,6 +151,21 @@ CacheKey chat_cache_key(const ChatRequest& r, std::string_view base_url, std::st
     h.text(m.content);
     h.text(m.tool_call_id);
     hash_json(h, m.tool_calls_json);
+    h.u64(m.parts.size());
+    for (const ContentPart& p : m.parts) {
+      h.u64(static_cast<std::uint64_t>(p.type));
+      h.text(p.text);
+      h.text(p.url);
+      h.text(p.data);
+      h.text(p.media_type);
+      h.text(p.detail);
+    }
+    h.u64(m.tool_calls.size());
+    for (const ToolCall& c : m.tool_calls) {
+      h.text(c.id);
+      h.text(c.name);
+      hash_json(h, c.arguments_json);
+    }
   }
   h.optional(r.system, [&](const std::string& s) { h.text(s); });
   h.optional(r.temperature, [&](double v) { h.f64(v); });
@@ -160,6 +175,24 @@ CacheKey chat_cache_key(const ChatRequest& r, std::string_view base_url, std::st
   for (const std::string& s : r.stop) h.text(s);
   h.optional(r.seed, [&](std::int64_t v) { h.i64(v); });
   h.optional(r.thinking, [&](bool v) { h.tag(v ? 'T' : 'F'); });
+  h.u64(r.tools.size());
+  for (const Tool& t : r.tools) {
+    h.text(t.name);
+    h.text(t.description);
+    hash_json(h, t.parameters_json);
+    h.optional(t.strict, [&](bool v) { h.tag(v ? 'T' : 'F'); });
+  }
+  h.optional(r.tool_choice, [&](const ToolChoice& c) {
+    h.u64(static_cast<std::uint64_t>(c.type));
+    h.text(c.name);
+  });
+  h.optional(r.response_format, [&](const ResponseFormat& f) {
+    h.u64(static_cast<std::uint64_t>(f.type));
+    h.text(f.name);
+    h.text(f.description);
+    hash_json(h, f.schema_json);
+    h.optional(f.strict, [&](bool v) { h.tag(v ? 'T' : 'F'); });
+  });
   hash_json(h, r.extra_json);
   h.text(tenant_scope);
   return h.digest();

@@ -41,9 +41,128 @@ Result<std::string> tool_input(std::optional<simdjson::dom::element> arguments,
   return simdjson::minify(parsed);
 }
 
+// A comma before every block but the first of a content array.
+void block_separator(std::string& out, bool& first) {
+  if (!first) out += ',';
+  first = false;
+}
+
+// Typed tool calls as tool_use blocks {type, id, name, input} (Anthropic Messages reference,
+// "tool_use" content block); arguments_json must hold a JSON object ("" is {}).
+Result<void> append_typed_tool_uses(std::string& out, const Message& message, std::size_t index,
+                                    bool& first) {
+  for (std::size_t j = 0; j < message.tool_calls.size(); ++j) {
+    const ToolCall& call = message.tool_calls[j];
+    const std::string path = fmt::format("messages[{}].tool_calls[{}]", index, j);
+    std::string input = "{}";
+    if (!trim(call.arguments_json).empty()) {
+      auto parsed = json_object_text(call.arguments_json, path + ".arguments_json");
+      if (!parsed) return std::move(parsed).error();
+      input = std::move(*parsed);
+    }
+    block_separator(out, first);
+    out += R"({"type":"tool_use","id":)";
+    if (!append_json_string(out, call.id)) return invalid_utf8(path + ".id");
+    out += R"(,"name":)";
+    if (!append_json_string(out, call.name)) return invalid_utf8(path + ".name");
+    out += R"(,"input":)";
+    out += input;
+    out += '}';
+  }
+  return {};
+}
+
+// A data: URL ("data:image/png;base64,....") split into media type and base64 data, for the
+// base64 source Anthropic wants; nullopt when it is no base64 data URL.
+std::optional<std::pair<std::string_view, std::string_view>> split_data_url(std::string_view url) {
+  if (!url.starts_with("data:")) return std::nullopt;
+  const std::size_t comma = url.find(',');
+  if (comma == std::string_view::npos) return std::nullopt;
+  std::string_view head = url.substr(5, comma - 5);
+  constexpr std::string_view kBase64 = ";base64";
+  if (!head.ends_with(kBase64)) return std::nullopt;
+  head.remove_suffix(kBase64.size());
+  if (head.empty()) return std::nullopt;
+  return std::pair{head, url.substr(comma + 1)};
+}
+
+// One content part as an Anthropic block (Anthropic Messages reference: "text", "image" with a
+// "url" or "base64" source, "document" with a "url" source). `detail` has no Anthropic field
+// and is not sent; a video has no block type, so it is InvalidArgument.
+Result<void> append_block(std::string& out, const ContentPart& part, std::size_t message,
+                          std::size_t index) {
+  using Type = ContentPart::Type;
+  const std::string path = fmt::format("messages[{}].parts[{}]", message, index);
+  switch (part.type) {
+    case Type::Text:
+      out += R"({"type":"text","text":)";
+      if (auto ok = append_part_string(out, part.text, message, index, "text"); !ok) return ok;
+      break;
+    case Type::ImageUrl:
+      if (const auto data_url = split_data_url(part.url)) {
+        out += R"({"type":"image","source":{"type":"base64","media_type":)";
+        if (auto ok = append_part_string(out, data_url->first, message, index, "url"); !ok) {
+          return ok;
+        }
+        out += R"(,"data":)";
+        if (auto ok = append_part_string(out, data_url->second, message, index, "url"); !ok) {
+          return ok;
+        }
+      } else if (part.url.starts_with("data:")) {
+        return invalid_argument(path +
+                                ".url is a data: URL without base64 data, which "
+                                "Anthropic cannot take");
+      } else {
+        out += R"({"type":"image","source":{"type":"url","url":)";
+        if (auto ok = append_part_string(out, part.url, message, index, "url"); !ok) return ok;
+      }
+      out += '}';
+      break;
+    case Type::ImageBase64:
+      out += R"({"type":"image","source":{"type":"base64","media_type":)";
+      if (auto ok = append_part_string(out, part.media_type, message, index, "media_type"); !ok) {
+        return ok;
+      }
+      out += R"(,"data":)";
+      if (auto ok = append_part_string(out, part.data, message, index, "data"); !ok) return ok;
+      out += '}';
+      break;
+    case Type::FileUrl:
+      out += R"({"type":"document","source":{"type":"url","url":)";
+      if (auto ok = append_part_string(out, part.url, message, index, "url"); !ok) return ok;
+      out += '}';
+      break;
+    case Type::VideoUrl:
+      return invalid_argument(path +
+                              " is a video_url part, which the Anthropic protocol does not "
+                              "support (Z.AI's OpenAI endpoint takes it)");
+  }
+  out += '}';
+  return {};
+}
+
+// A message's content as blocks: `content` as the first text block when non-empty, then parts.
+Result<void> append_content_blocks(std::string& out, const Message& m, std::size_t index,
+                                   bool& first) {
+  if (!m.content.empty()) {
+    block_separator(out, first);
+    out += R"({"type":"text","text":)";
+    if (!append_json_string(out, m.content)) {
+      return invalid_utf8(fmt::format("messages[{}].content", index));
+    }
+    out += '}';
+  }
+  for (std::size_t j = 0; j < m.parts.size(); ++j) {
+    block_separator(out, first);
+    if (auto ok = append_block(out, m.parts[j], index, j); !ok) return ok;
+  }
+  return {};
+}
+
 // OpenAI-shaped tool_calls ([{id, type:"function", function:{name, arguments}}], or already
-// Anthropic-shaped {id, name, input}) as tool_use blocks, each preceded by a comma.
-Result<void> append_tool_uses(std::string& out, const Message& message, std::size_t index) {
+// Anthropic-shaped {id, name, input}) as tool_use blocks.
+Result<void> append_tool_uses(std::string& out, const Message& message, std::size_t index,
+                              bool& first) {
   const std::string field = fmt::format("messages[{}].tool_calls_json", index);
   ScratchParser scratch;
   simdjson::dom::element root;
@@ -74,13 +193,64 @@ Result<void> append_tool_uses(std::string& out, const Message& message, std::siz
       return invalid_argument(path + " has neither \"function\" nor \"name\"");
     }
     if (!input) return std::move(input).error();
-    out += R"(,{"type":"tool_use","id":)";
+    block_separator(out, first);
+    out += R"({"type":"tool_use","id":)";
     append_json_string(out, id);  // simdjson validated the UTF-8
     out += R"(,"name":)";
     append_json_string(out, name);
     out += R"(,"input":)";
     out += *input;
     out += '}';
+  }
+  return {};
+}
+
+// tools[]: {name, description?, input_schema} (Anthropic Messages reference, "tools"); no
+// parameters is an empty object schema, since input_schema is required. `strict` is OpenAI's.
+Result<void> append_tools(std::string& out, const std::vector<Tool>& tools) {
+  out += '[';
+  for (std::size_t i = 0; i < tools.size(); ++i) {
+    const Tool& tool = tools[i];
+    const auto field = [i](std::string_view name) { return fmt::format("tools[{}].{}", i, name); };
+    if (i != 0) out += ',';
+    out += R"({"name":)";
+    if (!append_json_string(out, tool.name)) return invalid_utf8(field("name"));
+    if (!tool.description.empty()) {
+      out += R"(,"description":)";
+      if (!append_json_string(out, tool.description)) return invalid_utf8(field("description"));
+    }
+    out += R"(,"input_schema":)";
+    if (tool.parameters_json.empty()) {
+      out += R"({"type":"object"})";
+    } else {
+      auto schema = json_object_text(tool.parameters_json, field("parameters_json"));
+      if (!schema) return std::move(schema).error();
+      out += *schema;
+    }
+    out += '}';
+  }
+  out += ']';
+  return {};
+}
+
+// {"type":"auto"} | {"type":"none"} | {"type":"any"} | {"type":"tool","name":...} (Anthropic
+// Messages reference, "tool_choice").
+Result<void> append_tool_choice(std::string& out, const ToolChoice& choice) {
+  switch (choice.type) {
+    case ToolChoice::Type::Auto:
+      out += R"({"type":"auto"})";
+      break;
+    case ToolChoice::Type::None:
+      out += R"({"type":"none"})";
+      break;
+    case ToolChoice::Type::Required:
+      out += R"({"type":"any"})";
+      break;
+    case ToolChoice::Type::Function:
+      out += R"({"type":"tool","name":)";
+      if (!append_json_string(out, choice.name)) return invalid_utf8("tool_choice.name");
+      out += '}';
+      break;
   }
   return {};
 }
@@ -107,7 +277,15 @@ Result<void> append_messages(std::string& out, const ChatRequest& request) {
       out += R"({"type":"tool_result","tool_use_id":)";
       if (!append_json_string(out, m.tool_call_id)) return invalid_utf8(field("tool_call_id"));
       out += R"(,"content":)";
-      if (!append_json_string(out, m.content)) return invalid_utf8(field("content"));
+      if (!m.parts.empty()) {
+        // tool_result content as text blocks (Anthropic Messages reference, tool_result).
+        out += '[';
+        bool first_block = true;
+        if (auto ok = append_content_blocks(out, m, i, first_block); !ok) return ok;
+        out += ']';
+      } else if (!append_json_string(out, m.content)) {
+        return invalid_utf8(field("content"));
+      }
       out += '}';
       continue;
     }
@@ -120,17 +298,17 @@ Result<void> append_messages(std::string& out, const ChatRequest& request) {
     out += R"({"role":)";
     append_json_string(out, m.role);
     out += R"(,"content":)";
-    if (m.role == "assistant" && !m.tool_calls_json.empty()) {
+    const bool has_calls =
+        m.role == "assistant" && (!m.tool_calls_json.empty() || !m.tool_calls.empty());
+    if (has_calls || !m.parts.empty()) {
       out += '[';
-      const std::size_t mark = out.size();
-      if (!m.content.empty()) {
-        out += R"({"type":"text","text":)";
-        if (!append_json_string(out, m.content)) return invalid_utf8(field("content"));
-        out += '}';
+      bool first_block = true;
+      if (auto ok = append_content_blocks(out, m, i, first_block); !ok) return ok;
+      if (!m.tool_calls.empty()) {
+        if (auto ok = append_typed_tool_uses(out, m, i, first_block); !ok) return ok;
+      } else if (has_calls) {
+        if (auto ok = append_tool_uses(out, m, i, first_block); !ok) return ok;
       }
-      if (auto ok = append_tool_uses(out, m, i); !ok) return std::move(ok).error();
-      // Blocks were written with a leading comma; drop it when no text block came first.
-      if (m.content.empty() && out.size() > mark) out.erase(mark, 1);
       out += ']';
     } else if (!append_json_string(out, m.content)) {
       return invalid_utf8(field("content"));
@@ -148,6 +326,16 @@ Result<void> append_messages(std::string& out, const ChatRequest& request) {
 Result<std::string> write_anthropic_request(const ChatRequest& request, std::string_view model,
                                             bool stream) {
   if (auto valid = validate_request(request, model); !valid) return std::move(valid).error();
+  // The Messages API has no response_format: JSON output there is a tool whose input_schema is
+  // the schema, forced with ToolChoice::function(). Refused rather than dropped, so a caller
+  // that relies on JSON output finds out before the first request.
+  if (request.response_format && request.response_format->type != ResponseFormat::Type::Text) {
+    return invalid_argument(fmt::format(
+        "response_format {} is not supported by the Anthropic protocol (use a tool with "
+        "that schema and tool_choice naming it)",
+        request.response_format->type == ResponseFormat::Type::JsonObject ? "json_object"
+                                                                          : "json_schema"));
+  }
   auto extra = parse_extra_json(request.extra_json);
   if (!extra) return std::move(extra).error();
 
@@ -155,6 +343,9 @@ Result<std::string> write_anthropic_request(const ChatRequest& request, std::str
   if (request.system) estimate += request.system->size();
   for (const Message& m : request.messages) {
     estimate += 96 + m.content.size() + m.tool_calls_json.size();
+    for (const ContentPart& p : m.parts) {
+      estimate += 96 + p.text.size() + p.url.size() + p.data.size();
+    }
   }
   std::string out;
   out.reserve(estimate);
@@ -164,25 +355,33 @@ Result<std::string> write_anthropic_request(const ChatRequest& request, std::str
   if (top.key("model")) append_json_string(out, model);  // UTF-8 checked by validate_request
   if (top.key("max_tokens")) append_int(out, max_tokens);
 
-  // Anthropic has no system role: request.system and every system message, in order.
+  // Anthropic has no system role: request.system and every system message (its content, then
+  // its text parts), in order, joined by blank lines.
   bool has_system = request.system && !request.system->empty();
   for (const Message& m : request.messages) {
-    has_system = has_system || (m.role == "system" && !m.content.empty());
+    has_system = has_system || (m.role == "system" && (!m.content.empty() || !m.parts.empty()));
   }
   if (has_system && top.key("system")) {
     out += '"';
     bool first = true;
-    if (request.system && !request.system->empty()) {
-      if (!append_json_escaped(out, *request.system)) return invalid_utf8("system");
+    const auto append_text = [&](std::string_view text) {
+      if (!first) out += "\\n\\n";
       first = false;
+      return append_json_escaped(out, text);
+    };
+    if (request.system && !request.system->empty()) {
+      if (!append_text(*request.system)) return invalid_utf8("system");
     }
     for (std::size_t i = 0; i < request.messages.size(); ++i) {
       const Message& m = request.messages[i];
-      if (m.role != "system" || m.content.empty()) continue;
-      if (!first) out += "\\n\\n";
-      first = false;
-      if (!append_json_escaped(out, m.content)) {
+      if (m.role != "system") continue;
+      if (!m.content.empty() && !append_text(m.content)) {
         return invalid_utf8(fmt::format("messages[{}].content", i));
+      }
+      for (std::size_t j = 0; j < m.parts.size(); ++j) {  // text only (validate_request)
+        if (!append_text(m.parts[j].text)) {
+          return invalid_utf8(fmt::format("messages[{}].parts[{}].text", i, j));
+        }
       }
     }
     out += '"';
@@ -205,6 +404,14 @@ Result<std::string> write_anthropic_request(const ChatRequest& request, std::str
       out += '}';
     } else {
       out += R"({"type":"disabled"})";
+    }
+  }
+  if (!request.tools.empty() && top.key("tools")) {
+    if (auto ok = append_tools(out, request.tools); !ok) return std::move(ok).error();
+  }
+  if (request.tool_choice && top.key("tool_choice")) {
+    if (auto ok = append_tool_choice(out, *request.tool_choice); !ok) {
+      return std::move(ok).error();
     }
   }
   if (stream && top.key("stream")) out += "true";

@@ -90,9 +90,28 @@ void append_int(std::string& out, std::int64_t value);
 bool append_string_array(std::string& out, const std::vector<std::string>& items,
                          std::size_t& bad_index);
 
-/// Common request checks (messages present, roles known, model non-empty and finite sampling
-/// parameters). The role of messages[i] is one of the four names when this succeeds.
+/// Common request checks (messages present, roles known, model non-empty, finite sampling
+/// parameters, validate_typed_fields()). The role of messages[i] is one of the four names when
+/// this succeeds.
 Result<void> validate_request(const ChatRequest& request, std::string_view model);
+
+// --- request_fields.cpp ---------------------------------------------------------------------
+
+/// Checks of the typed fields both writers share (part data present, non-text parts only in user
+/// messages, typed tool calls only on assistant messages and not next to tool_calls_json, tool
+/// and choice names, response_format's name and schema present). Called by validate_request().
+Result<void> validate_typed_fields(const ChatRequest& request);
+
+/// "text", "image_url", "image_base64", "video_url", "file_url": for error messages.
+std::string_view part_type_name(ContentPart::Type type) noexcept;
+
+/// `text` minified when it is a JSON object, else InvalidArgument naming `field`.
+Result<std::string> json_object_text(std::string_view text, std::string_view field);
+
+/// Appends `value` as a JSON string, or InvalidArgument "messages[m].parts[i].<name> is not
+/// valid UTF-8".
+Result<void> append_part_string(std::string& out, std::string_view value, std::size_t message,
+                                std::size_t index, std::string_view name);
 
 Error invalid_argument(std::string message);
 Error bad_response(std::string message);

@@ -16,6 +16,78 @@ namespace glmproxy::detail {
 
 namespace {
 
+// One content part, OpenAI / Z.AI shape. OpenAI chat completions reference ("content parts":
+// text, image_url {url, detail}); Z.AI chat completion reference, vision models (image_url,
+// video_url, file_url, each {"url": ...}). Base64 images go as a data: URL, as OpenAI documents.
+Result<void> append_part(std::string& out, const ContentPart& part, std::size_t message,
+                         std::size_t index) {
+  using Type = ContentPart::Type;
+  switch (part.type) {
+    case Type::Text:
+      out += R"({"type":"text","text":)";
+      if (auto ok = append_part_string(out, part.text, message, index, "text"); !ok) return ok;
+      break;
+    case Type::ImageUrl:
+    case Type::ImageBase64: {
+      out += R"({"type":"image_url","image_url":{"url":)";
+      if (part.type == Type::ImageUrl) {
+        if (auto ok = append_part_string(out, part.url, message, index, "url"); !ok) return ok;
+      } else {
+        std::string url = "data:" + part.media_type + ";base64," + part.data;
+        if (!valid_utf8(part.media_type)) {
+          return invalid_utf8(fmt::format("messages[{}].parts[{}].media_type", message, index));
+        }
+        if (auto ok = append_part_string(out, url, message, index, "data"); !ok) return ok;
+      }
+      if (!part.detail.empty()) {
+        out += R"(,"detail":)";
+        if (auto ok = append_part_string(out, part.detail, message, index, "detail"); !ok) {
+          return ok;
+        }
+      }
+      out += '}';
+      break;
+    }
+    case Type::VideoUrl:
+      out += R"({"type":"video_url","video_url":{"url":)";
+      if (auto ok = append_part_string(out, part.url, message, index, "url"); !ok) return ok;
+      out += '}';
+      break;
+    case Type::FileUrl:
+      out += R"({"type":"file_url","file_url":{"url":)";
+      if (auto ok = append_part_string(out, part.url, message, index, "url"); !ok) return ok;
+      out += '}';
+      break;
+  }
+  out += '}';
+  return {};
+}
+
+// Typed tool calls as OpenAI's tool_calls array: [{id, type:"function", function:{name,
+// arguments}}], arguments the string they are (OpenAI chat completions reference, assistant
+// message). "" becomes "{}": an empty string is not JSON and servers that parse it reject it.
+Result<void> append_tool_calls(std::string& out, const Message& message, std::size_t index) {
+  out += '[';
+  for (std::size_t j = 0; j < message.tool_calls.size(); ++j) {
+    const ToolCall& call = message.tool_calls[j];
+    const auto field = [&](std::string_view name) {
+      return fmt::format("messages[{}].tool_calls[{}].{}", index, j, name);
+    };
+    if (j != 0) out += ',';
+    out += R"({"id":)";
+    if (!append_json_string(out, call.id)) return invalid_utf8(field("id"));
+    out += R"(,"type":"function","function":{"name":)";
+    if (!append_json_string(out, call.name)) return invalid_utf8(field("name"));
+    out += R"(,"arguments":)";
+    if (!append_json_string(out, call.arguments_json.empty() ? "{}" : call.arguments_json)) {
+      return invalid_utf8(field("arguments_json"));
+    }
+    out += "}}";
+  }
+  out += ']';
+  return {};
+}
+
 // {"role":"...","content":"..."} and the per-role extras. Returns the field that was not UTF-8.
 Result<void> append_message(std::string& out, const Message& message, std::size_t index,
                             simdjson::dom::parser& parser) {
@@ -25,18 +97,34 @@ Result<void> append_message(std::string& out, const Message& message, std::size_
   out += "{\"role\":";
   append_json_string(out, message.role);  // one of the four names (validated)
   const bool is_assistant = message.role == "assistant";
-  const bool has_tool_calls = is_assistant && !message.tool_calls_json.empty();
+  const bool has_tool_calls =
+      is_assistant && (!message.tool_calls_json.empty() || !message.tool_calls.empty());
   if (message.role == "tool") {
     out += ",\"tool_call_id\":";
     if (!append_json_string(out, message.tool_call_id)) return invalid_utf8(field("tool_call_id"));
   }
   out += ",\"content\":";
-  if (has_tool_calls && message.content.empty()) {
+  if (!message.parts.empty()) {
+    out += '[';
+    if (!message.content.empty()) {
+      out += R"({"type":"text","text":)";
+      if (!append_json_string(out, message.content)) return invalid_utf8(field("content"));
+      out += "},";
+    }
+    for (std::size_t j = 0; j < message.parts.size(); ++j) {
+      if (j != 0) out += ',';
+      if (auto ok = append_part(out, message.parts[j], index, j); !ok) return ok;
+    }
+    out += ']';
+  } else if (has_tool_calls && message.content.empty()) {
     out += "null";  // OpenAI: an assistant turn that only calls tools has no content
   } else if (!append_json_string(out, message.content)) {
     return invalid_utf8(field("content"));
   }
-  if (has_tool_calls) {
+  if (has_tool_calls && !message.tool_calls.empty()) {
+    out += ",\"tool_calls\":";
+    if (auto ok = append_tool_calls(out, message, index); !ok) return ok;
+  } else if (has_tool_calls) {
     simdjson::dom::element root;
     if (auto error =
             parser.parse(message.tool_calls_json.data(), message.tool_calls_json.size(), true)
@@ -55,6 +143,86 @@ Result<void> append_message(std::string& out, const Message& message, std::size_
   return {};
 }
 
+// tools[]: {"type":"function","function":{name, description?, parameters?, strict?}} (OpenAI
+// chat completions reference, "tools"; Z.AI chat completion reference, "tools" of type function).
+Result<void> append_tools(std::string& out, const std::vector<Tool>& tools) {
+  out += '[';
+  for (std::size_t i = 0; i < tools.size(); ++i) {
+    const Tool& tool = tools[i];
+    const auto field = [i](std::string_view name) { return fmt::format("tools[{}].{}", i, name); };
+    if (i != 0) out += ',';
+    out += R"({"type":"function","function":{"name":)";
+    if (!append_json_string(out, tool.name)) return invalid_utf8(field("name"));
+    if (!tool.description.empty()) {
+      out += R"(,"description":)";
+      if (!append_json_string(out, tool.description)) return invalid_utf8(field("description"));
+    }
+    if (!tool.parameters_json.empty()) {
+      auto schema = json_object_text(tool.parameters_json, field("parameters_json"));
+      if (!schema) return std::move(schema).error();
+      out += R"(,"parameters":)";
+      out += *schema;
+    }
+    if (tool.strict) out += *tool.strict ? R"(,"strict":true)" : R"(,"strict":false)";
+    out += "}}";
+  }
+  out += ']';
+  return {};
+}
+
+// "auto" | "none" | "required" | {"type":"function","function":{"name":...}} (OpenAI reference).
+Result<void> append_tool_choice(std::string& out, const ToolChoice& choice) {
+  switch (choice.type) {
+    case ToolChoice::Type::Auto:
+      out += R"("auto")";
+      break;
+    case ToolChoice::Type::None:
+      out += R"("none")";
+      break;
+    case ToolChoice::Type::Required:
+      out += R"("required")";
+      break;
+    case ToolChoice::Type::Function:
+      out += R"({"type":"function","function":{"name":)";
+      if (!append_json_string(out, choice.name)) return invalid_utf8("tool_choice.name");
+      out += "}}";
+      break;
+  }
+  return {};
+}
+
+// {"type":"text"} | {"type":"json_object"} | {"type":"json_schema","json_schema":{name,
+// description?, schema, strict?}} (OpenAI chat completions reference, "response_format"; Z.AI
+// documents text and json_object).
+Result<void> append_response_format(std::string& out, const ResponseFormat& format) {
+  switch (format.type) {
+    case ResponseFormat::Type::Text:
+      out += R"({"type":"text"})";
+      break;
+    case ResponseFormat::Type::JsonObject:
+      out += R"({"type":"json_object"})";
+      break;
+    case ResponseFormat::Type::JsonSchema: {
+      auto schema = json_object_text(format.schema_json, "response_format.schema_json");
+      if (!schema) return std::move(schema).error();
+      out += R"({"type":"json_schema","json_schema":{"name":)";
+      if (!append_json_string(out, format.name)) return invalid_utf8("response_format.name");
+      if (!format.description.empty()) {
+        out += R"(,"description":)";
+        if (!append_json_string(out, format.description)) {
+          return invalid_utf8("response_format.description");
+        }
+      }
+      out += R"(,"schema":)";
+      out += *schema;
+      if (format.strict) out += *format.strict ? R"(,"strict":true)" : R"(,"strict":false)";
+      out += "}}";
+      break;
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::string> write_openai_request(const ChatRequest& request, std::string_view model,
@@ -67,6 +235,8 @@ Result<std::string> write_openai_request(const ChatRequest& request, std::string
   if (request.system) estimate += request.system->size();
   for (const Message& m : request.messages) {
     estimate += 64 + m.content.size() + m.tool_calls_json.size();
+    for (const ContentPart& p : m.parts)
+      estimate += 64 + p.text.size() + p.url.size() + p.data.size();
   }
   std::string out;
   out.reserve(estimate);
@@ -104,6 +274,19 @@ Result<std::string> write_openai_request(const ChatRequest& request, std::string
   if (request.seed && top.key("seed")) append_int(out, *request.seed);
   if (request.thinking && top.key("thinking")) {
     out += *request.thinking ? R"({"type":"enabled"})" : R"({"type":"disabled"})";
+  }
+  if (!request.tools.empty() && top.key("tools")) {
+    if (auto ok = append_tools(out, request.tools); !ok) return std::move(ok).error();
+  }
+  if (request.tool_choice && top.key("tool_choice")) {
+    if (auto ok = append_tool_choice(out, *request.tool_choice); !ok) {
+      return std::move(ok).error();
+    }
+  }
+  if (request.response_format && top.key("response_format")) {
+    if (auto ok = append_response_format(out, *request.response_format); !ok) {
+      return std::move(ok).error();
+    }
   }
   // An extra_json "stream" decides alone: stream_options is only valid next to stream:true.
   if (stream && top.key("stream")) {

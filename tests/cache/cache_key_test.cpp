@@ -30,6 +30,11 @@ ChatRequest base_request() {
   r.thinking = true;
   r.system = "You are a test.";
   r.extra_json = R"({"tools":[{"type":"function","function":{"name":"f"}}],"user":"u1"})";
+  r.messages[1].parts = {glmproxy::ContentPart::image_url("https://x/a.png", "high")};
+  r.messages[1].tool_calls = {{"c0", "f", "{}"}};
+  r.tools = {{"g", "d", R"({"type":"object"})"}};
+  r.tool_choice = glmproxy::ToolChoice::function("g");
+  r.response_format = glmproxy::ResponseFormat::json_schema("s", R"({"type":"string"})");
   return r;
 }
 
@@ -69,6 +74,46 @@ TEST_CASE("cache key: changing any one field changes the key", "[cache]") {
       {"thinking", [](ChatRequest& r) { r.thinking = false; }},
       {"extra_json value", [](ChatRequest& r) { r.extra_json = R"({"tools":[],"user":"u1"})"; }},
       {"extra_json member", [](ChatRequest& r) { r.extra_json.clear(); }},
+      {"a content part",
+       [](ChatRequest& r) {
+         r.messages[1].parts.push_back(glmproxy::ContentPart::image_url("https://x/b.png"));
+       }},
+      {"content part url", [](ChatRequest& r) { r.messages[1].parts[0].url = "https://x/b.png"; }},
+      {"content part detail", [](ChatRequest& r) { r.messages[1].parts[0].detail = "low"; }},
+      {"content part type",
+       [](ChatRequest& r) { r.messages[1].parts[0].type = glmproxy::ContentPart::Type::FileUrl; }},
+      {"content part text", [](ChatRequest& r) { r.messages[1].parts[0].text = "t"; }},
+      {"content part data", [](ChatRequest& r) { r.messages[1].parts[0].data = "AAAA"; }},
+      {"content part media type",
+       [](ChatRequest& r) { r.messages[1].parts[0].media_type = "image/gif"; }},
+      {"one more typed tool call",
+       [](ChatRequest& r) {
+         r.messages[1].tool_calls.push_back({"c1", "f", "{}"});
+       }},
+      {"typed tool call id", [](ChatRequest& r) { r.messages[1].tool_calls[0].id = "c9"; }},
+      {"typed tool call name", [](ChatRequest& r) { r.messages[1].tool_calls[0].name = "g"; }},
+      {"typed tool call arguments",
+       [](ChatRequest& r) { r.messages[1].tool_calls[0].arguments_json = R"({"a":1})"; }},
+      {"one more tool", [](ChatRequest& r) { r.tools.push_back({"f"}); }},
+      {"tool name", [](ChatRequest& r) { r.tools[0].name = "h"; }},
+      {"tool description", [](ChatRequest& r) { r.tools[0].description = "e"; }},
+      {"tool parameters",
+       [](ChatRequest& r) { r.tools[0].parameters_json = R"({"type":"null"})"; }},
+      {"tool strict", [](ChatRequest& r) { r.tools[0].strict = true; }},
+      {"tool_choice type",
+       [](ChatRequest& r) { r.tool_choice->type = glmproxy::ToolChoice::Type::Auto; }},
+      {"tool_choice name", [](ChatRequest& r) { r.tool_choice->name = "h"; }},
+      {"no tool_choice", [](ChatRequest& r) { r.tool_choice.reset(); }},
+      {"response_format type",
+       [](ChatRequest& r) {
+         r.response_format->type = glmproxy::ResponseFormat::Type::JsonObject;
+       }},
+      {"response_format name", [](ChatRequest& r) { r.response_format->name = "t"; }},
+      {"response_format description", [](ChatRequest& r) { r.response_format->description = "d"; }},
+      {"response_format schema",
+       [](ChatRequest& r) { r.response_format->schema_json = R"({"type":"number"})"; }},
+      {"response_format strict", [](ChatRequest& r) { r.response_format->strict = false; }},
+      {"no response_format", [](ChatRequest& r) { r.response_format.reset(); }},
       {"content split differently",
        [](ChatRequest& r) {
          r.messages[0].content = "Be brief.Hello";
@@ -103,6 +148,16 @@ TEST_CASE("cache key: extra_json member order, whitespace and number spelling do
   b.extra_json = R"({"x": {"a": 1, "b": 2}, "top_k": 1, "stop": [1, 2]})";
   a.extra_json = R"({"x": {"a": 1, "b": 2}, "top_k": 1, "stop": [2, 1]})";
   CHECK_FALSE(key_of(a) == key_of(b));
+}
+
+TEST_CASE("cache key: tool parameters, arguments and schemas are compared as JSON", "[cache]") {
+  ChatRequest spaced = base_request();
+  spaced.tools[0].parameters_json = R"({ "type" : "object" })";
+  spaced.response_format->schema_json = R"( {"type": "string"} )";
+  spaced.messages[1].tool_calls = {{"c1", "f", R"({"b": 1.0, "a": 2})"}};
+  ChatRequest tight = base_request();
+  tight.messages[1].tool_calls = {{"c1", "f", R"({"a":2,"b":1})"}};
+  CHECK(key_of(spaced) == key_of(tight));
 }
 
 TEST_CASE("cache key: canonical_json sorts members and keeps the last duplicate", "[cache]") {
