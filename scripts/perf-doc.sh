@@ -14,35 +14,39 @@ marked so. Rerun a script to refresh its
 section (`scripts/perf-doc.sh` reassembles this page). The machines are shared and noisy:
 compare the rows of one run, not figures across runs.
 
-Each section says when it ran. "Under load" ran on 2026-12-02 with the core redesign's first
-steps in (complete_async() callbacks on the callback pool, stream() events on the calling
-thread, the transport in parts); the Google Benchmark sections after it ran on 2026-11-29 and
-predate the changes of 2026-12-01 and 2026-12-02.
+Each section says when it ran. "Under load" ran on 2026-12-02 (06:55Z) with the core redesign
+in: a blocking call drives the loop itself when nothing else is on the wire (leader/follower,
+[architecture.md](architecture.md#blocking-calls-and-the-loop)), answers are parsed off the
+driver, complete_async() callbacks run on the callback pool and stream() events on the calling
+thread. The Google Benchmark sections after it ran on 2026-11-29 and predate the changes of
+2026-12-01 and 2026-12-02.
 
-### Why the targets are missed (read from the code and the rows below; written by hand)
+### Why four targets are missed (read from the code and the rows below; written by hand)
 
-The targets are those of issue 15. Today every request still crosses threads: the calling
-thread hands it to the client's one I/O thread (`curl_multi_wakeup` ends that thread's poll),
-and the I/O thread hands the answer back (a futex wake-up); a stream's events make one more
-crossing each chunk, to the thread that called `stream()`. Each crossing is a context switch,
-10 to 40 µs on these shared 2-core machines, and more when the two threads share a core.
-- Sequential `complete()`: the two crossings are the whole gap over raw libcurl, which runs the
-  transfer on the calling thread. Between two runs ten minutes apart, with the same code path,
-  the pinned gap measured -10.8 µs (a run at 03:55Z whose JSON this one replaced) and +29.4 µs
-  (below): on this machine the figure moves by more than the 10 µs target.
-- `stream()` time to first token: the same two crossings plus the hand-over of the first event.
-- 32 threads (or one feeding thread) against curl-multi: one I/O thread does every transfer's
-  curl work and every hand-off, while the curl-multi baseline is one thread doing only HTTP;
-  pinned, that thread shares its core with 32 callers and the callback threads.
-- 32 threads calling `stream()`: each chunk's events wake their consumer, a context switch per
-  chunk; pinned to one core that costs more than the I/O thread delivering events itself did
-  (0.55× before events moved off the I/O thread, as issue 15 measured it; 0.30× here),
-  unpinned less (0.55×).
-
-Meeting them needs the calling thread to drive its own transfer (an easy handle from a pool
-bounded by `POOL_MAX_CONNECTIONS`, with admission, retry and timeouts as the shared policy
-objects the transport is now made of), keeping the multi loop for `complete_async()`: the
-next step of issue 15, not built yet.
+The targets are those of issue 15. Sequential `complete()` meets its target pinned and unpinned:
+a lone blocking call runs its transfer on the calling thread, like raw libcurl. Before this
+change (a run of 04:05Z the same day), both thread crossings made the gap +29 µs. The rest:
+- `stream()` time to first token (1.15× pinned, 1.11× unpinned): no thread hand-off is left,
+  and the gap is CPU. The mock's whole stream arrives in one read. Before the first `on_event`,
+  glmproxy parses every event of that read (SSE lines, one simdjson parse each), builds the
+  aggregate reply and finishes the transfer. A stream costs 54 to 57 µs of CPU per request
+  against raw libcurl's 41 (`complete()` costs 45 to 48). At these latencies, 1.05× leaves
+  about 4 µs. Meeting it needs the first event handed out before the rest of its read is
+  parsed, for example by pausing curl's write callback after it (`CURL_WRITEFUNC_PAUSE`). That is
+  not built.
+- 32 calls at once (one feeding thread 0.58×/0.60×, 32 threads calling `complete()`
+  0.53×/0.63×): once requests overlap, one thread drives the loop for all of them. Every answer
+  then wakes the thread that waits for it (the caller, or a callback pool thread), which costs
+  the driver 3 to 5 µs in the kernel per wake-up (`perf`: futex wake, `try_to_wake_up`). The
+  curl-multi baseline is one thread doing only HTTP, with no wake-ups. glmproxy spends 25 to
+  34 µs of CPU per request at concurrency 32; the baseline spends 15 to 17. The design that
+  removes the wake-up is each calling thread on its own easy handle, woken by its own socket as
+  threads calling `curl_easy_perform` are. It splits the connection pool, because libcurl does
+  not support one connection cache shared by concurrent threads. That design was weighed and
+  not taken (architecture.md says why).
+- 32 threads calling `stream()` (0.25× pinned, 0.52× unpinned): under load, each chunk's events
+  wake their consumer (the loop is lent to a consumer only while its stream is alone on the
+  wire). Pinned, 32 consumers and the driver share one core.
 
 MD
   for section in load complete stream cache; do

@@ -309,9 +309,11 @@ def main():
             p(f"At concurrency 1 the first token arrives "
               f"{s1['ttft_us']['p50'] - base(s1)['ttft_us']['p50']:.1f} µs after raw libcurl's "
               f"(a whole `complete()` adds {seq['vs_baseline']['added_p50_us']:.1f} µs at p50): "
-              "the hand-offs to and from the I/O thread, plus decoding each event before the "
-              "callback (see \"Streaming\" below). With N threads each stream also waits for "
-              "the I/O thread, which serves every stream's events in turn.")
+              "alone on the wire, the calling thread drives its own transfer (no hand-off), so "
+              "the gap is glmproxy's CPU: the mock's whole stream arrives in one read, and every "
+              "event of it is decoded, and the reply aggregated, before the first on_event (see "
+              "\"Streaming\" below). With N threads one thread drives the loop for every "
+              "stream, and each chunk's events wake their consumer.")
             p("")
         for r in closed + opened:
             if r["errors"]:
@@ -361,12 +363,13 @@ def main():
         p("coalescing is on by default; the single-flight table; parsing the answer with simdjson")
         p("into a `ChatResponse` (with a copy of the raw body); the `std::function` callbacks of")
         p("the facade, dispatcher and transport; metrics; and easy-handle set-up per request")
-        p("(`curl_easy_reset` and the options). Already removed (see transport.md): the wake-up of")
-        p("a busy I/O thread, the queue and wake-up for requests sent from a callback on the I/O")
-        p("thread, the per-request header list, copies of response headers nobody reads.")
-        p("With N threads calling the blocking `complete()`, every answer also wakes its caller")
-        p("(a futex and a context switch on the same core), which is why that driver trails")
-        p("`complete_async()`.")
+        p("(`curl_easy_reset` and the options). Already removed (see transport.md): both thread")
+        p("hand-offs of a lone blocking call (it drives the loop itself), the wake-up of a busy")
+        p("driver, the queue and wake-up for requests sent from a callback on the driver, the")
+        p("per-request header list, copies of response headers nobody reads; answers are parsed")
+        p("off the driver (on the calling thread, or the callback threads). Under load one thread")
+        p("drives the loop, and every answer wakes the thread waiting for it (a futex wake-up,")
+        p("paid by the driver, and a context switch).")
         p("")
     seq_missed = bool(seq and base(seq) and seq["vs_baseline"]["added_p50_us"] > 10)
     ttft_missed = bool(s1 and base(s1) and s1["ttft_us"] and base(s1)["ttft_us"] and
@@ -377,15 +380,11 @@ def main():
                   (False, True): "first-token target is"}[(seq_missed, ttft_missed)]
         p(f"### Why the {missed} missed")
         p("")
-        p("One blocking call crosses threads twice: the caller hands the request to the I/O thread")
-        p("(a `curl_multi_wakeup` that ends that thread's `poll`) and the I/O thread hands the answer")
-        p("back (a futex wake-up of the waiting caller). A raw `curl_easy_perform` does the")
-        p("transfer on the caller's own thread and pays neither. On this VM a bare hand-off of that")
-        p("kind costs several microseconds each way even with both threads on one core, and more")
-        p("when the scheduler moves them; the rest is the per-request work listed above. Meeting")
-        p("+10 µs would take running the transfer on the calling thread, which the design (one I/O")
-        p("thread owning every curl handle, for admission, pooling and retries across callers)")
-        p("rules out; the same two hand-offs are the gap in time to first token.")
+        p("A lone blocking call crosses no thread: it drives the loop on the calling thread, as a")
+        p("raw `curl_easy_perform` does (architecture.md, Blocking calls and the loop). What is")
+        p("left is glmproxy's own work per request, listed above; before the first token, it")
+        p("includes decoding every event of the first read (the mock sends its whole stream in")
+        p("one). On this shared VM these figures move by several microseconds between runs.")
         p("")
 
     # --- memory ------------------------------------------------------------------------------
