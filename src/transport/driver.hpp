@@ -80,6 +80,9 @@ class Transport::Impl final : private StreamReceiver {
 
   /// How a turn of the loop ended.
   enum class Turn { Busy, Idle, Stop };
+  /// What enqueue() did: queued (the driver woken if it slept), queued with the loop taken by
+  /// this thread, or answered here (stopping).
+  enum class Queued { Queued, Taken, Answered };
 
   // transport.cpp: the loop.
   void run();
@@ -90,6 +93,7 @@ class Transport::Impl final : private StreamReceiver {
   void take_over(Clock::time_point now);
   void accept(std::vector<Submission>& work, Clock::time_point now);
   void answer_shutting_down(std::vector<Submission>& work);
+  Queued enqueue(std::vector<Submission>& work, bool take);
   void shutdown();
   const std::string& base_of(const std::string& url) const noexcept;
 

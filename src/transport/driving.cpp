@@ -104,32 +104,8 @@ Transport::Impl::Turn Transport::Impl::turn() {
 
 void Transport::Impl::lead(std::vector<Submission> work, const std::function<bool()>& enough,
                            const std::function<bool()>* lend) {
-  bool leading = false, poll_wake = false;
-  {
-    std::lock_guard lock(mu_);
-    if (!stopping_) {
-      for (auto& w : work) incoming_.push_back(std::move(w));
-      work.clear();
-      if (!driven_) {
-        driven_ = leading = true;  // the I/O thread is parked: this thread drives
-      } else {
-        poll_wake = sleeping_;
-        sleeping_ = false;
-      }
-    }
-  }
-  if (!work.empty()) {
-    answer_shutting_down(work);
-    return;
-  }
-  if (!leading) {
-    if (poll_wake) {
-      wakeups_.fetch_add(1, std::memory_order_relaxed);
-      curl_multi_wakeup(multi_);
-    }
-    return;
-  }
-  drive(enough, lend);
+  // The I/O thread parked (nobody drives): this thread drives.
+  if (enqueue(work, /*take=*/true) == Queued::Taken) drive(enough, lend);
 }
 
 bool Transport::Impl::lead_again(const std::function<bool()>& enough,

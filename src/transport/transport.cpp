@@ -154,17 +154,25 @@ void Transport::Impl::submit(std::vector<Submission> work) {
     for (auto& w : work) local_.push_back(std::move(w));
     return;
   }
-  bool poll_wake = false, park_wake = false;
+  enqueue(work, /*take=*/false);
+}
+
+// Puts `work` on the queue and wakes the driver only if it sleeps: the parked I/O thread when
+// nobody drives the loop, else a driver asleep in its poll (a system call and a poll round); a
+// busy driver takes the queue before it sleeps again. With `take`, an undriven loop is taken
+// by this thread instead of waking anyone. While stopping, `work` is answered here, as no
+// driver will.
+Transport::Impl::Queued Transport::Impl::enqueue(std::vector<Submission>& work, bool take) {
+  bool poll_wake = false, park_wake = false, taken = false;
   {
     std::lock_guard lock(mu_);
     if (!stopping_) {
       for (auto& w : work) incoming_.push_back(std::move(w));
       work.clear();
-      // Only a sleeping thread needs the wake-up: the parked I/O thread when nobody drives the
-      // loop, else a driver asleep in its poll (a system call and a poll round); a busy driver
-      // takes the queue before it sleeps again.
       if (!driven_) {
-        park_wake = true;
+        taken = take;
+        driven_ = driven_ || take;
+        park_wake = !take;
       } else {
         poll_wake = sleeping_;
         sleeping_ = false;
@@ -172,13 +180,13 @@ void Transport::Impl::submit(std::vector<Submission> work) {
     }
   }
   if (!work.empty()) {
-    // The client is being destroyed: answer here, as no I/O thread will.
     answer_shutting_down(work);
-    return;
+    return Queued::Answered;
   }
   if (park_wake || poll_wake) wakeups_.fetch_add(1, std::memory_order_relaxed);
   if (park_wake) park_cv_.notify_one();
   if (poll_wake) curl_multi_wakeup(multi_);
+  return taken ? Queued::Taken : Queued::Queued;
 }
 
 // The configured base URL `url` was built from (the Anthropic one, or else the OpenAI one).
