@@ -96,6 +96,32 @@ struct Message {
   /// copied here). Use this or tool_calls_json, not both. OpenAI sends arguments_json as the
   /// string it is ("" as "{}"); Anthropic needs it to be a JSON object ("" is {}).
   std::vector<ToolCall> tool_calls{};
+  /// role "assistant", OpenAI protocol (GLM): the turn's reasoning, sent back as
+  /// `reasoning_content` so a tool loop with thinking keeps its chain of thought. Anthropic:
+  /// not sent (an unsigned thinking block is refused there; it takes thinking_blocks).
+  std::string reasoning_content{};
+  /// role "assistant", Anthropic: the turn's thinking / redacted_thinking blocks as the reply
+  /// gave them (ChatResponse::thinking_blocks), written first in its content, signature and
+  /// data unchanged. OpenAI protocol: not sent.
+  std::vector<ThinkingBlock> thinking_blocks{};
+
+  /// The assistant turn of `reply`, ready to send back in the next request of a tool loop:
+  /// its content, tool calls, reasoning_content and thinking blocks (the refusal is not part
+  /// of the turn).
+  static Message assistant(const ChatResponse& reply) {
+    Message m{"assistant", reply.content};
+    m.tool_calls = reply.tool_calls;
+    m.reasoning_content = reply.reasoning_content;
+    m.thinking_blocks = reply.thinking_blocks;
+    return m;
+  }
+  /// A role "tool" message answering the tool call `tool_call_id` with `result` (OpenAI role
+  /// "tool"; Anthropic a user turn with a tool_result block).
+  static Message tool_result(std::string tool_call_id, std::string result) {
+    Message m{"tool", std::move(result)};
+    m.tool_call_id = std::move(tool_call_id);
+    return m;
+  }
 };
 
 /// A function the model may call: OpenAI `tools[].function`, Anthropic `tools[]` with
@@ -188,6 +214,26 @@ struct ChatRequest {
   std::string api_key;     ///< tenant key when a key registry is configured
   std::string request_id;  ///< sent as X-Request-ID when non-empty
   CachePolicy cache = CachePolicy::Default;
+  /// Anthropic `thinking.budget_tokens`: at least 1024 and below max_tokens, else
+  /// InvalidArgument. Unset: max_tokens / 2, at least 1024 (thinking on with max_tokens <= 1024
+  /// is InvalidArgument: no valid budget exists). Set while `thinking` is unset turns thinking
+  /// on; set with `thinking` false is InvalidArgument. OpenAI protocol: not sent (GLM has no
+  /// budget).
+  std::optional<int> thinking_budget_tokens{};
+  /// Z.AI `do_sample` (OpenAI protocol; Anthropic: not sent). false: greedy decoding,
+  /// temperature and top_p have no effect. For a GLM model, temperature <= 0 with do_sample
+  /// unset is written as Z.AI's SDK writes it ("do_sample":false, "temperature":0.01), and with
+  /// do_sample true it is InvalidArgument (Z.AI refuses it). docs/protocols.md.
+  std::optional<bool> do_sample{};
+  /// Z.AI `user_id`, the end user (6 to 128 characters there), on the OpenAI protocol;
+  /// Anthropic `metadata.user_id`. Empty: not sent.
+  std::string user_id{};
+  /// Z.AI `tool_stream` (OpenAI protocol, GLM-4.6 and later): stream tool-call arguments as
+  /// they are made. Anthropic: not sent (its tool input always streams).
+  std::optional<bool> tool_stream{};
+  /// Z.AI's own `request_id` body field (OpenAI protocol), echoed in the reply's request_id.
+  /// Empty: not sent. `request_id` above is the X-Request-ID header, sent as before.
+  std::string body_request_id{};
 };
 
 /// An embeddings request (OpenAI POST /embeddings; Z.AI `embedding-3`). With BATCHING_ENABLED,

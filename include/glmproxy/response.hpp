@@ -14,6 +14,22 @@ struct ToolCall {
   std::string id, name, arguments_json;
 };
 
+/// One Anthropic thinking block of a reply, kept as it came so it can be sent back: Anthropic
+/// checks a thinking block's `signature`, and a tool loop with thinking on must return the
+/// last assistant turn's blocks unchanged (Message::thinking_blocks).
+///
+/// Thread safety: thread-compatible (a plain value).
+struct ThinkingBlock {
+  enum class Type {
+    Thinking,  ///< {"type":"thinking","thinking":..., "signature":...}
+    Redacted,  ///< {"type":"redacted_thinking","data":...}: encrypted, no text to show
+  };
+  Type type = Type::Thinking;
+  std::string thinking{};   ///< Thinking: the text (also in ChatResponse::reasoning_content)
+  std::string signature{};  ///< Thinking: the signature, opaque; sent back unchanged
+  std::string data{};       ///< Redacted: the encrypted data, opaque; sent back unchanged
+};
+
 /// Token counts as the upstream reported them, the same meaning for both protocols.
 ///
 /// Every count is made safe on parsing: a negative one becomes 0, one above INT64_MAX is held
@@ -68,6 +84,10 @@ struct ChatResponse {
   /// received (minified), "" when the reply had none. Streamed: the arrays of every chunk that
   /// carried one, joined into one array.
   std::string web_search_json;
+  /// Anthropic: the reply's thinking and redacted_thinking blocks, in order, with their
+  /// signature / data (streamed: assembled from thinking_delta, signature_delta and
+  /// redacted_thinking blocks). Empty for OpenAI / Z.AI, whose reasoning is reasoning_content.
+  std::vector<ThinkingBlock> thinking_blocks{};
 };
 
 /// One piece of a streamed reply, handed to ProxyClient::stream()'s callback as it arrives.
@@ -91,6 +111,9 @@ struct StreamEvent {
     Refusal,    ///< `text`: the next piece of an OpenAI `delta.refusal` (the model declined)
     WebSearch,  ///< `text`: a Z.AI chunk's `web_search` array of search results, as raw JSON
                 ///< (minified), once per chunk that carries one (usually the first)
+    Signature,  ///< `text`: the next piece of the signature of the Anthropic thinking block
+                ///< being streamed (signature_delta); `tool_index` = its block's index
+    RedactedThinking,  ///< `text`: the data of an Anthropic redacted_thinking block (whole)
   };
   Type type = Type::Text;
   std::string text;
@@ -100,7 +123,7 @@ struct StreamEvent {
 };
 
 /// The name of a StreamEvent::Type ("text", "reasoning", "tool_call", "finish", "usage",
-/// "done", "refusal", "web_search").
+/// "done", "refusal", "web_search", "signature", "redacted_thinking").
 GLMPROXY_API std::string_view to_string(StreamEvent::Type type) noexcept;
 
 /// The answer to ProxyClient::embed().

@@ -50,6 +50,10 @@ std::string_view to_string(StreamEvent::Type type) noexcept {
       return "refusal";
     case StreamEvent::Type::WebSearch:
       return "web_search";
+    case StreamEvent::Type::Signature:
+      return "signature";
+    case StreamEvent::Type::RedactedThinking:
+      return "redacted_thinking";
   }
   return "unknown";
 }
