@@ -193,6 +193,11 @@ CacheKey chat_cache_key(const ChatRequest& r, std::string_view base_url, std::st
     hash_json(h, f.schema_json);
     h.optional(f.strict, [&](bool v) { h.tag(v ? 'T' : 'F'); });
   });
+  // do_sample and tool_stream change the answer or its stream; user_id and body_request_id
+  // only name the caller and the call (like the X-Request-ID header), so identical requests of
+  // two end users share an answer (docs/caching.md).
+  h.optional(r.do_sample, [&](bool v) { h.tag(v ? 'T' : 'F'); });
+  h.optional(r.tool_stream, [&](bool v) { h.tag(v ? 'T' : 'F'); });
   hash_json(h, r.extra_json);
   h.text(tenant_scope);
   return h.digest();

@@ -339,7 +339,7 @@ Result<std::string> write_anthropic_request(const ChatRequest& request, std::str
   auto extra = parse_extra_json(request.extra_json);
   if (!extra) return std::move(extra).error();
 
-  std::size_t estimate = 256 + request.extra_json.size();
+  std::size_t estimate = 256 + request.extra_json.size() + request.user_id.size();
   if (request.system) estimate += request.system->size();
   for (const Message& m : request.messages) {
     estimate += 96 + m.content.size() + m.tool_calls_json.size();
@@ -413,6 +413,11 @@ Result<std::string> write_anthropic_request(const ChatRequest& request, std::str
     if (auto ok = append_tool_choice(out, *request.tool_choice); !ok) {
       return std::move(ok).error();
     }
+  }
+  if (!request.user_id.empty() && top.key("metadata")) {
+    out += R"({"user_id":)";
+    append_json_string(out, request.user_id);  // UTF-8 checked by validate_request
+    out += '}';
   }
   if (stream && top.key("stream")) out += "true";
   top.finish();

@@ -182,6 +182,8 @@ Result<void> validate_request(const ChatRequest& request, std::string_view model
   if (request.top_p && !std::isfinite(*request.top_p)) {
     return invalid_argument(fmt::format("top_p must be a finite number, got {}", *request.top_p));
   }
+  if (!valid_utf8(request.user_id)) return invalid_utf8("user_id");
+  if (!valid_utf8(request.body_request_id)) return invalid_utf8("body_request_id");
   return validate_typed_fields(request);
 }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -223,15 +224,48 @@ Result<void> append_response_format(std::string& out, const ResponseFormat& form
   return {};
 }
 
+// A GLM model on Z.AI: its name starts with "glm" (any case). Only those get Z.AI's sampling
+// rule; other OpenAI-compatible servers are sent what was asked.
+bool is_glm_model(std::string_view model) {
+  return model.size() >= 3 && (model[0] | 0x20) == 'g' && (model[1] | 0x20) == 'l' &&
+         (model[2] | 0x20) == 'm';
+}
+
+struct Sampling {
+  std::optional<double> temperature;
+  std::optional<bool> do_sample;
+};
+
+// Z.AI refuses temperature 0 while do_sample is true (its default). Its Python SDK rewrites
+// temperature <= 0 to do_sample false with temperature 0.01 (which then has no effect); glmproxy
+// does the same for a GLM model when do_sample is unset, and refuses the contradiction when the
+// caller set do_sample true. docs/protocols.md "Sampling on Z.AI".
+Result<Sampling> zai_sampling(const ChatRequest& request, std::string_view model) {
+  Sampling s{request.temperature, request.do_sample};
+  if (!s.temperature || *s.temperature > 0 || !is_glm_model(model)) return s;
+  if (s.do_sample.value_or(false)) {
+    return invalid_argument(fmt::format(
+        "temperature {} with do_sample true: Z.AI refuses it (temperature must be above 0 "
+        "when sampling); leave do_sample unset or false for greedy decoding",
+        *s.temperature));
+  }
+  s.temperature = 0.01;
+  s.do_sample = false;
+  return s;
+}
+
 }  // namespace
 
 Result<std::string> write_openai_request(const ChatRequest& request, std::string_view model,
                                          bool stream) {
   if (auto valid = validate_request(request, model); !valid) return std::move(valid).error();
+  auto sampling = zai_sampling(request, model);
+  if (!sampling) return std::move(sampling).error();
   auto extra = parse_extra_json(request.extra_json);
   if (!extra) return std::move(extra).error();
 
-  std::size_t estimate = 256 + request.extra_json.size();
+  std::size_t estimate = 256 + request.extra_json.size() + request.user_id.size() +
+                         request.body_request_id.size();
   if (request.system) estimate += request.system->size();
   for (const Message& m : request.messages) {
     estimate += 64 + m.content.size() + m.tool_calls_json.size();
@@ -262,8 +296,9 @@ Result<std::string> write_openai_request(const ChatRequest& request, std::string
     }
     out += ']';
   }
-  if (request.temperature && top.key("temperature")) append_double(out, *request.temperature);
+  if (sampling->temperature && top.key("temperature")) append_double(out, *sampling->temperature);
   if (request.top_p && top.key("top_p")) append_double(out, *request.top_p);
+  if (sampling->do_sample && top.key("do_sample")) out += *sampling->do_sample ? "true" : "false";
   if (request.max_tokens && top.key("max_tokens")) append_int(out, *request.max_tokens);
   if (!request.stop.empty() && top.key("stop")) {
     std::size_t bad = 0;
@@ -287,6 +322,14 @@ Result<std::string> write_openai_request(const ChatRequest& request, std::string
     if (auto ok = append_response_format(out, *request.response_format); !ok) {
       return std::move(ok).error();
     }
+  }
+  if (request.tool_stream && top.key("tool_stream")) {
+    out += *request.tool_stream ? "true" : "false";
+  }
+  // UTF-8 of both checked by validate_request.
+  if (!request.user_id.empty() && top.key("user_id")) append_json_string(out, request.user_id);
+  if (!request.body_request_id.empty() && top.key("request_id")) {
+    append_json_string(out, request.body_request_id);
   }
   // An extra_json "stream" decides alone: stream_options is only valid next to stream:true.
   if (stream && top.key("stream")) {

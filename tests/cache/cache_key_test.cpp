@@ -114,6 +114,9 @@ TEST_CASE("cache key: changing any one field changes the key", "[cache]") {
        [](ChatRequest& r) { r.response_format->schema_json = R"({"type":"number"})"; }},
       {"response_format strict", [](ChatRequest& r) { r.response_format->strict = false; }},
       {"no response_format", [](ChatRequest& r) { r.response_format.reset(); }},
+      {"do_sample", [](ChatRequest& r) { r.do_sample = false; }},
+      {"do_sample true", [](ChatRequest& r) { r.do_sample = true; }},
+      {"tool_stream", [](ChatRequest& r) { r.tool_stream = true; }},
       {"content split differently",
        [](ChatRequest& r) {
          r.messages[0].content = "Be brief.Hello";
@@ -132,6 +135,16 @@ TEST_CASE("cache key: changing any one field changes the key", "[cache]") {
   CHECK_FALSE(key_of(base_request(), "https://h/api/paas/v4", "glm-4.7", true) == base);
   CHECK_FALSE(key_of(base_request(), "https://h/api/paas/v4", "glm-4.7", false, "tenant-b") ==
               base);
+}
+
+TEST_CASE("cache key: user_id, body_request_id and request_id name the call, not the question",
+          "[cache]") {
+  const CacheKey base = key_of(base_request());
+  ChatRequest r = base_request();
+  r.user_id = "end-user-1234";
+  r.body_request_id = "req-1";
+  r.request_id = "hdr-1";
+  CHECK(key_of(r) == base);
 }
 
 TEST_CASE("cache key: extra_json member order, whitespace and number spelling do not matter",

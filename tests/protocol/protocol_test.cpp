@@ -370,7 +370,9 @@ TEST_CASE("OpenAI body: every optional parameter", "[protocol][openai]") {
   request.top_p = 1e-7;
   Json off(write_ok(request));
   CHECK(off.minified("/thinking") == R"({"type":"disabled"})");
-  CHECK(off.number("/temperature") == 0.0);
+  // Temperature 0 on a GLM model: Z.AI's greedy form (tests/protocol/zai_extras_test.cpp).
+  CHECK(off.number("/temperature") == 0.01);
+  CHECK(off.minified("/do_sample") == "false");
   CHECK(off.number("/top_p") == 1e-7);
 }
 
