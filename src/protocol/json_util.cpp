@@ -182,6 +182,7 @@ Result<void> validate_request(const ChatRequest& request, std::string_view model
   if (request.top_p && !std::isfinite(*request.top_p)) {
     return invalid_argument(fmt::format("top_p must be a finite number, got {}", *request.top_p));
   }
+  if (auto ok = validate_thinking_blocks(request); !ok) return ok;
   return validate_typed_fields(request);
 }
 
