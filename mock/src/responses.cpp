@@ -1,5 +1,7 @@
 #include "responses.hpp"
 
+#include "thinking.hpp"
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -18,6 +20,8 @@ void note_markers(std::string_view text, RequestInfo& info) {
   info.usage_details = info.usage_details || text.find("[mock:usage_details]") != text.npos;
   info.refusal = info.refusal || text.find("[mock:refusal]") != text.npos;
   info.web_search = info.web_search || text.find("[mock:web_search]") != text.npos;
+  info.redacted_thinking =
+      info.redacted_thinking || text.find("[mock:redacted_thinking]") != text.npos;
 }
 
 std::int64_t count_text(simdjson::ondemand::value value, RequestInfo& info) {
@@ -32,9 +36,11 @@ std::int64_t count_text(simdjson::ondemand::value value, RequestInfo& info) {
   }
   std::int64_t total = 0;
   if (type == json_type::array) {
+    std::size_t n = 0;
     for (auto element : value.get_array()) {
       simdjson::ondemand::object block;
       if (element.get_object().get(block)) continue;
+      if (info.api == Api::Messages) check_thinking_block(block, n++, info);
       std::string_view text;
       if (!block.find_field_unordered("text").get_string().get(text)) {
         note_markers(text, info);
@@ -243,7 +249,7 @@ Planned plan_messages(const RequestInfo& info, const MockOptions& options, const
                       std::uint64_t counter) {
   Planned p;
   const Usage usage = usage_for(info, options, fault);
-  const bool think = !options.reasoning_text.empty() && !info.thinking_disabled;
+  const std::string_view thinking = anthropic_thinking_text(info, options);
   const std::string id = "msg_mock_" + std::to_string(counter);
   std::string model;
   append_json_string(model, info.model);
@@ -252,11 +258,7 @@ Planned plan_messages(const RequestInfo& info, const MockOptions& options, const
     std::string& b = p.body;
     b += R"({"id":")" + id + R"(","type":"message","role":"assistant","model":)" + model;
     b += R"(,"content":[)";
-    if (think) {
-      b += R"({"type":"thinking","thinking":)";
-      append_json_string(b, options.reasoning_text);
-      b += R"(,"signature":"mock"},)";
-    }
+    append_thinking_json(b, thinking, info.redacted_thinking);
     // A refusal (stop_reason "refusal") comes without the reply text.
     if (info.refusal) {
       if (b.back() == ',') b.pop_back();
@@ -303,7 +305,10 @@ Planned plan_messages(const RequestInfo& info, const MockOptions& options, const
         sse("content_block_stop", R"({"type":"content_block_stop","index":)" + idx + "}"));
     ++index;
   };
-  if (think) block("thinking", "thinking_delta", "thinking", options.reasoning_text);
+  for (auto& [event, data] : thinking_stream_events(
+           index, thinking, cut(thinking, options.stream_chunks), info.redacted_thinking)) {
+    p.events.push_back(sse(event, data));
+  }
   if (!info.refusal) block("text", "text_delta", "text", options.reply_text);
   p.events.push_back(
       sse("message_delta", std::string(R"({"type":"message_delta","delta":{"stop_reason":)") +
@@ -445,6 +450,7 @@ std::string parse_request(std::string& body, RequestInfo& info) {
       std::string_view type;
       if (!value.find_field_unordered("type").get_string().get(type)) {
         info.thinking_disabled = type == "disabled";
+        info.thinking_enabled = type == "enabled";
       }
     } else if (key == "messages") {
       simdjson::ondemand::array messages;
@@ -456,6 +462,7 @@ std::string parse_request(std::string& body, RequestInfo& info) {
         if (!message.find_field_unordered("content").get(content)) {
           info.prompt_chars += count_text(content, info);
         }
+        ++info.message_index;
       }
     } else if (key == "system") {
       info.prompt_chars += count_text(value, info);
@@ -488,6 +495,14 @@ Planned plan_response(const RequestInfo& info, const MockOptions& options, const
     case Api::Chat:
       return plan_chat(info, options, fault, counter);
     case Api::Messages:
+      if (!info.thinking_error.empty()) {
+        // Anthropic refuses a thinking block sent back altered.
+        Planned p;
+        p.status = 400;
+        p.headers.emplace_back("Content-Type", "application/json");
+        p.body = error_body(Api::Messages, 400, info.thinking_error);
+        return p;
+      }
       return plan_messages(info, options, fault, counter);
     case Api::Embeddings:
       return plan_embeddings(info, fault);

@@ -26,6 +26,11 @@ struct RequestInfo {
   bool usage_details = false;  ///< "[mock:usage_details]": cached / reasoning / cache counts
   bool refusal = false;        ///< "[mock:refusal]": a refusal instead of the reply text
   bool web_search = false;     ///< "[mock:web_search]": Z.AI web_search results (OpenAI API)
+  // Anthropic extended thinking (thinking.hpp):
+  bool thinking_enabled = false;   ///< "thinking": {"type": "enabled"}
+  bool redacted_thinking = false;  ///< "[mock:redacted_thinking]": a redacted_thinking block
+  std::size_t message_index = 0;   ///< the message being parsed
+  std::string thinking_error;      ///< a thinking block sent back was altered: 400 with this
   std::int64_t prompt_chars = 0;
   std::vector<std::string> embedding_inputs;
 };

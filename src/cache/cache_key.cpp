@@ -166,6 +166,14 @@ CacheKey chat_cache_key(const ChatRequest& r, std::string_view base_url, std::st
       h.text(c.name);
       hash_json(h, c.arguments_json);
     }
+    h.text(m.reasoning_content);
+    h.u64(m.thinking_blocks.size());
+    for (const ThinkingBlock& b : m.thinking_blocks) {
+      h.u64(static_cast<std::uint64_t>(b.type));
+      h.text(b.thinking);
+      h.text(b.signature);
+      h.text(b.data);
+    }
   }
   h.optional(r.system, [&](const std::string& s) { h.text(s); });
   h.optional(r.temperature, [&](double v) { h.f64(v); });
@@ -175,6 +183,7 @@ CacheKey chat_cache_key(const ChatRequest& r, std::string_view base_url, std::st
   for (const std::string& s : r.stop) h.text(s);
   h.optional(r.seed, [&](std::int64_t v) { h.i64(v); });
   h.optional(r.thinking, [&](bool v) { h.tag(v ? 'T' : 'F'); });
+  h.optional(r.thinking_budget_tokens, [&](int v) { h.i64(v); });
   h.u64(r.tools.size());
   for (const Tool& t : r.tools) {
     h.text(t.name);

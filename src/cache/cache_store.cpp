@@ -11,6 +11,9 @@ std::size_t chat_bytes(const ChatResponse& r) noexcept {
   for (const ToolCall& t : r.tool_calls) {
     n += sizeof(ToolCall) + t.id.size() + t.name.size() + t.arguments_json.size();
   }
+  for (const ThinkingBlock& b : r.thinking_blocks) {
+    n += sizeof(ThinkingBlock) + b.thinking.size() + b.signature.size() + b.data.size();
+  }
   return n;
 }
 

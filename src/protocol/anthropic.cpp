@@ -16,8 +16,7 @@ namespace glmproxy::detail {
 
 namespace {
 
-constexpr int kDefaultMaxTokens = 4096;   // Anthropic requires max_tokens
-constexpr int kMinThinkingBudget = 1024;  // Anthropic's smallest budget_tokens
+constexpr int kDefaultMaxTokens = 4096;  // Anthropic requires max_tokens
 
 // Tool arguments as the JSON object Anthropic wants for "input". OpenAI sends them as a string
 // holding JSON; an object is taken as it is; none or "" is {}.
@@ -300,9 +299,12 @@ Result<void> append_messages(std::string& out, const ChatRequest& request) {
     out += R"(,"content":)";
     const bool has_calls =
         m.role == "assistant" && (!m.tool_calls_json.empty() || !m.tool_calls.empty());
-    if (has_calls || !m.parts.empty()) {
+    if (has_calls || !m.parts.empty() || !m.thinking_blocks.empty()) {
       out += '[';
       bool first_block = true;
+      // Thinking blocks open the assistant turn (Anthropic "Extended thinking": preserving
+      // thinking blocks in tool use).
+      if (auto ok = append_thinking_blocks(out, m, i, first_block); !ok) return ok;
       if (auto ok = append_content_blocks(out, m, i, first_block); !ok) return ok;
       if (!m.tool_calls.empty()) {
         if (auto ok = append_typed_tool_uses(out, m, i, first_block); !ok) return ok;
@@ -343,6 +345,9 @@ Result<std::string> write_anthropic_request(const ChatRequest& request, std::str
   if (request.system) estimate += request.system->size();
   for (const Message& m : request.messages) {
     estimate += 96 + m.content.size() + m.tool_calls_json.size();
+    for (const ThinkingBlock& b : m.thinking_blocks) {
+      estimate += 64 + b.thinking.size() + b.signature.size() + b.data.size();
+    }
     for (const ContentPart& p : m.parts) {
       estimate += 96 + p.text.size() + p.url.size() + p.data.size();
     }
@@ -351,6 +356,13 @@ Result<std::string> write_anthropic_request(const ChatRequest& request, std::str
   out.reserve(estimate);
 
   const int max_tokens = request.max_tokens.value_or(kDefaultMaxTokens);
+  // A "thinking" member in extra_json replaces ours, and with it the budget rule.
+  std::optional<int> budget;
+  if (!extra->has("thinking")) {
+    auto thinking = anthropic_thinking_budget(request, max_tokens);
+    if (!thinking) return std::move(thinking).error();
+    budget = *thinking;
+  }
   TopLevelWriter top(out, *extra);
   if (top.key("model")) append_json_string(out, model);  // UTF-8 checked by validate_request
   if (top.key("max_tokens")) append_int(out, max_tokens);
@@ -397,10 +409,10 @@ Result<std::string> write_anthropic_request(const ChatRequest& request, std::str
       return invalid_utf8(fmt::format("stop[{}]", bad));
     }
   }
-  if (request.thinking && top.key("thinking")) {
-    if (*request.thinking) {
+  if (budget && top.key("thinking")) {
+    if (*budget > 0) {
       out += R"({"type":"enabled","budget_tokens":)";
-      append_int(out, std::max(kMinThinkingBudget, max_tokens / 2));
+      append_int(out, *budget);
       out += '}';
     } else {
       out += R"({"type":"disabled"})";
@@ -455,14 +467,13 @@ Result<ChatResponse> parse_anthropic_response(std::string& body) {
     if (block_value.get_object().get(block)) return bad_response(path + " is not an object");
     std::string_view type;
     if (block["type"].get_string().get(type)) return bad_response(path + ".type is missing");
+    auto thinking = parse_thinking_block(block, type, path, response);
+    if (!thinking) return std::move(thinking).error();
+    if (*thinking) continue;
     if (type == "text") {
       auto text = optional_string(block, "text", path + ".text");
       if (!text) return std::move(text).error();
       response.content += *text;
-    } else if (type == "thinking") {
-      auto thinking = optional_string(block, "thinking", path + ".thinking");
-      if (!thinking) return std::move(thinking).error();
-      response.reasoning_content += *thinking;
     } else if (type == "tool_use") {
       ToolCall call;
       auto call_id = optional_string(block, "id", path + ".id");
@@ -477,7 +488,7 @@ Result<ChatResponse> parse_anthropic_response(std::string& body) {
       call.arguments_json = input ? simdjson::minify(*input) : std::string("{}");
       response.tool_calls.push_back(std::move(call));
     }
-    // Other block types (redacted_thinking, server tool blocks) carry nothing we report.
+    // Other block types (server tool blocks) carry nothing we report.
   }
 
   if (const auto usage_value = member(object, "usage")) {

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "protocol/protocol.hpp"
 
@@ -97,6 +98,7 @@ void ChatStream::begin(BufferPool& pool, std::string_view content_type) {
   usage_ = {};
   anthropic_usage_ = {};
   blocks_.clear();
+  thinking_blocks_.clear();
   error_.reset();
   recorded_.clear();
   events_ = 0;
@@ -171,8 +173,11 @@ bool ChatStream::grow(std::size_t n) {
 bool ChatStream::emit(StreamEvent::Type type) {
   event_.type = type;
   if (type != StreamEvent::Type::ToolCall) {
-    // Fields of another kind of event are not carried over (capacity is kept).
-    event_.tool_index = 0;
+    // Fields of another kind of event are not carried over (capacity is kept). Thinking
+    // events carry their block's index in tool_index.
+    if (type != StreamEvent::Type::Signature && type != StreamEvent::Type::RedactedThinking) {
+      event_.tool_index = 0;
+    }
     event_.tool_call_id.clear();
     event_.tool_name.clear();
   }
@@ -217,6 +222,69 @@ bool ChatStream::emit_tool(std::size_t slot, std::string_view fragment) {
   return emit(StreamEvent::Type::ToolCall);
 }
 
+bool ChatStream::emit_thinking(StreamEvent::Type type, std::int64_t index, std::string_view text) {
+  event_.tool_index =
+      static_cast<int>(std::clamp<std::int64_t>(index, 0, std::numeric_limits<int>::max()));
+  return emit_text(type, text);
+}
+
+ThinkingBlock* ChatStream::thinking_block(std::int64_t index) noexcept {
+  for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
+    if (it->index == index) return it->is_thinking ? &thinking_blocks_[it->thinking] : nullptr;
+  }
+  return nullptr;
+}
+
+bool ChatStream::start_thinking(Block block, std::string_view kind, std::string_view text,
+                                std::string_view signature_or_data) {
+  if (!grow(sizeof(ThinkingBlock) + text.size() + signature_or_data.size())) return false;
+  block.is_thinking = true;
+  block.thinking = thinking_blocks_.size();
+  blocks_.push_back(block);
+  ThinkingBlock& b = thinking_blocks_.emplace_back();
+  if (kind == "redacted_thinking") {
+    // A redacted block comes whole in its content_block_start (Anthropic "Extended thinking").
+    b.type = ThinkingBlock::Type::Redacted;
+    b.data.assign(signature_or_data);
+    return emit_thinking(StreamEvent::Type::RedactedThinking, block.index, signature_or_data);
+  }
+  b.thinking.assign(text);
+  b.signature.assign(signature_or_data);
+  if (!text.empty() && !add_text(reasoning_, StreamEvent::Type::Reasoning, text)) return false;
+  if (signature_or_data.empty()) return true;
+  return emit_thinking(StreamEvent::Type::Signature, block.index, signature_or_data);
+}
+
+bool ChatStream::add_thinking(std::int64_t index, std::string_view text) {
+  if (text.empty()) return true;
+  // A thinking_delta without its content_block_start still counts as reasoning.
+  if (ThinkingBlock* b = thinking_block(index); b != nullptr) {
+    if (b->type != ThinkingBlock::Type::Thinking) {
+      return fail(make_error(ErrorCode::BadResponse,
+                             fmt::format("stream event {}: thinking_delta for content block {}, "
+                                         "which is a redacted_thinking block",
+                                         events_, index)));
+    }
+    if (!grow(text.size())) return false;  // the block's copy; add_text counts the other
+    b->thinking.append(text);
+  }
+  return add_text(reasoning_, StreamEvent::Type::Reasoning, text);
+}
+
+bool ChatStream::add_signature(std::int64_t index, std::string_view piece) {
+  ThinkingBlock* b = thinking_block(index);
+  if (b == nullptr || b->type != ThinkingBlock::Type::Thinking) {
+    return fail(make_error(ErrorCode::BadResponse,
+                           fmt::format("stream event {}: signature_delta for content block {}, "
+                                       "which is no thinking block",
+                                       events_, index)));
+  }
+  if (piece.empty()) return true;
+  if (!grow(piece.size())) return false;
+  b->signature.append(piece);
+  return emit_thinking(StreamEvent::Type::Signature, index, piece);
+}
+
 bool ChatStream::emit_usage() {
   event_.usage = usage_;
   return emit(StreamEvent::Type::Usage);
@@ -257,11 +325,22 @@ std::optional<Error> ChatStream::finish_json() {
   request_id_ = r.request_id;
   created_ = r.created;
   web_search_ = r.web_search_json;
+  thinking_blocks_ = r.thinking_blocks;
   // The whole answer as events, in stream order (Z.AI sends web_search first).
   bool go_on =
       r.web_search_json.empty() || emit_text(StreamEvent::Type::WebSearch, r.web_search_json);
   if (go_on && !r.reasoning_content.empty()) {
     go_on = emit_text(StreamEvent::Type::Reasoning, r.reasoning_content);
+  }
+  // Anthropic puts the thinking blocks first: block i is content block i.
+  for (std::size_t i = 0; go_on && i < r.thinking_blocks.size(); ++i) {
+    const ThinkingBlock& b = r.thinking_blocks[i];
+    const auto index = static_cast<std::int64_t>(i);
+    if (b.type == ThinkingBlock::Type::Redacted) {
+      go_on = emit_thinking(StreamEvent::Type::RedactedThinking, index, b.data);
+    } else if (!b.signature.empty()) {
+      go_on = emit_thinking(StreamEvent::Type::Signature, index, b.signature);
+    }
   }
   if (go_on && !r.content.empty()) go_on = emit_text(StreamEvent::Type::Text, r.content);
   if (go_on && !r.refusal.empty()) go_on = emit_text(StreamEvent::Type::Refusal, r.refusal);
@@ -313,6 +392,7 @@ void ChatStream::build_result() {
   r.request_id = std::move(request_id_);
   r.created = created_;
   r.web_search_json = std::move(web_search_);
+  r.thinking_blocks = std::move(thinking_blocks_);
 }
 
 void ChatStream::release() noexcept {

@@ -79,6 +79,8 @@ class ChatStream final : public BodySink, private SseSink {
   /// Counts `text` against the cap, adds it to `aggregate` and delivers it as a `type` event.
   bool add_text(Buffer& aggregate, StreamEvent::Type type, std::string_view text);
   bool emit_tool(std::size_t slot, std::string_view fragment);
+  /// Delivers a Signature / RedactedThinking event of content block `index`.
+  bool emit_thinking(StreamEvent::Type type, std::int64_t index, std::string_view text);
   bool emit_usage();
   /// Adds a web_search array (minified JSON) to the aggregate and delivers it.
   bool add_web_search(std::string_view array_json);
@@ -91,9 +93,21 @@ class ChatStream final : public BodySink, private SseSink {
 
   struct Block {
     std::int64_t index = 0;
-    std::size_t tool = 0;  // slot in tool_calls_ for tool_use blocks
+    std::size_t tool = 0;      // slot in tool_calls_ for tool_use blocks
+    std::size_t thinking = 0;  // slot in thinking_blocks_ for thinking blocks
     bool is_tool = false;
+    bool is_thinking = false;
   };
+  /// The thinking block opened with content_block_start `index`, or nullptr.
+  ThinkingBlock* thinking_block(std::int64_t index) noexcept;
+  /// content_block_start of a thinking / redacted_thinking block `kind`: its text and
+  /// signature (thinking) or data (redacted).
+  bool start_thinking(Block block, std::string_view kind, std::string_view text,
+                      std::string_view signature_or_data);
+  /// signature_delta `piece` for the block `index`: added to it, delivered as Signature.
+  bool add_signature(std::int64_t index, std::string_view piece);
+  /// thinking_delta `text` for the block `index`: to the reasoning and to its block.
+  bool add_thinking(std::int64_t index, std::string_view text);
 
   Protocol protocol_;
   const StreamCallback* on_event_;
@@ -115,6 +129,7 @@ class ChatStream final : public BodySink, private SseSink {
   Usage usage_;
   AnthropicUsageCounts anthropic_usage_;  // message_start's counts, updated by message_delta
   std::vector<Block> blocks_;             // Anthropic content blocks seen
+  std::vector<ThinkingBlock> thinking_blocks_;
 
   ChatResponse result_;
   StreamEvent event_;  // reused: its strings keep their capacity between events

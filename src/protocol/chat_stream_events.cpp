@@ -266,14 +266,15 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
         blocks_.push_back(block);
         return emit_tool(block.tool, {});
       }
+      if (kind == "thinking") {
+        return start_thinking(block, kind, str(*content, "thinking"), str(*content, "signature"));
+      }
+      if (kind == "redacted_thinking")
+        return start_thinking(block, kind, {}, str(*content, "data"));
       blocks_.push_back(block);
       if (kind == "text") {
         if (auto text = str(*content, "text"); !text.empty()) {
           return add_text(content_, StreamEvent::Type::Text, text);
-        }
-      } else if (kind == "thinking") {
-        if (auto text = str(*content, "thinking"); !text.empty()) {
-          return add_text(reasoning_, StreamEvent::Type::Reasoning, text);
         }
       }
     }
@@ -289,9 +290,10 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
       return add_text(content_, StreamEvent::Type::Text, text);
     }
     if (kind == "thinking_delta") {
-      const std::string_view text = str(*delta, "thinking");
-      if (text.empty()) return true;
-      return add_text(reasoning_, StreamEvent::Type::Reasoning, text);
+      return add_thinking(integer(root, "index").value_or(0), str(*delta, "thinking"));
+    }
+    if (kind == "signature_delta") {
+      return add_signature(integer(root, "index").value_or(0), str(*delta, "signature"));
     }
     if (kind == "input_json_delta") {
       const std::int64_t index = integer(root, "index").value_or(0);
@@ -310,7 +312,7 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
       tool_calls_[*slot].arguments_json.append(fragment);
       return emit_tool(*slot, fragment);
     }
-    return true;  // signature_delta, citations and future kinds carry no text for the caller
+    return true;  // citations and future kinds carry no text for the caller
   }
   if (type == "message_delta") {
     if (auto delta = obj(root, "delta")) {

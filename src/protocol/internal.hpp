@@ -144,6 +144,29 @@ Result<AnthropicUsageCounts> anthropic_usage_counts(simdjson::dom::object usage)
 /// BadResponse for a body simdjson could not parse, or whose root is not an object.
 Error unparsable(simdjson::error_code error);
 
+// --- anthropic_thinking.cpp -----------------------------------------------------------------
+
+/// Anthropic `thinking`: nullopt when it is not sent, 0 for {"type":"disabled"}, else the
+/// budget_tokens of {"type":"enabled"} (thinking_budget_tokens, or max_tokens / 2 and at least
+/// 1024); InvalidArgument when no valid budget exists (1024 <= budget_tokens < max_tokens) or a
+/// budget is set with thinking false.
+Result<std::optional<int>> anthropic_thinking_budget(const ChatRequest& request, int max_tokens);
+
+/// Message::thinking_blocks only on assistant messages, a Thinking block with a signature, a
+/// Redacted one with data. Called by validate_request().
+Result<void> validate_thinking_blocks(const ChatRequest& request);
+
+/// Appends messages[index]'s thinking blocks as Anthropic content blocks, each preceded by a
+/// comma unless `first`; InvalidArgument naming the field that is not valid UTF-8.
+Result<void> append_thinking_blocks(std::string& out, const Message& m, std::size_t index,
+                                    bool& first);
+
+/// A reply's content block of `type` "thinking" or "redacted_thinking" into `response`
+/// (reasoning_content and thinking_blocks): true when it was one, false for other types,
+/// BadResponse naming `path` when a member is not a string.
+Result<bool> parse_thinking_block(simdjson::dom::object block, std::string_view type,
+                                  const std::string& path, ChatResponse& response);
+
 // --- errors.cpp -----------------------------------------------------------------------------
 
 /// The error object inside a 2xx body ({"error":{...}}, Anthropic {"type":"error",...}), mapped

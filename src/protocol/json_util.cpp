@@ -184,6 +184,7 @@ Result<void> validate_request(const ChatRequest& request, std::string_view model
   }
   if (!valid_utf8(request.user_id)) return invalid_utf8("user_id");
   if (!valid_utf8(request.body_request_id)) return invalid_utf8("body_request_id");
+  if (auto ok = validate_thinking_blocks(request); !ok) return ok;
   return validate_typed_fields(request);
 }
 

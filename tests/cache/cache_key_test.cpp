@@ -226,3 +226,55 @@ TEST_CASE("cache key: embeddings depend on extra_json and the base URL, not on t
   CHECK(embedding_cache_key(respelled, "u", "embedding-3", "") == base);
   CHECK_FALSE(embedding_cache_key(r, "https://other/v4", "embedding-3", "") == base);
 }
+
+TEST_CASE("cache key: the thinking budget, reasoning sent back and thinking blocks change it",
+          "[cache]") {
+  using glmproxy::ThinkingBlock;
+  const auto with_blocks = [] {
+    ChatRequest r = base_request();
+    r.protocol = Protocol::Anthropic;
+    r.messages.push_back({"assistant", "Let me look."});
+    r.messages.back().reasoning_content = "The user wants weather.";
+    ThinkingBlock thinking;
+    thinking.thinking = "The user wants weather.";
+    thinking.signature = "sig-1";
+    ThinkingBlock redacted;
+    redacted.type = ThinkingBlock::Type::Redacted;
+    redacted.data = "opaque";
+    r.messages.back().thinking_blocks = {thinking, redacted};
+    return r;
+  };
+  const CacheKey base = key_of(with_blocks());
+  CHECK(key_of(with_blocks()) == base);
+  const std::vector<std::pair<const char*, std::function<void(ChatRequest&)>>> changes = {
+      {"thinking_budget_tokens", [](ChatRequest& r) { r.thinking_budget_tokens = 2048; }},
+      {"reasoning_content", [](ChatRequest& r) { r.messages.back().reasoning_content += "!"; }},
+      {"no thinking blocks", [](ChatRequest& r) { r.messages.back().thinking_blocks.clear(); }},
+      {"thinking block order",
+       [](ChatRequest& r) {
+         auto& b = r.messages.back().thinking_blocks;
+         std::swap(b[0], b[1]);
+       }},
+      {"thinking block type",
+       [](ChatRequest& r) {
+         r.messages.back().thinking_blocks[1].type = ThinkingBlock::Type::Thinking;
+       }},
+      {"thinking text",
+       [](ChatRequest& r) { r.messages.back().thinking_blocks[0].thinking = "x"; }},
+      {"signature",
+       [](ChatRequest& r) { r.messages.back().thinking_blocks[0].signature = "sig-2"; }},
+      {"redacted data",
+       [](ChatRequest& r) { r.messages.back().thinking_blocks[1].data = "other"; }},
+  };
+  for (const auto& [what, change] : changes) {
+    ChatRequest r = with_blocks();
+    change(r);
+    INFO(what);
+    CHECK_FALSE(key_of(r) == base);
+  }
+  // Two budgets differ from each other, not only from none.
+  ChatRequest a = with_blocks(), b = with_blocks();
+  a.thinking_budget_tokens = 2048;
+  b.thinking_budget_tokens = 2049;
+  CHECK_FALSE(key_of(a) == key_of(b));
+}

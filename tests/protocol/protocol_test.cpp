@@ -486,7 +486,10 @@ TEST_CASE("Anthropic body: every optional parameter, seed not sent", "[protocol]
   CHECK(json.minified("/thinking") == R"({"type":"enabled","budget_tokens":5000})");
   CHECK(json.minified("/stream") == "true");
 
+  // No budget fits 1024 <= budget_tokens < 100 (tests/protocol/thinking_test.cpp has the rest).
   request.max_tokens = 100;
+  CHECK(write_error(request).code == glmproxy::ErrorCode::InvalidArgument);
+  request.max_tokens = 1500;
   CHECK(Json(write_ok(request)).minified("/thinking") ==
         R"({"type":"enabled","budget_tokens":1024})");
   request.max_tokens.reset();
