@@ -98,6 +98,11 @@ Result<void> append_message(std::string& out, const Message& message, std::size_
   out += "{\"role\":";
   append_json_string(out, message.role);  // one of the four names (validated)
   const bool is_assistant = message.role == "assistant";
+  if (!is_assistant && !message.reasoning_content.empty()) {
+    return invalid_argument(
+        fmt::format("{} is only for assistant messages, got role \"{}\"",
+                    field("reasoning_content"), message.role));
+  }
   const bool has_tool_calls =
       is_assistant && (!message.tool_calls_json.empty() || !message.tool_calls.empty());
   if (message.role == "tool") {
@@ -121,6 +126,15 @@ Result<void> append_message(std::string& out, const Message& message, std::size_
     out += "null";  // OpenAI: an assistant turn that only calls tools has no content
   } else if (!append_json_string(out, message.content)) {
     return invalid_utf8(field("content"));
+  }
+  // Z.AI thinking mode (https://docs.z.ai/guides/capabilities/thinking-mode, "preserved
+  // thinking"): the reasoning_content an assistant turn was returned with goes back on that
+  // turn, so a tool loop keeps its chain of thought.
+  if (!message.reasoning_content.empty()) {
+    out += ",\"reasoning_content\":";
+    if (!append_json_string(out, message.reasoning_content)) {
+      return invalid_utf8(field("reasoning_content"));
+    }
   }
   if (has_tool_calls && !message.tool_calls.empty()) {
     out += ",\"tool_calls\":";
