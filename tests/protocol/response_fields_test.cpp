@@ -437,3 +437,100 @@ TEST_CASE("to_string of the new stream event types", "[protocol][fields]") {
   CHECK(glmproxy::to_string(StreamEvent::Type::Refusal) == "refusal");
   CHECK(glmproxy::to_string(StreamEvent::Type::WebSearch) == "web_search");
 }
+
+// --- Anthropic thinking blocks (issue 16 item 4) ---------------------------------------------
+
+// Anthropic extended thinking docs (docs.anthropic.com/en/docs/build-with-claude/
+// extended-thinking): a reply's content starts with "thinking" blocks carrying a "signature",
+// and "redacted_thinking" blocks carrying encrypted "data".
+constexpr std::string_view kAnthropicThinkingBody = R"({
+  "id": "msg_01ThinK", "type": "message", "role": "assistant", "model": "claude-sonnet-4",
+  "content": [
+    {"type": "thinking", "thinking": "Let me analyze this step by step...",
+     "signature": "WaUjzkypQ2mUEVM36O2TxuC06KN8xyfbJwyem2dw3URve/op91XWHOEBLLqIOMfFG/UvLEczmEsUjavL"},
+    {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr"},
+    {"type": "text", "text": "Based on my analysis..."}
+  ],
+  "stop_reason": "end_turn",
+  "usage": {"input_tokens": 2095, "output_tokens": 503}
+})";
+
+TEST_CASE("parse Anthropic: thinking blocks keep their signature, redacted blocks their data",
+          "[protocol][fields][thinking]") {
+  auto r = parse(Protocol::Anthropic, kAnthropicThinkingBody);
+  REQUIRE(r.has_value());
+  CHECK(r->content == "Based on my analysis...");
+  CHECK(r->reasoning_content == "Let me analyze this step by step...");
+  REQUIRE(r->thinking_blocks.size() == 2);
+  CHECK(r->thinking_blocks[0].type == glmproxy::ThinkingBlock::Type::Thinking);
+  CHECK(r->thinking_blocks[0].thinking == "Let me analyze this step by step...");
+  CHECK(r->thinking_blocks[0].signature ==
+        "WaUjzkypQ2mUEVM36O2TxuC06KN8xyfbJwyem2dw3URve/op91XWHOEBLLqIOMfFG/UvLEczmEsUjavL");
+  CHECK(r->thinking_blocks[1].type == glmproxy::ThinkingBlock::Type::Redacted);
+  CHECK(r->thinking_blocks[1].data ==
+        "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr");
+
+  // A mistyped signature is BadResponse naming it.
+  auto bad = parse(Protocol::Anthropic,
+                   R"({"content":[{"type":"thinking","thinking":"x","signature":7}]})");
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().code == glmproxy::ErrorCode::BadResponse);
+  CHECK(bad.error().message.find("signature") != std::string::npos);
+}
+
+// The same docs' streaming example: thinking_delta pieces, then one signature_delta, then the
+// text block; a redacted_thinking block arrives whole in its content_block_start.
+constexpr std::string_view kAnthropicThinkingStream =
+    "event: message_start\n"
+    R"(data: {"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4","usage":{"input_tokens":10,"output_tokens":1}}})"
+    "\n\n"
+    "event: content_block_start\n"
+    R"(data: {"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}})"
+    "\n\n"
+    "event: content_block_delta\n"
+    R"(data: {"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"First break down "}})"
+    "\n\n"
+    "event: content_block_delta\n"
+    R"(data: {"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"27 * 453"}})"
+    "\n\n"
+    "event: content_block_delta\n"
+    R"(data: {"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCgIYAhIM1gbcDa9GJwZA2b3h"}})"
+    "\n\n"
+    "event: content_block_stop\n"
+    R"(data: {"type":"content_block_stop","index":0})"
+    "\n\n"
+    "event: content_block_start\n"
+    R"(data: {"type":"content_block_start","index":1,"content_block":{"type":"redacted_thinking","data":"EmwKAhgBEgy3va3p"}})"
+    "\n\n"
+    "event: content_block_stop\n"
+    R"(data: {"type":"content_block_stop","index":1})"
+    "\n\n"
+    "event: content_block_start\n"
+    R"(data: {"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}})"
+    "\n\n"
+    "event: content_block_delta\n"
+    R"(data: {"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"12231"}})"
+    "\n\n"
+    "event: message_delta\n"
+    R"(data: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":40}})"
+    "\n\n"
+    "event: message_stop\n"
+    R"(data: {"type":"message_stop"})"
+    "\n\n";
+
+TEST_CASE("stream Anthropic: thinking, signature and redacted_thinking at every split",
+          "[protocol][fields][stream][thinking]") {
+  every_split(Protocol::Anthropic, kAnthropicThinkingStream, [](const Run& run) {
+    REQUIRE(run.ok);
+    CHECK(run.joined(StreamEvent::Type::Reasoning) == "First break down 27 * 453");
+    CHECK(run.joined(StreamEvent::Type::Signature) == "EqQBCgIYAhIM1gbcDa9GJwZA2b3h");
+    CHECK(run.count(StreamEvent::Type::RedactedThinking) == 1);
+    CHECK(run.joined(StreamEvent::Type::RedactedThinking) == "EmwKAhgBEgy3va3p");
+    CHECK(run.joined(StreamEvent::Type::Text) == "12231");
+    REQUIRE(run.response.thinking_blocks.size() == 2);
+    CHECK(run.response.thinking_blocks[0].thinking == "First break down 27 * 453");
+    CHECK(run.response.thinking_blocks[0].signature == "EqQBCgIYAhIM1gbcDa9GJwZA2b3h");
+    CHECK(run.response.thinking_blocks[1].type == glmproxy::ThinkingBlock::Type::Redacted);
+    CHECK(run.response.thinking_blocks[1].data == "EmwKAhgBEgy3va3p");
+  });
+}
