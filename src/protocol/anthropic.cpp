@@ -357,11 +357,11 @@ Result<std::string> write_anthropic_request(const ChatRequest& request, std::str
 
   const int max_tokens = request.max_tokens.value_or(kDefaultMaxTokens);
   // A "thinking" member in extra_json replaces ours, and with it the budget rule.
-  std::optional<int> budget;
+  AnthropicThinking thinking;
   if (!extra->has("thinking")) {
-    auto thinking = anthropic_thinking_budget(request, max_tokens);
-    if (!thinking) return std::move(thinking).error();
-    budget = *thinking;
+    auto chosen = anthropic_thinking(request, max_tokens);
+    if (!chosen) return std::move(chosen).error();
+    thinking = *chosen;
   }
   TopLevelWriter top(out, *extra);
   if (top.key("model")) append_json_string(out, model);  // UTF-8 checked by validate_request
@@ -409,10 +409,10 @@ Result<std::string> write_anthropic_request(const ChatRequest& request, std::str
       return invalid_utf8(fmt::format("stop[{}]", bad));
     }
   }
-  if (budget && top.key("thinking")) {
-    if (*budget > 0) {
+  if (thinking.kind != AnthropicThinking::Kind::NotSent && top.key("thinking")) {
+    if (thinking.kind == AnthropicThinking::Kind::Enabled) {
       out += R"({"type":"enabled","budget_tokens":)";
-      append_int(out, *budget);
+      append_int(out, thinking.budget_tokens);
       out += '}';
     } else {
       out += R"({"type":"disabled"})";

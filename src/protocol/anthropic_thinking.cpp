@@ -17,16 +17,17 @@ constexpr int kMinThinkingBudget = 1024;  // Anthropic's smallest budget_tokens
 
 }  // namespace
 
-Result<std::optional<int>> anthropic_thinking_budget(const ChatRequest& request, int max_tokens) {
+Result<AnthropicThinking> anthropic_thinking(const ChatRequest& request, int max_tokens) {
+  using Kind = AnthropicThinking::Kind;
   const std::optional<int>& budget = request.thinking_budget_tokens;
   if (request.thinking == false) {
     if (budget) {
       return invalid_argument(fmt::format(
           "thinking_budget_tokens is {} but thinking is false; unset one of them", *budget));
     }
-    return std::optional<int>(0);
+    return AnthropicThinking{.kind = Kind::Disabled};
   }
-  if (!request.thinking && !budget) return std::optional<int>();  // "thinking" not sent
+  if (!request.thinking && !budget) return AnthropicThinking{};  // "thinking" not sent
   // The Messages API needs 1024 <= budget_tokens < max_tokens.
   if (budget) {
     if (*budget < kMinThinkingBudget || *budget >= max_tokens) {
@@ -35,7 +36,7 @@ Result<std::optional<int>> anthropic_thinking_budget(const ChatRequest& request,
           "{} <= budget_tokens < max_tokens), got thinking_budget_tokens {} with max_tokens {}",
           kMinThinkingBudget, kMinThinkingBudget, *budget, max_tokens));
     }
-    return std::optional<int>(*budget);
+    return AnthropicThinking{.kind = Kind::Enabled, .budget_tokens = *budget};
   }
   if (max_tokens <= kMinThinkingBudget) {
     return invalid_argument(fmt::format(
@@ -44,7 +45,8 @@ Result<std::optional<int>> anthropic_thinking_budget(const ChatRequest& request,
         "thinking off",
         kMinThinkingBudget, kMinThinkingBudget, max_tokens));
   }
-  return std::optional<int>(std::max(kMinThinkingBudget, max_tokens / 2));
+  return AnthropicThinking{.kind = Kind::Enabled,
+                           .budget_tokens = std::max(kMinThinkingBudget, max_tokens / 2)};
 }
 
 Result<void> validate_thinking_blocks(const ChatRequest& request) {

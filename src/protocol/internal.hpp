@@ -146,11 +146,21 @@ Error unparsable(simdjson::error_code error);
 
 // --- anthropic_thinking.cpp -----------------------------------------------------------------
 
-/// Anthropic `thinking`: nullopt when it is not sent, 0 for {"type":"disabled"}, else the
-/// budget_tokens of {"type":"enabled"} (thinking_budget_tokens, or max_tokens / 2 and at least
-/// 1024); InvalidArgument when no valid budget exists (1024 <= budget_tokens < max_tokens) or a
-/// budget is set with thinking false.
-Result<std::optional<int>> anthropic_thinking_budget(const ChatRequest& request, int max_tokens);
+/// What an Anthropic request's `thinking` member says.
+struct AnthropicThinking {
+  enum class Kind {
+    NotSent,   ///< no "thinking" member
+    Disabled,  ///< {"type":"disabled"}
+    Enabled,   ///< {"type":"enabled","budget_tokens":budget_tokens}
+  };
+  Kind kind = Kind::NotSent;
+  int budget_tokens = 0;  ///< Enabled only
+};
+
+/// The `thinking` member for `request`: Enabled with thinking_budget_tokens, or max_tokens / 2
+/// and at least 1024; InvalidArgument when no valid budget exists (1024 <= budget_tokens <
+/// max_tokens) or a budget is set with thinking false.
+Result<AnthropicThinking> anthropic_thinking(const ChatRequest& request, int max_tokens);
 
 /// Message::thinking_blocks only on assistant messages, a Thinking block with a signature, a
 /// Redacted one with data. Called by validate_request().
