@@ -1,6 +1,6 @@
 // 100 concurrent complete_async() calls through one client: the pool keeps at most
 // POOL_MAX_CONNECTIONS of them on the wire, the rest wait their turn. Callbacks run on the
-// client's I/O thread.
+// client's callback threads (GLMPROXY_CALLBACK_THREADS), never on its I/O thread.
 
 #include <glmproxy/glmproxy.hpp>
 
@@ -11,17 +11,11 @@
 #include <mutex>
 #include <string>
 
+#include "client_from_env.hpp"
+
 int main() {
-  auto config = glmproxy::Config::from_env();
-  if (!config) {
-    std::fprintf(stderr, "%s\n", config.error().message.c_str());
-    return 2;
-  }
-  auto client = glmproxy::ProxyClient::create(*config);
-  if (!client) {
-    std::fprintf(stderr, "%s\n", client.error().describe().c_str());
-    return 2;
-  }
+  auto client = example::client_from_env();
+  if (!client) return 2;
 
   constexpr int kCalls = 100;
   std::mutex mu;

@@ -8,17 +8,11 @@
 #include <cstdio>
 #include <string>
 
+#include "client_from_env.hpp"
+
 int main(int argc, char** argv) {
-  auto config = glmproxy::Config::from_env();
-  if (!config) {
-    std::fprintf(stderr, "%s\n", config.error().message.c_str());
-    return 2;
-  }
-  auto client = glmproxy::ProxyClient::create(*config);
-  if (!client) {
-    std::fprintf(stderr, "%s\n", client.error().describe().c_str());
-    return 2;
-  }
+  auto client = example::client_from_env();
+  if (!client) return 2;
 
   glmproxy::ChatRequest request;
   request.messages = {{"user", argc > 1 ? argv[1] : "Say hello in one short sentence."}};

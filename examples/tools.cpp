@@ -19,6 +19,8 @@
 #include <string>
 #include <string_view>
 
+#include "client_from_env.hpp"
+
 namespace {
 
 // The local function the model may call. Its arguments arrive as the JSON text the model wrote:
@@ -66,16 +68,8 @@ int main(int argc, char** argv) {
       question = argv[i];
     }
   }
-  auto config = glmproxy::Config::from_env();
-  if (!config) {
-    std::fprintf(stderr, "%s\n", config.error().message.c_str());
-    return 2;
-  }
-  auto client = glmproxy::ProxyClient::create(*config);
-  if (!client) {
-    std::fprintf(stderr, "%s\n", client.error().describe().c_str());
-    return 2;
-  }
+  auto client = example::client_from_env();
+  if (!client) return 2;
 
   glmproxy::ChatRequest request;
   request.messages = {{"user", question}};

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "client_from_env.hpp"
+
 int main(int argc, char** argv) {
   bool anthropic = false;
   std::vector<std::string> args;
@@ -29,16 +31,8 @@ int main(int argc, char** argv) {
                               : "https://upload.wikimedia.org/wikipedia/commons/3/3a/Cat03.jpg";
   const std::string question = args.size() > 1 ? args[1] : "What is in this picture? One sentence.";
 
-  auto config = glmproxy::Config::from_env();
-  if (!config) {
-    std::fprintf(stderr, "%s\n", config.error().message.c_str());
-    return 2;
-  }
-  auto client = glmproxy::ProxyClient::create(*config);
-  if (!client) {
-    std::fprintf(stderr, "%s\n", client.error().describe().c_str());
-    return 2;
-  }
+  auto client = example::client_from_env();
+  if (!client) return 2;
 
   glmproxy::ChatRequest request;
   const char* model = std::getenv("VISION_MODEL");
