@@ -60,6 +60,31 @@ BodySink::Action feed(ChatStream& stream, std::string_view body, std::size_t pie
   return BodySink::Action::Continue;
 }
 
+// How a fixture reaches the sink: in pieces of `piece` bytes, or (cut > 0) in two pieces cut
+// at byte `cut`.
+struct Feeding {
+  std::size_t piece = 0;
+  std::size_t cut = 0;
+};
+
+// Whole, a byte at a time, in `odd`-byte pieces, and cut in two at every byte.
+std::vector<Feeding> feedings(std::string_view body, std::size_t odd) {
+  std::vector<Feeding> out{{body.size(), 0}, {1, 0}, {odd, 0}};
+  for (std::size_t cut = 1; cut < body.size(); ++cut) out.push_back({body.size(), cut});
+  return out;
+}
+
+BodySink::Action feed(ChatStream& stream, std::string_view body, Feeding how) {
+  if (how.cut == 0) return feed(stream, body, how.piece);
+  auto action = stream.on_body(body.substr(0, how.cut));
+  if (action != BodySink::Action::Continue) return action;
+  return stream.on_body(body.substr(how.cut));
+}
+
+// The chunk shapes of OpenAI's chat-completion streaming reference (platform.openai.com/docs/
+// api-reference/chat-streaming: delta.tool_calls with index, id and function pieces; the
+// include_usage chunk with empty choices) and of Z.AI's (docs.z.ai/api-reference/llm/
+// chat-completion: delta.reasoning_content).
 const std::string kOpenAiStream =
     "data: {\"id\":\"c1\",\"model\":\"glm-4.7\",\"choices\":[{\"index\":0,\"delta\":{\"role\":"
     "\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n"
@@ -81,6 +106,9 @@ const std::string kOpenAiStream =
     "7,\"total_tokens\":18}}\n\n"
     "data: [DONE]\n\n";
 
+// The event flow of Anthropic's "Streaming Messages" (docs.anthropic.com/en/docs/build-with-claude/
+// streaming): message_start, content blocks with thinking_delta / signature_delta / text_delta
+// / input_json_delta, ping, an unknown event type (to be ignored), message_delta, message_stop.
 const std::string kAnthropicStream =
     "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\","
     "\"model\":\"glm-4.7\",\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\r\n\r\n"
@@ -115,13 +143,14 @@ const std::string kAnthropicStream =
 }  // namespace
 
 TEST_CASE("chat stream: OpenAI deltas, tool calls, finish, usage and [DONE]", "[stream]") {
-  for (std::size_t piece : {kOpenAiStream.size(), std::size_t{1}, std::size_t{7}}) {
+  for (const Feeding how : feedings(kOpenAiStream, 7)) {
+    INFO("pieces of " << how.piece << ", cut at " << how.cut);
     BufferPool pool;
     Recorder rec;
     ChatStream stream(Protocol::OpenAI, &rec.callback, {});
     stream.begin(pool, "text/event-stream");
     // [DONE] completes the reply: the sink says so at once.
-    REQUIRE(feed(stream, kOpenAiStream, piece) == BodySink::Action::Finished);
+    REQUIRE(feed(stream, kOpenAiStream, how) == BodySink::Action::Finished);
     REQUIRE_FALSE(stream.on_end().has_value());
     stream.release();
     CHECK(rec.joined(StreamEvent::Type::Text) == "Hello \xC3\xA9\n");
@@ -152,12 +181,13 @@ TEST_CASE("chat stream: OpenAI deltas, tool calls, finish, usage and [DONE]", "[
 }
 
 TEST_CASE("chat stream: Anthropic events, thinking, tool_use, unknown types ignored", "[stream]") {
-  for (std::size_t piece : {kAnthropicStream.size(), std::size_t{1}, std::size_t{13}}) {
+  for (const Feeding how : feedings(kAnthropicStream, 13)) {
+    INFO("pieces of " << how.piece << ", cut at " << how.cut);
     BufferPool pool;
     Recorder rec;
     ChatStream stream(Protocol::Anthropic, &rec.callback, {});
     stream.begin(pool, "text/event-stream; charset=utf-8");
-    REQUIRE(feed(stream, kAnthropicStream, piece) == BodySink::Action::Finished);
+    REQUIRE(feed(stream, kAnthropicStream, how) == BodySink::Action::Finished);
     REQUIRE_FALSE(stream.on_end().has_value());
     stream.release();
     CHECK(rec.joined(StreamEvent::Type::Text) == "Hi there");
