@@ -113,7 +113,8 @@ struct StreamEvent {
                 ///< (minified), once per chunk that carries one (usually the first)
     Signature,  ///< `text`: the next piece of the signature of the Anthropic thinking block
                 ///< being streamed (signature_delta); `tool_index` = its block's index
-    RedactedThinking,  ///< `text`: the data of an Anthropic redacted_thinking block (whole)
+    RedactedThinking,  ///< `text`: the data of an Anthropic redacted_thinking block (whole);
+                       ///< `tool_index` = its block's index, as for Signature
   };
   Type type = Type::Text;
   std::string text;
