@@ -217,3 +217,37 @@ TEST_CASE("thinking round trip: stream() gives Reasoning, Signature and Redacted
   INFO((next ? std::string() : next.error().describe()));
   CHECK(next);
 }
+
+TEST_CASE("cached stream replay keeps Signature and RedactedThinking events and the blocks",
+          "[client][thinking][stream][cache]") {
+  auto server = start_mock();
+  Config config = config_for(*server);
+  config.cache.enabled = true;
+  auto client = make_client(config);
+  const ChatRequest request = thinking_request("Think hard. " + std::string(kRedactedMarker));
+
+  std::vector<Seen> first, second;
+  auto r1 = stream_all(client, request, first);
+  REQUIRE(r1);
+  CHECK_FALSE(r1->from_cache);
+  auto r2 = stream_all(client, request, second);
+  REQUIRE(r2);
+  CHECK(r2->from_cache);
+  CHECK(server->stats().messages_requests == 1);  // the second was not sent
+
+  REQUIRE(r1->thinking_blocks.size() == 2);
+  CHECK(same_blocks(r2->thinking_blocks, r1->thinking_blocks));
+  CHECK(of_type(first, StreamEvent::Type::Signature).size() >= 1);
+  CHECK(of_type(first, StreamEvent::Type::RedactedThinking).size() == 1);
+  CHECK(of_type(second, StreamEvent::Type::Signature) ==
+        of_type(first, StreamEvent::Type::Signature));
+  CHECK(of_type(second, StreamEvent::Type::RedactedThinking) ==
+        of_type(first, StreamEvent::Type::RedactedThinking));
+  CHECK(second == first);
+
+  // The replayed reply's turn still carries a signature the upstream accepts.
+  auto next = client.complete(follow_up(request, *r2));
+  INFO((next ? std::string() : next.error().describe()));
+  CHECK(next);
+  CHECK(server->stats().messages_requests == 2);
+}
