@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,8 +34,6 @@ using test_support::start_mock;
 
 namespace {
 
-constexpr std::string_view kRedactedMarker = "[mock:redacted_thinking]";
-
 ChatRequest thinking_request(std::string text) {
   ChatRequest r;
   r.protocol = Protocol::Anthropic;
@@ -42,6 +41,11 @@ ChatRequest thinking_request(std::string text) {
   r.max_tokens = 2048;
   r.thinking_budget_tokens = 1024;  // turns thinking on (ChatRequest::thinking_budget_tokens)
   return r;
+}
+
+// The mock adds a redacted_thinking block after the thinking block (docs/mock-upstream.md).
+ChatRequest with_redacted_block() {
+  return thinking_request("Think hard. [mock:redacted_thinking]");
 }
 
 // The request that follows `first` once `reply` came: the reply's turn sent back, then "go on".
@@ -160,7 +164,7 @@ TEST_CASE("thinking round trip: a redacted block comes back and is accepted when
           "[client][thinking]") {
   auto server = start_mock();
   auto client = make_client(config_for(*server));
-  const ChatRequest first = thinking_request("Think hard. " + std::string(kRedactedMarker));
+  const ChatRequest first = with_redacted_block();
   auto reply = client.complete(first);
   REQUIRE(reply);
   REQUIRE(reply->thinking_blocks.size() == 2);
@@ -189,7 +193,7 @@ TEST_CASE("thinking round trip: stream() gives Reasoning, Signature and Redacted
           "[client][thinking][stream]") {
   auto server = start_mock();
   auto client = make_client(config_for(*server));
-  const ChatRequest request = thinking_request("Think hard. " + std::string(kRedactedMarker));
+  const ChatRequest request = with_redacted_block();
   auto whole = client.complete(request);
   REQUIRE(whole);
   REQUIRE(whole->thinking_blocks.size() == 2);
@@ -224,7 +228,7 @@ TEST_CASE("cached stream replay keeps Signature and RedactedThinking events and 
   Config config = config_for(*server);
   config.cache.enabled = true;
   auto client = make_client(config);
-  const ChatRequest request = thinking_request("Think hard. " + std::string(kRedactedMarker));
+  const ChatRequest request = with_redacted_block();
 
   std::vector<Seen> first, second;
   auto r1 = stream_all(client, request, first);
