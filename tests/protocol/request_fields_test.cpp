@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/protocol.hpp"
+#include "support/request_body.hpp"
 
 using glmproxy::ChatRequest;
 using glmproxy::ContentPart;
@@ -22,7 +22,6 @@ using glmproxy::ResponseFormat;
 using glmproxy::Tool;
 using glmproxy::ToolCall;
 using glmproxy::ToolChoice;
-namespace detail = glmproxy::detail;
 
 namespace {
 
@@ -33,22 +32,14 @@ ChatRequest request_for(Protocol protocol, std::vector<Message> messages) {
   return request;
 }
 
-// The body, checked to be JSON that simdjson reads.
+// A vision model, as the content-part bodies are for one.
+constexpr std::string_view kModel = "glm-4.6v";
+
 std::string body_of(const ChatRequest& request, bool stream = false) {
-  auto body = detail::write_chat_request(request, "glm-4.6v", stream);
-  INFO((body ? std::string() : body.error().describe()));
-  REQUIRE(body.has_value());
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  REQUIRE(parser.parse(*body).get(root) == simdjson::SUCCESS);
-  return *body;
+  return test_support::body_of(request, kModel, stream);
 }
 
-Error error_of(const ChatRequest& request) {
-  auto body = detail::write_chat_request(request, "glm-4.6v", false);
-  REQUIRE_FALSE(body.has_value());
-  return body.error();
-}
+Error error_of(const ChatRequest& request) { return test_support::error_of(request, kModel); }
 
 bool contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;

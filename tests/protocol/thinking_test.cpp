@@ -7,22 +7,20 @@
 // assistant turn's thinking blocks go back unchanged, signature included, and redacted_thinking
 // blocks with their data.
 
-#include <simdjson.h>
-
 #include <catch2/catch.hpp>
 
 #include <optional>
 #include <string>
 #include <string_view>
 
-#include "protocol/protocol.hpp"
+#include "support/request_body.hpp"
 
 using glmproxy::ChatRequest;
-using glmproxy::ErrorCode;
 using glmproxy::Message;
 using glmproxy::Protocol;
 using glmproxy::ThinkingBlock;
-namespace detail = glmproxy::detail;
+using test_support::body_of;
+using test_support::refused;
 
 namespace {
 
@@ -33,23 +31,6 @@ ChatRequest thinking_request(std::optional<int> max_tokens, std::optional<int> b
   r.max_tokens = max_tokens;
   r.thinking_budget_tokens = budget;
   return r;
-}
-
-std::string body_of(const ChatRequest& request) {
-  auto body = detail::write_chat_request(request, "glm-4.6", false);
-  INFO((body ? std::string() : body.error().describe()));
-  REQUIRE(body.has_value());
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  REQUIRE(parser.parse(*body).get(root) == simdjson::SUCCESS);
-  return *body;
-}
-
-std::string refused(const ChatRequest& request) {
-  auto body = detail::write_chat_request(request, "glm-4.6", false);
-  REQUIRE_FALSE(body.has_value());
-  CHECK(body.error().code == ErrorCode::InvalidArgument);
-  return body.error().message;
 }
 
 std::string head(int max_tokens) {

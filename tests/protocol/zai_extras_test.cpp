@@ -8,21 +8,20 @@
 // The temperature rule is the one of Z.AI's Python SDK (zhipuai, chat/completions.py): a
 // temperature <= 0 is sent as do_sample false with temperature 0.01.
 
-#include <simdjson.h>
-
 #include <catch2/catch.hpp>
 
 #include <string>
 #include <string_view>
 
-#include "protocol/protocol.hpp"
+#include "support/request_body.hpp"
 
 using glmproxy::ChatRequest;
 using glmproxy::Error;
 using glmproxy::ErrorCode;
 using glmproxy::Message;
 using glmproxy::Protocol;
-namespace detail = glmproxy::detail;
+using test_support::body_of;
+using test_support::error_of;
 
 namespace {
 
@@ -31,16 +30,6 @@ ChatRequest hello(Protocol protocol) {
   request.protocol = protocol;
   request.messages = {Message{"user", "Hi"}};
   return request;
-}
-
-std::string body_of(const ChatRequest& request, std::string_view model = "glm-4.6") {
-  auto body = detail::write_chat_request(request, model, false);
-  INFO((body ? std::string() : body.error().describe()));
-  REQUIRE(body.has_value());
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  REQUIRE(parser.parse(*body).get(root) == simdjson::SUCCESS);
-  return *body;
 }
 
 constexpr std::string_view kOpenAIHead =
@@ -109,9 +98,7 @@ TEST_CASE("temperature 0 with do_sample true on a GLM model is InvalidArgument",
   ChatRequest r = hello(Protocol::OpenAI);
   r.temperature = 0.0;
   r.do_sample = true;
-  auto body = detail::write_chat_request(r, "glm-4.6", false);
-  REQUIRE_FALSE(body.has_value());
-  const Error& e = body.error();
+  const Error e = error_of(r);
   INFO(e.message);
   CHECK(e.code == ErrorCode::InvalidArgument);
   CHECK(e.message.find("do_sample") != std::string::npos);
@@ -139,16 +126,13 @@ TEST_CASE("user_id and body_request_id must be UTF-8, extra_json replaces them",
   for (Protocol protocol : {Protocol::OpenAI, Protocol::Anthropic}) {
     ChatRequest r = hello(protocol);
     r.user_id = "bad\xff";
-    auto body = detail::write_chat_request(r, "glm-4.6", false);
-    REQUIRE_FALSE(body.has_value());
-    CHECK(body.error().code == ErrorCode::InvalidArgument);
-    CHECK(body.error().message.find("user_id") != std::string::npos);
+    const Error e = error_of(r);
+    CHECK(e.code == ErrorCode::InvalidArgument);
+    CHECK(e.message.find("user_id") != std::string::npos);
   }
   ChatRequest r = hello(Protocol::OpenAI);
   r.body_request_id = "bad\xc3";
-  auto body = detail::write_chat_request(r, "glm-4.6", false);
-  REQUIRE_FALSE(body.has_value());
-  CHECK(body.error().message.find("body_request_id") != std::string::npos);
+  CHECK(error_of(r).message.find("body_request_id") != std::string::npos);
 
   ChatRequest merged = hello(Protocol::OpenAI);
   merged.user_id = "typed-user";
