@@ -11,14 +11,13 @@
 #include <vector>
 
 #include "protocol/protocol.hpp"
+#include "support/request_body.hpp"
 
 using glmproxy::ChatRequest;
 using glmproxy::ChatResponse;
-using glmproxy::ErrorCode;
 using glmproxy::Message;
 using glmproxy::Protocol;
 using glmproxy::ToolCall;
-namespace detail = glmproxy::detail;
 
 namespace {
 
@@ -30,10 +29,7 @@ ChatRequest openai_request(std::vector<Message> messages) {
 }
 
 std::string body_of(const ChatRequest& request) {
-  auto body = detail::write_chat_request(request, "glm-4.7", false);
-  INFO((body ? std::string() : body.error().describe()));
-  REQUIRE(body.has_value());
-  return *body;
+  return test_support::body_of(request, "glm-4.7");
 }
 
 }  // namespace
@@ -73,24 +69,17 @@ TEST_CASE("OpenAI body: bad reasoning_content is InvalidArgument naming the fiel
           "[protocol][reasoning]") {
   Message assistant{"assistant", "ok"};
   assistant.reasoning_content = "bad \xFF byte";
-  auto body = detail::write_chat_request(openai_request({Message{"user", "Hi"}, assistant}),
-                                         "glm-4.7", false);
-  REQUIRE_FALSE(body.has_value());
-  CHECK(body.error().code == ErrorCode::InvalidArgument);
-  CHECK(body.error().message.find("messages[1].reasoning_content") != std::string::npos);
+  CHECK_THAT(test_support::refused(openai_request({Message{"user", "Hi"}, assistant}), "glm-4.7"),
+             Catch::Contains("messages[1].reasoning_content"));
 
   for (const char* role : {"system", "user", "tool"}) {
     INFO(role);
     Message other{role, "text"};
     other.tool_call_id = "call_1";
     other.reasoning_content = "thoughts";
-    body = detail::write_chat_request(openai_request({Message{"user", "Hi"}, other}), "glm-4.7",
-                                      false);
-    REQUIRE_FALSE(body.has_value());
-    CHECK(body.error().code == ErrorCode::InvalidArgument);
-    CHECK(body.error().message.find(
-              std::string("messages[1].reasoning_content is only for assistant messages, got "
-                          "role \"") +
-              role + "\"") != std::string::npos);
+    CHECK_THAT(test_support::refused(openai_request({Message{"user", "Hi"}, other}), "glm-4.7"),
+               Catch::Contains(std::string("messages[1].reasoning_content is only for assistant "
+                                           "messages, got role \"") +
+                               role + "\""));
   }
 }
