@@ -11,28 +11,26 @@
 
 namespace test_support {
 
-/// The data payloads of every SSE event in `body`.
-inline std::vector<std::string> sse_data(const std::string& body) {
+/// The values of every SSE line of `body` that starts with `field` (e.g. "data: ").
+inline std::vector<std::string> sse_fields(const std::string& body, const std::string& field) {
   std::vector<std::string> out;
   std::size_t pos = 0;
-  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+  while ((pos = body.find(field, pos)) != std::string::npos) {
     std::size_t end = body.find('\n', pos);
-    out.push_back(body.substr(pos + 6, end - pos - 6));
+    out.push_back(body.substr(pos + field.size(), end - pos - field.size()));
     pos = end;
   }
   return out;
 }
 
+/// The data payloads of every SSE event in `body`.
+inline std::vector<std::string> sse_data(const std::string& body) {
+  return sse_fields(body, "data: ");
+}
+
 /// The event names of every SSE event in `body`.
 inline std::vector<std::string> sse_event_names(const std::string& body) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while ((pos = body.find("event: ", pos)) != std::string::npos) {
-    std::size_t end = body.find('\n', pos);
-    out.push_back(body.substr(pos + 7, end - pos - 7));
-    pos = end;
-  }
-  return out;
+  return sse_fields(body, "event: ");
 }
 
 /// `json` parsed (fails the test case, showing the text, when it is not JSON).
