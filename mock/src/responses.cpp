@@ -1,12 +1,14 @@
 #include "responses.hpp"
 
 #include "thinking.hpp"
+#include "tools.hpp"
 
 #include <simdjson.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 namespace glmproxy::mock::detail {
 
@@ -24,14 +26,16 @@ void note_markers(std::string_view text, RequestInfo& info) {
       info.redacted_thinking || text.find("[mock:redacted_thinking]") != text.npos;
 }
 
-std::int64_t count_text(simdjson::ondemand::value value, RequestInfo& info) {
-  // A message's content is a string or an array of blocks with "text".
+// A message's content is a string or an array of blocks with "text"; `scan` (null for the
+// system text) gathers what the message says beyond its text (tools.hpp).
+std::int64_t count_text(simdjson::ondemand::value value, RequestInfo& info, MessageScan* scan) {
   json_type type;
   if (value.type().get(type)) return 0;
   if (type == json_type::string) {
     std::string_view s;
     if (value.get_string().get(s)) return 0;
     note_markers(s, info);
+    if (scan != nullptr) scan->text = s;
     return static_cast<std::int64_t>(s.size());
   }
   std::int64_t total = 0;
@@ -40,10 +44,19 @@ std::int64_t count_text(simdjson::ondemand::value value, RequestInfo& info) {
     for (auto element : value.get_array()) {
       simdjson::ondemand::object block;
       if (element.get_object().get(block)) continue;
-      if (info.api == Api::Messages) check_thinking_block(block, n++, info);
+      if (info.api == Api::Messages) check_thinking_block(block, n, info);
+      if (scan != nullptr) {
+        std::string_view view;
+        const std::string block_type(
+            block.find_field_unordered("type").get_string().get(view) ? std::string_view() : view);
+        if (n == 0) scan->first_block_type = block_type;
+        total += scan_block(block, block_type, *scan);
+      }
+      ++n;
       std::string_view text;
       if (!block.find_field_unordered("text").get_string().get(text)) {
         note_markers(text, info);
+        if (scan != nullptr) scan->text += text;
         total += static_cast<std::int64_t>(text.size());
       }
     }
@@ -122,8 +135,9 @@ constexpr std::string_view kWebSearchJson =
     R"("link":"https://mock.example/result","media":"Mock","publish_date":"2026-01-01",)"
     R"("content":"What the mock found.","refer":"ref_1"}])";
 
-Usage usage_for(const RequestInfo& info, const MockOptions& options, const Fault* fault) {
-  Usage u{std::max<std::int64_t>(1, (info.prompt_chars + 3) / 4), words(options.reply_text),
+// `answer`: the reply text, or the tool call's arguments.
+Usage usage_for(const RequestInfo& info, std::string_view answer, const Fault* fault) {
+  Usage u{std::max<std::int64_t>(1, (info.prompt_chars + 3) / 4), words(answer),
           info.usage_details};
   if (fault != nullptr && fault->prompt_tokens) u.prompt = *fault->prompt_tokens;
   if (fault != nullptr && fault->completion_tokens) u.completion = *fault->completion_tokens;
@@ -174,9 +188,13 @@ void append_anthropic_input(std::string& out, Usage u) {
 Planned plan_chat(const RequestInfo& info, const MockOptions& options, const Fault* fault,
                   std::uint64_t counter) {
   Planned p;
-  const Usage usage = usage_for(info, options, fault);
   const bool think = !options.reasoning_text.empty() && !info.thinking_disabled;
   const bool refuse = info.refusal;
+  // A refusal wins over a tool call: the marker is the test's explicit ask.
+  const std::optional<ToolCallReply> call = refuse ? std::nullopt : tool_call_reply(info, counter);
+  const std::string text = call ? std::string() : reply_text(info, options);
+  const Usage usage = usage_for(info, call ? call->arguments : text, fault);
+  const std::string_view finish = call ? "tool_calls" : "stop";
   std::string head = R"({"id":"chatcmpl-mock-)" + std::to_string(counter) +
                      R"(","request_id":"req-mock-)" + std::to_string(counter) + R"(","object":)";
   std::string tail = R"(,"created":)" + std::to_string(unix_now()) + R"(,"model":)";
@@ -184,7 +202,7 @@ Planned plan_chat(const RequestInfo& info, const MockOptions& options, const Fau
   if (!info.stream) {
     p.headers.emplace_back("Content-Type", "application/json");
     std::string& b = p.body;
-    b.reserve(256 + options.reply_text.size() + options.reasoning_text.size());
+    b.reserve(256 + text.size() + options.reasoning_text.size());
     b += head;
     b += R"("chat.completion")";
     b += tail;
@@ -192,14 +210,25 @@ Planned plan_chat(const RequestInfo& info, const MockOptions& options, const Fau
     if (refuse) {
       b += R"(null,"refusal":)";
       append_json_string(b, kRefusalText);
+    } else if (call) {
+      // OpenAI chat completions reference: a tool-call turn has content null.
+      b += R"(null,"tool_calls":[{"id":)";
+      append_json_string(b, call->id);
+      b += R"(,"type":"function","function":{"name":)";
+      append_json_string(b, call->name);
+      b += R"(,"arguments":)";
+      append_json_string(b, call->arguments);
+      b += "}}]";
     } else {
-      append_json_string(b, options.reply_text);
+      append_json_string(b, text);
     }
     if (think) {
       b += R"(,"reasoning_content":)";
       append_json_string(b, options.reasoning_text);
     }
-    b += R"(},"finish_reason":"stop"}],)";
+    b += R"(},"finish_reason":")";
+    b += finish;
+    b += R"("}],)";
     append_openai_usage(b, usage);
     if (info.web_search) {
       b += R"(,"web_search":)";
@@ -212,13 +241,16 @@ Planned plan_chat(const RequestInfo& info, const MockOptions& options, const Fau
   p.headers.emplace_back("Content-Type", "text/event-stream");
   p.headers.emplace_back("Cache-Control", "no-cache");
   const std::string prefix = head + R"("chat.completion.chunk")" + tail + R"(,"choices":[)";
-  auto delta = [&](std::string_view field, std::string_view text) {
-    std::string d = prefix + R"({"index":0,"delta":{")";
+  auto chunk = [&](std::string_view delta_members) {
+    p.events.push_back(sse(prefix + R"({"index":0,"delta":{)" + std::string(delta_members) +
+                           R"(},"finish_reason":null}]})"));
+  };
+  auto delta = [&](std::string_view field, std::string_view piece) {
+    std::string d = "\"";
     d += field;
-    d += R"(":)";
-    append_json_string(d, text);
-    d += R"(},"finish_reason":null}]})";
-    p.events.push_back(sse(d));
+    d += "\":";
+    append_json_string(d, piece);
+    chunk(d);
   };
   // Z.AI sends the web_search results in the first chunk.
   p.events.push_back(sse(
@@ -230,11 +262,30 @@ Planned plan_chat(const RequestInfo& info, const MockOptions& options, const Fau
       delta("reasoning_content", piece);
     }
   }
-  for (std::string_view piece :
-       cut(refuse ? kRefusalText : std::string_view(options.reply_text), options.stream_chunks)) {
-    delta(refuse ? "refusal" : "content", piece);
+  if (call) {
+    // OpenAI streaming tool calls: id, type and name first with empty arguments, then the
+    // arguments string in pieces, each naming the call by its index.
+    std::string first = R"("tool_calls":[{"index":0,"id":)";
+    append_json_string(first, call->id);
+    first += R"(,"type":"function","function":{"name":)";
+    append_json_string(first, call->name);
+    first += R"(,"arguments":""}}])";
+    chunk(first);
+    for (std::string_view piece :
+         cut(call->arguments, std::max<std::size_t>(2, options.stream_chunks))) {
+      std::string d = R"("tool_calls":[{"index":0,"function":{"arguments":)";
+      append_json_string(d, piece);
+      d += "}}]";
+      chunk(d);
+    }
+  } else {
+    for (std::string_view piece :
+         cut(refuse ? kRefusalText : std::string_view(text), options.stream_chunks)) {
+      delta(refuse ? "refusal" : "content", piece);
+    }
   }
-  p.events.push_back(sse(prefix + R"({"index":0,"delta":{},"finish_reason":"stop"}]})"));
+  p.events.push_back(
+      sse(prefix + R"({"index":0,"delta":{},"finish_reason":")" + std::string(finish) + R"("}]})"));
   if (info.include_usage) {
     std::string u = prefix + "],";
     append_openai_usage(u, usage);
@@ -248,7 +299,13 @@ Planned plan_chat(const RequestInfo& info, const MockOptions& options, const Fau
 Planned plan_messages(const RequestInfo& info, const MockOptions& options, const Fault* fault,
                       std::uint64_t counter) {
   Planned p;
-  const Usage usage = usage_for(info, options, fault);
+  const std::optional<ToolCallReply> call =
+      info.refusal ? std::nullopt : tool_call_reply(info, counter);
+  const std::string text = call ? std::string() : reply_text(info, options);
+  const Usage usage = usage_for(info, call ? call->arguments : text, fault);
+  const std::string_view stop_reason = info.refusal ? R"("refusal")"
+                                       : call       ? R"("tool_use")"
+                                                    : R"("end_turn")";
   const std::string_view thinking = anthropic_thinking_text(info, options);
   const std::string id = "msg_mock_" + std::to_string(counter);
   std::string model;
@@ -262,13 +319,21 @@ Planned plan_messages(const RequestInfo& info, const MockOptions& options, const
     // A refusal (stop_reason "refusal") comes without the reply text.
     if (info.refusal) {
       if (b.back() == ',') b.pop_back();
+    } else if (call) {
+      b += R"({"type":"tool_use","id":)";
+      append_json_string(b, call->id);
+      b += R"(,"name":)";
+      append_json_string(b, call->name);
+      b += R"(,"input":)";
+      b += call->arguments;
+      b += '}';
     } else {
       b += R"({"type":"text","text":)";
-      append_json_string(b, options.reply_text);
+      append_json_string(b, text);
       b += '}';
     }
     b += R"(],"stop_reason":)";
-    b += info.refusal ? R"("refusal")" : R"("end_turn")";
+    b += stop_reason;
     b += R"(,"stop_sequence":null,"usage":{)";
     append_anthropic_input(b, usage);
     b += R"(,"output_tokens":)";
@@ -286,15 +351,16 @@ Planned plan_messages(const RequestInfo& info, const MockOptions& options, const
                                R"("usage":{)" +
                                anthropic_input(usage) + R"(,"output_tokens":1}}})"));
   int index = 0;
-  auto block = [&](std::string_view type, std::string_view delta_type, std::string_view field,
-                   std::string_view text) {
+  // One content block: `start_block` its content_block_start JSON, then a delta of
+  // `delta_type` carrying `field` per piece.
+  auto block = [&](const std::string& start_block, std::string_view delta_type,
+                   std::string_view field, const std::vector<std::string_view>& pieces) {
     const std::string idx = std::to_string(index);
-    std::string start = R"({"type":"content_block_start","index":)" + idx +
-                        R"(,"content_block":{"type":")" + std::string(type) + R"(",")" +
-                        std::string(field) + R"(":""}})";
-    p.events.push_back(sse("content_block_start", start));
+    p.events.push_back(sse("content_block_start", R"({"type":"content_block_start","index":)" +
+                                                      idx + R"(,"content_block":)" + start_block +
+                                                      "}"));
     if (index == 0) p.events.push_back(sse("ping", R"({"type": "ping"})"));
-    for (std::string_view piece : cut(text, options.stream_chunks)) {
+    for (std::string_view piece : pieces) {
       std::string d = R"({"type":"content_block_delta","index":)" + idx + R"(,"delta":{"type":")" +
                       std::string(delta_type) + R"(",")" + std::string(field) + R"(":)";
       append_json_string(d, piece);
@@ -309,10 +375,22 @@ Planned plan_messages(const RequestInfo& info, const MockOptions& options, const
            index, thinking, cut(thinking, options.stream_chunks), info.redacted_thinking)) {
     p.events.push_back(sse(event, data));
   }
-  if (!info.refusal) block("text", "text_delta", "text", options.reply_text);
+  if (call) {
+    // Anthropic "Streaming Messages": a tool_use block starts with an empty input, which
+    // arrives as input_json_delta pieces of partial JSON.
+    std::string start = R"({"type":"tool_use","id":)";
+    append_json_string(start, call->id);
+    start += R"(,"name":)";
+    append_json_string(start, call->name);
+    start += R"(,"input":{}})";
+    block(start, "input_json_delta", "partial_json",
+          cut(call->arguments, std::max<std::size_t>(2, options.stream_chunks)));
+  } else if (!info.refusal) {
+    block(R"({"type":"text","text":""})", "text_delta", "text", cut(text, options.stream_chunks));
+  }
   p.events.push_back(
       sse("message_delta", std::string(R"({"type":"message_delta","delta":{"stop_reason":)") +
-                               (info.refusal ? R"("refusal")" : R"("end_turn")") +
+                               std::string(stop_reason) +
                                R"(,"stop_sequence":null},"usage":{"output_tokens":)" +
                                std::to_string(usage.completion) + "}}"));
   p.events.push_back(sse("message_stop", R"({"type":"message_stop"})"));
@@ -458,14 +536,29 @@ std::string parse_request(std::string& body, RequestInfo& info) {
       for (auto m : messages) {
         simdjson::ondemand::object message;
         if (m.get_object().get(message)) return "each message must be an object";
-        simdjson::ondemand::value content;
-        if (!message.find_field_unordered("content").get(content)) {
-          info.prompt_chars += count_text(content, info);
+        MessageScan scan;
+        for (auto member : message) {
+          std::string_view name;
+          simdjson::ondemand::value member_value;
+          if (member.unescaped_key().get(name) || member.value().get(member_value)) {
+            return "request body is not valid JSON";
+          }
+          if (name == "role") {
+            std::string_view role;
+            if (!member_value.get_string().get(role)) scan.role = role;
+          } else if (name == "content") {
+            info.prompt_chars += count_text(member_value, info, &scan);
+          }
         }
+        finish_message(scan, info);
         ++info.message_index;
       }
     } else if (key == "system") {
-      info.prompt_chars += count_text(value, info);
+      info.prompt_chars += count_text(value, info, nullptr);
+    } else if (key == "tools") {
+      parse_tools(value, info);
+    } else if (key == "tool_choice") {
+      parse_tool_choice(value, info);
     } else if (key == "input") {
       json_type type;
       if (value.type().get(type)) return "\"input\" is not valid JSON";
@@ -494,16 +587,21 @@ Planned plan_response(const RequestInfo& info, const MockOptions& options, const
   switch (info.api) {
     case Api::Chat:
       return plan_chat(info, options, fault, counter);
-    case Api::Messages:
-      if (!info.thinking_error.empty()) {
-        // Anthropic refuses a thinking block sent back altered.
+    case Api::Messages: {
+      // Anthropic refuses a thinking block sent back altered, and with thinking on an
+      // assistant tool_use turn that does not open with its thinking block.
+      const std::string& refused = !info.thinking_error.empty() || !info.thinking_enabled
+                                       ? info.thinking_error
+                                       : info.tool_use_order_error;
+      if (!refused.empty()) {
         Planned p;
         p.status = 400;
         p.headers.emplace_back("Content-Type", "application/json");
-        p.body = error_body(Api::Messages, 400, info.thinking_error);
+        p.body = error_body(Api::Messages, 400, refused);
         return p;
       }
       return plan_messages(info, options, fault, counter);
+    }
     case Api::Embeddings:
       return plan_embeddings(info, fault);
     case Api::Models:

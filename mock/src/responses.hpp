@@ -3,6 +3,7 @@
 // What the mock answers, before faults and framing: the bodies of the normal OpenAI and
 // Anthropic responses, as one JSON document or a list of SSE events.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -31,6 +32,19 @@ struct RequestInfo {
   bool redacted_thinking = false;  ///< "[mock:redacted_thinking]": a redacted_thinking block
   std::size_t message_index = 0;   ///< the message being parsed
   std::string thinking_error;      ///< a thinking block sent back was altered: 400 with this
+  /// An assistant tool_use turn without its thinking block: 400 with this when thinking is on.
+  std::string tool_use_order_error;
+  // Tool calls and content parts (tools.hpp):
+  struct Tool {
+    std::string name;
+    std::string arguments;  ///< the mock's arguments for its schema, a JSON object
+  };
+  std::vector<Tool> tools;
+  bool tool_choice_none = false;
+  std::string tool_choice_name;      ///< the tool tool_choice names, "" when it names none
+  bool last_is_tool_result = false;  ///< the last message is a tool result
+  std::string tool_result_text;      ///< ... and this its content
+  std::string media_suffix;          ///< " [image: ...]" ... of the user messages' parts
   std::int64_t prompt_chars = 0;
   std::vector<std::string> embedding_inputs;
 };

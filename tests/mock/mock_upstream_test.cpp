@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "support/raw_http.hpp"
+#include "support/sse_scan.hpp"
 #include "support/tls_files.hpp"
 
 using glmproxy::mock::Fault;
@@ -15,6 +16,9 @@ using glmproxy::mock::MockOptions;
 using glmproxy::mock::MockUpstream;
 using glmproxy::test::RawClient;
 using glmproxy::test::RawResponse;
+using test_support::parse;
+using test_support::sse_data;
+using test_support::sse_event_names;
 using namespace std::chrono_literals;
 
 namespace {
@@ -33,37 +37,6 @@ std::unique_ptr<MockUpstream> start(MockOptions options = {}) {
   INFO(error);
   REQUIRE(server != nullptr);
   return server;
-}
-
-// The data payloads of every SSE event in `body` (test-only; the library has a real parser).
-std::vector<std::string> sse_data(const std::string& body) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while ((pos = body.find("data: ", pos)) != std::string::npos) {
-    std::size_t end = body.find('\n', pos);
-    out.push_back(body.substr(pos + 6, end - pos - 6));
-    pos = end;
-  }
-  return out;
-}
-
-std::vector<std::string> sse_event_names(const std::string& body) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while ((pos = body.find("event: ", pos)) != std::string::npos) {
-    std::size_t end = body.find('\n', pos);
-    out.push_back(body.substr(pos + 7, end - pos - 7));
-    pos = end;
-  }
-  return out;
-}
-
-simdjson::dom::element parse(simdjson::dom::parser& parser, const std::string& json) {
-  simdjson::dom::element doc;
-  auto err = parser.parse(json).get(doc);
-  INFO(json);
-  REQUIRE(err == simdjson::SUCCESS);
-  return doc;
 }
 
 }  // namespace
