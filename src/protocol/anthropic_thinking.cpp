@@ -121,6 +121,9 @@ Result<bool> parse_thinking_block(simdjson::dom::object block, std::string_view 
   if (type == "redacted_thinking") {
     auto data = optional_string(block, "data", path + ".data");
     if (!data) return std::move(data).error();
+    // Without its data the block could not be sent back (validate_thinking_blocks refuses it):
+    // refused here, where the fault is.
+    if (data->empty()) return bad_response(path + ".data is missing or empty");
     ThinkingBlock& b = response.thinking_blocks.emplace_back();
     b.type = ThinkingBlock::Type::Redacted;
     b.data = *data;

@@ -192,11 +192,9 @@ bool ChatStream::emit(StreamEvent::Type type) {
   }
   if (!go_on) cancelled_ = true;
   if (recording_) {
-    // A recorded event keeps a copy of everything it carries.
-    if (!grow(sizeof(StreamEvent) + event_.text.size() + event_.tool_call_id.size() +
-              event_.tool_name.size())) {
-      return false;
-    }
+    // A recorded event keeps a copy of everything it carries (a ToolCall's id and name were
+    // counted by emit_tool, for every event).
+    if (!grow(sizeof(StreamEvent) + event_.text.size())) return false;
     recorded_.push_back(event_);
   }
   return go_on;
@@ -215,6 +213,10 @@ bool ChatStream::emit_text(StreamEvent::Type type, std::string_view text) {
 
 bool ChatStream::emit_tool(std::size_t slot, std::string_view fragment) {
   const ToolCall& call = tool_calls_[slot];
+  // Each ToolCall event carries its own copy of the call's id and name, and a consumer slower
+  // than the upstream keeps every copy queued (EventChannel): they count per event, or one large
+  // name followed by many empty pieces would be multiplied past the cap.
+  if (!grow(call.id.size() + call.name.size())) return false;
   event_.tool_index = static_cast<int>(slot);
   event_.tool_call_id.assign(call.id);
   event_.tool_name.assign(call.name);

@@ -49,6 +49,21 @@ std::optional<std::int64_t> count(object o, std::string_view key) noexcept {
   return std::nullopt;
 }
 
+// The `index` member of a tool-call delta or a content-block event: absent or null is 0 (a
+// server streaming one call may leave it out), any other non-integer (a float, a string, a
+// number past INT64_MAX) is BadResponse naming `path`: read as 0, it would join another call's
+// or block's pieces without a word.
+Result<std::int64_t> index_of(object o, std::string_view path) {
+  auto index = optional_int(o, "index", path);
+  if (!index) return std::move(index).error();
+  return index->value_or(0);
+}
+
+// `e` (about a member of stream event `n`) saying which event.
+Error in_event(std::uint64_t n, const Error& e) {
+  return make_error(e.code, fmt::format("stream event {}: {}", n, e.message));
+}
+
 std::optional<object> obj(object o, std::string_view key) noexcept {
   object out;
   if (o[key].get_object().get(out)) return std::nullopt;
@@ -159,7 +174,9 @@ bool ChatStream::openai_event(const SseEvent& event) {
           for (element tc : *calls) {
             object call;
             if (tc.get_object().get(call)) continue;
-            const std::int64_t index = integer(call, "index").value_or(0);
+            const auto indexed = index_of(call, "tool_calls index");
+            if (!indexed) return fail(in_event(events_, indexed.error()));
+            const std::int64_t index = *indexed;
             if (index < 0 || index > 1024) {
               return fail(
                   make_error(ErrorCode::BadResponse,
@@ -252,7 +269,9 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
     }
     if (!grow(sizeof(Block))) return false;
     Block block;
-    block.index = integer(root, "index").value_or(0);
+    const auto index = index_of(root, "content block index");
+    if (!index) return fail(in_event(events_, index.error()));
+    block.index = *index;
     if (auto content = obj(root, "content_block")) {
       const std::string_view kind = str(*content, "type");
       if (kind == "tool_use" || kind == "server_tool_use") {
@@ -269,8 +288,18 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
       if (kind == "thinking") {
         return start_thinking(block, kind, str(*content, "thinking"), str(*content, "signature"));
       }
-      if (kind == "redacted_thinking")
-        return start_thinking(block, kind, {}, str(*content, "data"));
+      if (kind == "redacted_thinking") {
+        // Without its data the block could not be sent back (validate_thinking_blocks refuses
+        // it): refused here, where the fault is.
+        const std::string_view data = str(*content, "data");
+        if (data.empty()) {
+          return fail(make_error(ErrorCode::BadResponse,
+                                 fmt::format("stream event {}: redacted_thinking block {} has no "
+                                             "data (a non-empty string)",
+                                             events_, block.index)));
+        }
+        return start_thinking(block, kind, {}, data);
+      }
       blocks_.push_back(block);
       if (kind == "text") {
         if (auto text = str(*content, "text"); !text.empty()) {
@@ -284,19 +313,21 @@ bool ChatStream::anthropic_event(const SseEvent& event) {
     auto delta = obj(root, "delta");
     if (!delta) return true;
     const std::string_view kind = str(*delta, "type");
+    const auto indexed = index_of(root, "content block index");
+    if (!indexed) return fail(in_event(events_, indexed.error()));
+    const std::int64_t index = *indexed;
     if (kind == "text_delta") {
       const std::string_view text = str(*delta, "text");
       if (text.empty()) return true;
       return add_text(content_, StreamEvent::Type::Text, text);
     }
     if (kind == "thinking_delta") {
-      return add_thinking(integer(root, "index").value_or(0), str(*delta, "thinking"));
+      return add_thinking(index, str(*delta, "thinking"));
     }
     if (kind == "signature_delta") {
-      return add_signature(integer(root, "index").value_or(0), str(*delta, "signature"));
+      return add_signature(index, str(*delta, "signature"));
     }
     if (kind == "input_json_delta") {
-      const std::int64_t index = integer(root, "index").value_or(0);
       std::optional<std::size_t> slot;
       for (const Block& b : blocks_) {
         if (b.index == index && b.is_tool) slot = b.tool;
