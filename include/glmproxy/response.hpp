@@ -102,7 +102,8 @@ struct StreamEvent {
     Text,       ///< `text`: the next piece of the reply
     Reasoning,  ///< `text`: the next piece of GLM reasoning_content / Anthropic thinking
     ToolCall,   ///< a tool-call fragment: `tool_index`, `tool_call_id` and `tool_name` (on
-                ///< the call's first fragment), `text` = the next piece of its JSON arguments
+                ///< every fragment, once the upstream has sent them), `text` = the next piece
+                ///< of its JSON arguments
     Finish,     ///< `text`: the finish reason as the upstream said it ("stop", "end_turn", ...)
     Usage,      ///< `usage`: token counts, cached / reasoning / cache-write details included
                 ///< (OpenAI: the include_usage chunk; Anthropic: the input and cache counts of
