@@ -160,7 +160,10 @@ TEST_CASE("docs: the total timeout's message starts with 'total timeout', across
     config.timeouts.total = 400ms;
     auto client = make_client(config);
     Fault silent;
-    silent.path_contains = "/chat/completions";  // nothing else may take it
+    // Only this client's path: tests run side by side, and a client of another test aimed at
+    // a closed_port() (".../v4/chat/completions", retrying) reaches this mock when it was given
+    // that port, and would take a fault matching any path.
+    silent.path_contains = "/api/paas/v4/chat/completions";
     silent.delay_before_headers = 5s;
     server->add_fault(silent);
     const auto start = Clock::now();
